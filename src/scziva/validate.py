@@ -1,0 +1,89 @@
+"""Checks on count matrices given by users.
+
+One function, :func:`check_counts`, turns whatever the user passed (numpy array, scipy
+sparse matrix, pandas DataFrame, list of lists) into a float32 matrix of non-negative
+integer counts, or raises :class:`scziva.errors.InputError` with a sentence that names
+what is wrong and where. Non-integer values are rounded with a warning, as the scZiva
+authors' own scripts do (``np.round(X).clip(min=0)``), so RPKM-like inputs still work.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+
+from .errors import InputError
+
+
+class RoundedInputWarning(UserWarning):
+    """Non-integer values were rounded to the nearest integer count."""
+
+
+def _values(X):
+    """The array of stored values (the non-zeros for sparse input)."""
+    return X.data if sp.issparse(X) else X
+
+
+def check_counts(X, what: str = "input matrix", *, allow_round: bool = True):
+    """Validate a cells x genes count matrix.
+
+    Returns ``(M, notes)``: ``M`` a float32 ``np.ndarray`` or ``scipy.sparse.csr_matrix``
+    (sparse input stays sparse, never densified), ``notes`` a list of str describing what
+    was changed (for example rounding).
+    """
+    notes: list[str] = []
+    if X is None:
+        raise InputError(f"{what}: no data (got None)")
+    if hasattr(X, "to_numpy") and not sp.issparse(X):  # pandas DataFrame
+        try:
+            X = X.to_numpy(dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{what}: contains non-numeric values ({exc})") from None
+    if sp.issparse(X):
+        M = sp.csr_matrix(X)
+        if M.dtype.kind not in "biuf":
+            raise InputError(f"{what}: sparse matrix of dtype {M.dtype} is not numeric")
+        M = M.astype(np.float32, copy=True)
+        M.sum_duplicates()
+    else:
+        try:
+            arr = np.asarray(X)
+        except Exception as exc:  # ragged lists and the like
+            raise InputError(f"{what}: cannot be read as a matrix ({exc})") from None
+        if arr.dtype.kind not in "biuf":
+            try:
+                arr = arr.astype(np.float64)
+            except (TypeError, ValueError):
+                raise InputError(f"{what}: contains non-numeric values") from None
+        M = np.array(arr, dtype=np.float32, copy=True)
+    if M.ndim != 2:
+        raise InputError(f"{what}: expected a 2-D cells x genes matrix, got {M.ndim} dimension(s)")
+    n_cells, n_genes = M.shape
+    if n_cells == 0 or n_genes == 0:
+        raise InputError(f"{what}: empty matrix ({n_cells} cells x {n_genes} genes)")
+    vals = _values(M)
+    if vals.size:
+        if not np.all(np.isfinite(vals)):
+            n_nan = int(np.isnan(vals).sum())
+            n_inf = int(np.isinf(vals).sum())
+            raise InputError(f"{what}: contains {n_nan} NaN and {n_inf} infinite value(s); counts must be finite")
+        n_neg = int((vals < 0).sum())
+        if n_neg:
+            raise InputError(f"{what}: contains {n_neg} negative value(s); counts must be >= 0")
+        rounded = np.rint(vals)
+        n_frac = int((rounded != vals).sum())
+        if n_frac:
+            if not allow_round:
+                raise InputError(f"{what}: contains {n_frac} non-integer value(s); counts must be integers")
+            msg = (f"{what}: {n_frac} non-integer value(s) rounded to the nearest integer "
+                   "(count likelihoods need integers)")
+            warnings.warn(msg, RoundedInputWarning, stacklevel=2)
+            notes.append(msg)
+            if sp.issparse(M):
+                M.data = rounded.astype(np.float32)
+                M.eliminate_zeros()
+            else:
+                M = rounded.astype(np.float32)
+    return M, notes
