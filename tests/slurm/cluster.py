@@ -11,8 +11,8 @@ The packages come from Debian (``.ci/install-slurm.sh``). Daemons run as root, a
 
 By hand::
 
-    python tests/slurm_cluster.py start /tmp/slurm   # prints the `export SLURM_CONF=...` line
-    python tests/slurm_cluster.py stop  /tmp/slurm
+    python tests/slurm/cluster.py start /tmp/slurm   # prints the `export SLURM_CONF=...` line
+    python tests/slurm/cluster.py stop  /tmp/slurm
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 
 PARTITION = "debug"
 DAEMONS = ("munged", "slurmctld", "slurmd")
-CLIENTS = ("sinfo", "sbatch", "squeue", "scancel")
+CLIENTS = ("sinfo", "sbatch", "squeue", "scancel", "srun", "scontrol")
 
 
 def unavailable_reason() -> str | None:
@@ -91,7 +91,7 @@ class SlurmCluster:
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["SLURM_CONF"] = str(self.conf)
-        env["PATH"] = _path()
+        env["PATH"] = f"{self.root / 'bin'}:{_path()}"
         return env
 
     def run(self, *args: str, check: bool = True, timeout: float = 30) -> str:
@@ -105,7 +105,7 @@ class SlurmCluster:
     # -- configuration ---------------------------------------------------------------
     def write_config(self) -> None:
         cpus, mem_mb = _machine()
-        for sub in ("etc", "munge", "state", "spool", "log", "run"):
+        for sub in ("etc", "munge", "state", "spool", "log", "run", "bin"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         os.chmod(self.root / "munge", 0o700)
         key = self.root / "munge" / "munge.key"
@@ -115,7 +115,7 @@ class SlurmCluster:
         r = self.root
         self.ctld_port, self.slurmd_port = _free_port(), _free_port()
         lines = [
-            "# written by tests/slurm_cluster.py: a one-node test cluster",
+            "# written by tests/slurm/cluster.py: a one-node test cluster",
             "ClusterName=scziva-test",
             f"SlurmctldHost={self.node}(127.0.0.1)",
             f"SlurmctldPort={self.ctld_port}",
@@ -154,6 +154,16 @@ class SlurmCluster:
             f"PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE State=UP",
         ]
         self.conf.write_text("\n".join(lines) + "\n")
+        # Inside a job, snakemake's slurm-jobstep executor starts the rule with `srun`
+        # after removing every SLURM_* variable (SLURM_CONF included), so srun would look
+        # for /etc/slurm/slurm.conf, which a real cluster has and this one does not.
+        # A shim first on PATH puts SLURM_CONF back for srun only.
+        srun = shutil.which("srun", path=_path())
+        if srun:
+            shim = self.root / "bin" / "srun"
+            shim.write_text(f'#!/bin/sh\nSLURM_CONF="${{SLURM_CONF:-{self.conf}}}" '
+                            f'exec {srun} "$@"\n')
+            shim.chmod(0o755)
         # slurmd reads cgroup.conf beside slurm.conf when present; none of the cgroup
         # plugins is used here (proctrack/linuxproc, task/none).
 
@@ -271,7 +281,7 @@ def _terminate(pid: int, proc: subprocess.Popen | None, grace: float = 10.0) -> 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] not in ("start", "stop"):
-        print("usage: python tests/slurm_cluster.py start|stop DIR", file=sys.stderr)
+        print("usage: python tests/slurm/cluster.py start|stop DIR", file=sys.stderr)
         return 2
     cluster = SlurmCluster(argv[1])
     if argv[0] == "start":
