@@ -1,0 +1,408 @@
+"""Splatter-style simulation of single-cell RNA-seq counts, with logistic dropout.
+
+Written from the description of the Splat model in Zappia, Phipson & Oshlack (2017),
+"Splatter: simulation of single-cell RNA sequencing data", Genome Biology 18:174.
+No R is needed. The steps (cells x genes throughout):
+
+1. gene means ``m_j ~ Gamma(shape=mean_shape, rate=mean_rate)``; with probability
+   ``out_prob`` a gene is an expression outlier and its mean becomes
+   ``median(m) * LogNormal(out_loc, out_scale)``;
+2. library sizes ``L_i ~ LogNormal(lib_loc, lib_scale)``;
+3. groups: each cell gets a group (``group_probs``); in each group a gene is
+   differentially expressed with probability ``de_prob``, with a factor
+   ``LogNormal(de_loc, de_scale)`` that is inverted (down-regulation) with probability
+   ``de_down_prob``; in ``path=True`` mode the groups are consecutive steps of one
+   linear trajectory and the factors are interpolated along a pseudotime;
+4. cell means: the group's gene means turned into proportions and scaled by ``L_i``;
+5. biological coefficient of variation: ``bcv_ij = (bcv_common + 1/sqrt(mean_ij)) *
+   sqrt(bcv_df / chi2_j(bcv_df))`` (a scaled inverse chi-square per gene), and the
+   trended means ``Gamma(shape=1/bcv^2, scale=mean*bcv^2)``;
+6. true counts ``Poisson(trended mean)`` -> ``layers["truth"]``;
+7. dropout (optional): an entry is dropped with probability
+   ``1 / (1 + exp(-shape * (log(mean) - midpoint)))``; the midpoint is solved (Brent's
+   method on the expected share) so that the requested share of the true non-zero
+   entries is dropped.
+
+Only ``numpy.random.Generator(seed)`` draws random numbers, so a seed gives the same
+dataset bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy import optimize, stats
+
+from scziva.errors import InputError
+
+__all__ = ["splat", "estimate_params", "add_dropout", "solve_midpoint"]
+
+# keys of estimate_params() -- all of them are keyword arguments of splat()
+PARAM_KEYS = ("mean_shape", "mean_rate", "lib_loc", "lib_scale", "out_prob", "out_loc",
+              "out_scale", "bcv_common")
+
+
+# ----------------------------------------------------------------------------- dropout
+
+def _expected_share(log_means: np.ndarray, shape: float, midpoint: float) -> float:
+    """Mean dropout probability of entries with these log means."""
+    # 1/(1+exp(-shape*(x-mid))) == expit(shape*(x-mid)), computed stably by scipy
+    from scipy.special import expit
+    return float(np.mean(expit(shape * (log_means - midpoint))))
+
+
+def solve_midpoint(log_means, share: float, shape: float = -1.0) -> float:
+    """Logistic midpoint such that the mean dropout probability of ``log_means`` is ``share``.
+
+    ``log_means`` are the log expected counts of the entries that may be dropped (the
+    non-zero entries of the truth). The expected share is monotone in the midpoint, so
+    Brent's method on a bracket that certainly holds the root finds it.
+    """
+    share = float(share)
+    lm = np.asarray(log_means, dtype=np.float64).ravel()
+    if lm.size == 0:
+        return float("nan")
+    if not (0.0 < share < 1.0):
+        raise InputError(f"dropout share must be strictly between 0 and 1, got {share}")
+    if shape == 0 or not np.isfinite(shape):
+        raise InputError(f"dropout shape must be a non-zero finite number, got {shape}")
+    # with many entries the exact mean is well approximated on a fixed random subset
+    if lm.size > 400_000:
+        lm = np.random.default_rng(12345).choice(lm, 400_000, replace=False)
+    lo = float(lm.min()) - 60.0 / abs(shape)
+    hi = float(lm.max()) + 60.0 / abs(shape)
+    return float(optimize.brentq(lambda m: _expected_share(lm, shape, m) - share, lo, hi,
+                                 xtol=1e-6))
+
+
+def _drop_nonzeros(log_means: np.ndarray, share: float, shape: float, rng: np.random.Generator):
+    """Boolean 'dropped' for each entry (given their log means) and the solved midpoint."""
+    from scipy.special import expit
+    mid = solve_midpoint(log_means, share, shape)
+    if not np.isfinite(mid):
+        return np.zeros(len(log_means), dtype=bool), mid
+    p = expit(shape * (log_means - mid))
+    return rng.random(len(log_means)) < p, mid
+
+
+def _check_share(share, what="dropout share"):
+    try:
+        s = float(share)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a number in (0, 1), got {share!r}") from None
+    if not (0.0 < s < 1.0):
+        raise InputError(f"{what} must be strictly between 0 and 1, got {share!r}")
+    return s
+
+
+def add_dropout(counts, share: float, shape: float = -1.0, seed: int = 0, means=None):
+    """Drop a share of the non-zero entries of ``counts`` with the logistic dropout model.
+
+    The expected count of entry (i, j) is estimated from the counts themselves as
+    ``libsize_i * genesum_j / total`` (unless ``means`` gives it, same shape), the
+    logistic midpoint is solved so that a share ``share`` of the non-zero entries is
+    expected to drop, and each non-zero entry is dropped with its probability.
+    Sparse input is handled on its stored values only (never densified).
+
+    Returns ``(dropped_counts, mask)``: same type and dtype as ``counts`` (CSR for sparse
+    input); ``mask`` is boolean, True where a non-zero entry was set to zero.
+    """
+    share = _check_share(share)
+    rng = np.random.default_rng(seed)
+    if sp.issparse(counts):
+        X = sp.csr_matrix(counts, copy=True)
+        X.sum_duplicates()
+        X.eliminate_zeros()
+        if X.data.size and X.data.min() < 0:
+            raise InputError("add_dropout: counts contain negative values")
+        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+        cols = X.indices
+        vals = X.data
+    else:
+        X = np.array(counts, copy=True)
+        if X.ndim != 2:
+            raise InputError(f"add_dropout: expected a 2-D cells x genes matrix, got {X.ndim} dimension(s)")
+        if X.size and X.min() < 0:
+            raise InputError("add_dropout: counts contain negative values")
+        rows, cols = np.nonzero(X)
+        vals = X[rows, cols]
+    if means is None:
+        lib = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
+        gsum = np.asarray(X.sum(axis=0)).ravel().astype(np.float64)
+        total = lib.sum()
+        log_mu = np.log(lib[rows]) + np.log(gsum[cols]) - np.log(max(total, 1e-300))
+    else:
+        M = means
+        if sp.issparse(M):
+            M = M.tocsr()
+            mu = np.asarray(M[rows, cols]).ravel()
+        else:
+            M = np.asarray(M)
+            if M.shape != X.shape:
+                raise InputError(f"add_dropout: means of shape {M.shape} do not match counts {X.shape}")
+            mu = M[rows, cols]
+        log_mu = np.log(np.maximum(mu.astype(np.float64), 1e-12))
+    drop, _ = _drop_nonzeros(log_mu, share, shape, rng)
+    if sp.issparse(counts):
+        mask = sp.csr_matrix((drop.copy(), X.indices.copy(), X.indptr.copy()), shape=X.shape, dtype=bool)
+        mask.eliminate_zeros()
+        out = X.copy()
+        out.data = np.where(drop, 0, vals).astype(X.dtype)
+        out.eliminate_zeros()
+        return out, mask
+    mask = np.zeros(X.shape, dtype=bool)
+    mask[rows[drop], cols[drop]] = True
+    X[mask] = 0
+    return X, mask
+
+
+# ----------------------------------------------------------------------------- splat
+
+def _check_pos(name, value, allow_zero=False):
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"splat: {name} must be a number, got {value!r}") from None
+    if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        raise InputError(f"splat: {name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    return v
+
+
+def _check_prob(name, value):
+    v = _check_pos(name, value, allow_zero=True)
+    if v > 1:
+        raise InputError(f"splat: {name} must be a probability in [0, 1], got {value!r}")
+    return v
+
+
+def splat(n_cells: int = 600, n_genes: int = 2000, n_groups: int = 5, group_probs=None,
+          de_prob: float = 0.1, de_down_prob: float = 0.5, de_loc: float = 0.1,
+          de_scale: float = 0.4, mean_shape: float = 0.6, mean_rate: float = 0.3,
+          lib_loc: float = 11, lib_scale: float = 0.2, out_prob: float = 0.05,
+          out_loc: float = 4, out_scale: float = 0.5, bcv_common: float = 0.1,
+          bcv_df: float = 60, dropout_share=None, dropout_shape: float = -1.0,
+          path: bool = False, seed: int = 0, dataset_id: str = "sim"):
+    """Simulate a Splat-style count dataset (AnnData, cells x genes).
+
+    Returns an AnnData following docs/contract.md "Dataset" for simulations:
+    ``layers["counts"]`` (after dropout; ``X`` the same), ``layers["truth"]`` (before
+    dropout), ``layers["mask"]`` (truth > 0 and dropped), ``obs["group"]`` and
+    ``obs["cell_type"]``, ``var["is_de"]``, ``varm["de_factor"]`` (genes x groups),
+    ``uns["group_names"]``, ``uns["sim_params"]``, ``uns["dataset_id"]``; with
+    ``path=True`` also ``obs["pseudotime"]`` (0 to 1 along the trajectory).
+    ``dropout_share=None`` gives no dropout (counts == truth, empty mask).
+    """
+    import anndata as ad
+
+    n_cells = int(n_cells)
+    n_genes = int(n_genes)
+    n_groups = int(n_groups)
+    if n_cells < 1 or n_genes < 1 or n_groups < 1:
+        raise InputError(f"splat: n_cells, n_genes and n_groups must be >= 1, got "
+                         f"{n_cells}, {n_genes}, {n_groups}")
+    if group_probs is None:
+        probs = np.full(n_groups, 1.0 / n_groups)
+    else:
+        probs = np.asarray(group_probs, dtype=np.float64).ravel()
+        if probs.size != n_groups or np.any(probs < 0) or not np.isfinite(probs).all() or probs.sum() <= 0:
+            raise InputError(f"splat: group_probs must be {n_groups} non-negative numbers, got {group_probs!r}")
+        probs = probs / probs.sum()
+    de_prob = _check_prob("de_prob", de_prob)
+    de_down_prob = _check_prob("de_down_prob", de_down_prob)
+    out_prob = _check_prob("out_prob", out_prob)
+    mean_shape = _check_pos("mean_shape", mean_shape)
+    mean_rate = _check_pos("mean_rate", mean_rate)
+    lib_scale = _check_pos("lib_scale", lib_scale, allow_zero=True)
+    de_scale = _check_pos("de_scale", de_scale, allow_zero=True)
+    out_scale = _check_pos("out_scale", out_scale, allow_zero=True)
+    bcv_common = _check_pos("bcv_common", bcv_common, allow_zero=True)
+    bcv_df = _check_pos("bcv_df", bcv_df)
+    if dropout_share is not None:
+        dropout_share = _check_share(dropout_share, "splat: dropout_share")
+        if dropout_shape == 0 or not np.isfinite(dropout_shape):
+            raise InputError(f"splat: dropout_shape must be a non-zero number, got {dropout_shape!r}")
+
+    rng = np.random.default_rng(seed)
+
+    # 1. gene means with outliers
+    base = rng.gamma(mean_shape, 1.0 / mean_rate, size=n_genes)
+    is_out = rng.random(n_genes) < out_prob
+    out_fac = rng.lognormal(out_loc, out_scale, size=n_genes)
+    gene_mean = np.where(is_out, np.median(base) * out_fac, base)
+
+    # 2. library sizes
+    lib = rng.lognormal(lib_loc, lib_scale, size=n_cells)
+
+    # 3. groups and DE factors (genes x groups)
+    group = rng.choice(n_groups, size=n_cells, p=probs)
+    is_de_g = rng.random((n_genes, n_groups)) < de_prob
+    is_down = rng.random((n_genes, n_groups)) < de_down_prob
+    fac = rng.lognormal(de_loc, de_scale, size=(n_genes, n_groups))
+    log_fac = np.where(is_de_g, np.where(is_down, -1.0, 1.0) * np.log(fac), 0.0)
+
+    pseudotime = None
+    if path:
+        # groups are consecutive steps of one trajectory; node k is the end of step k
+        nodes = np.concatenate([np.zeros((n_genes, 1)), np.cumsum(log_fac, axis=1)], axis=1)
+        within = rng.random(n_cells)
+        pseudotime = (group + within) / n_groups
+        # cell log factor: linear interpolation between the nodes of its step
+        cell_log_fac = (nodes[:, group] * (1.0 - within) + nodes[:, group + 1] * within).T
+        de_factor = np.exp(nodes[:, 1:])
+        log_group = cell_log_fac
+    else:
+        de_factor = np.exp(log_fac)
+        log_group = log_fac.T[group]  # cells x genes
+    # 4. cell means: group gene means -> proportions -> times library size
+    cm = gene_mean[None, :] * np.exp(log_group)
+    cm *= (lib / cm.sum(axis=1))[:, None]
+
+    # 5. BCV and gamma-trended means
+    chi = rng.chisquare(bcv_df, size=n_genes)
+    bcv = (bcv_common + 1.0 / np.sqrt(cm)) * np.sqrt(bcv_df / chi)[None, :]
+    b2 = bcv * bcv
+    trended = rng.gamma(1.0 / b2, cm * b2)
+    del b2, bcv
+
+    # 6. true counts
+    truth = rng.poisson(trended).astype(np.float32)
+    truth_csr = sp.csr_matrix(truth)
+    truth_csr.eliminate_zeros()
+    del truth
+
+    # 7. dropout
+    midpoint = None
+    if dropout_share is not None:
+        rows = np.repeat(np.arange(n_cells), np.diff(truth_csr.indptr))
+        log_mu = np.log(np.maximum(trended[rows, truth_csr.indices], 1e-300))
+        drop, midpoint = _drop_nonzeros(log_mu, dropout_share, float(dropout_shape), rng)
+        mask = sp.csr_matrix((drop.copy(), truth_csr.indices.copy(), truth_csr.indptr.copy()),
+                             shape=truth_csr.shape, dtype=bool)
+        mask.eliminate_zeros()
+        counts = truth_csr.copy()
+        counts.data = np.where(drop, 0, counts.data).astype(np.float32)
+        counts.eliminate_zeros()
+    else:
+        mask = sp.csr_matrix((n_cells, n_genes), dtype=bool)
+        counts = truth_csr.copy()
+
+    group_names = [f"Group{k + 1}" for k in range(n_groups)]
+    labels = pd.Categorical.from_codes(group, categories=group_names)
+    obs = pd.DataFrame({"group": labels, "cell_type": labels},
+                       index=[f"Cell{i + 1}" for i in range(n_cells)])
+    if pseudotime is not None:
+        obs["pseudotime"] = pseudotime
+    obs["n_counts"] = np.asarray(counts.sum(axis=1)).ravel()
+    var = pd.DataFrame({"is_de": (de_factor != 1.0).any(axis=1),
+                        "gene_mean": gene_mean, "is_outlier": is_out},
+                       index=[f"Gene{j + 1}" for j in range(n_genes)])
+    params = dict(n_cells=n_cells, n_genes=n_genes, n_groups=n_groups,
+                  group_probs=probs.tolist(), de_prob=de_prob, de_down_prob=de_down_prob,
+                  de_loc=float(de_loc), de_scale=de_scale, mean_shape=mean_shape,
+                  mean_rate=mean_rate, lib_loc=float(lib_loc), lib_scale=lib_scale,
+                  out_prob=out_prob, out_loc=float(out_loc), out_scale=out_scale,
+                  bcv_common=bcv_common, bcv_df=bcv_df,
+                  dropout_share=float("nan") if dropout_share is None else dropout_share,
+                  dropout_shape=float(dropout_shape), path=bool(path), seed=int(seed))
+    if midpoint is not None:
+        params["dropout_midpoint"] = float(midpoint)
+        nnz = truth_csr.nnz
+        params["dropout_share_realised"] = float(mask.nnz / nnz) if nnz else 0.0
+    adata = ad.AnnData(X=counts.copy(), obs=obs, var=var,
+                       layers={"counts": counts, "truth": truth_csr, "mask": mask})
+    adata.varm["de_factor"] = de_factor.astype(np.float64)
+    adata.uns["group_names"] = group_names
+    adata.uns["sim_params"] = params
+    adata.uns["dataset_id"] = str(dataset_id)
+    adata.uns["notes"] = [f"simulated by scziva_bench.simulate.splat (seed {int(seed)})"]
+    return adata
+
+
+# ----------------------------------------------------------------------------- estimation
+
+def _counts_of(adata):
+    if hasattr(adata, "layers"):
+        X = adata.layers["counts"] if "counts" in adata.layers else adata.X
+    else:
+        X = adata
+    if X is None:
+        raise InputError("estimate_params: the dataset has no counts (layers['counts'] or X)")
+    return sp.csr_matrix(X, dtype=np.float64)
+
+
+def estimate_params(adata) -> dict:
+    """Estimate Splat parameters from a real count dataset (AnnData or cells x genes matrix).
+
+    - library size: log-normal by maximum likelihood (mean and sd of the log totals);
+    - gene means: counts scaled to the median library size, gene means; expression
+      outliers are genes whose log mean exceeds median + 2 MAD (normal-consistent) of
+      the log means: their share is ``out_prob`` and the log of their ratio to the
+      median mean gives ``out_loc`` / ``out_scale``; a gamma distribution (location 0,
+      maximum likelihood) fitted to the remaining means gives ``mean_shape`` /
+      ``mean_rate``;
+    - ``bcv_common``: the value for which the Splat mean-variance relation
+      ``var = 2 mu + 2 b mu^1.5 + b^2 mu^2`` (gamma-Poisson with
+      ``bcv = b + 1/sqrt(mu)``) best matches the genes' normalised variances on the log
+      scale.
+
+    The returned dict holds only keyword arguments of :func:`splat`, so
+    ``splat(n_cells=..., **estimate_params(real))`` resembles ``real``.
+    """
+    X = _counts_of(adata)
+    if X.shape[0] < 2 or X.shape[1] < 2:
+        raise InputError(f"estimate_params: need at least 2 cells and 2 genes, got {X.shape}")
+    if X.data.size and X.data.min() < 0:
+        raise InputError("estimate_params: counts contain negative values")
+    lib = np.asarray(X.sum(axis=1)).ravel()
+    lib = lib[lib > 0]
+    if lib.size < 2:
+        raise InputError("estimate_params: fewer than 2 cells have any counts")
+    log_lib = np.log(lib)
+    lib_loc = float(log_lib.mean())
+    lib_scale = float(log_lib.std(ddof=1))
+
+    tot = np.asarray(X.sum(axis=1)).ravel()
+    keep_cells = tot > 0
+    Xc = X[keep_cells]
+    sf = np.median(tot[keep_cells]) / tot[keep_cells]
+    N = sp.diags(sf) @ Xc
+    n = N.shape[0]
+    means = np.asarray(N.mean(axis=0)).ravel()
+    sq = np.asarray(N.multiply(N).mean(axis=0)).ravel()
+    var = np.maximum(sq - means ** 2, 0.0) * n / max(n - 1, 1)
+    pos = means > 0
+    means_p, var_p = means[pos], var[pos]
+    if means_p.size < 2:
+        raise InputError("estimate_params: fewer than 2 genes have any counts")
+
+    lm = np.log(means_p)
+    med = np.median(lm)
+    mad = stats.median_abs_deviation(lm, scale="normal")
+    outs = lm > med + 2.0 * mad
+    out_prob = float(outs.mean())
+    if outs.sum() >= 2:
+        lf = lm[outs] - np.log(np.median(means_p))
+        out_loc, out_scale = float(lf.mean()), float(max(lf.std(ddof=1), 1e-3))
+    else:
+        out_loc, out_scale = 4.0, 0.5
+    inl = means_p[~outs]
+    # winsorise the extremes a little, as Splatter does, before the gamma fit
+    lo, hi = np.quantile(inl, [0.05, 0.95])
+    inl = np.clip(inl, lo, hi)
+    shape, _, scale = stats.gamma.fit(inl, floc=0)
+
+    # BCV: 1-D fit of the Splat mean-variance relation on genes with enough signal
+    ok = (means_p > 0.1) & (var_p > 0)
+    if ok.sum() >= 5:
+        mu, v = means_p[ok], var_p[ok]
+
+        def loss(b):
+            return float(np.mean((np.log(v) - np.log(2 * mu + 2 * b * mu ** 1.5 + b * b * mu * mu)) ** 2))
+        res = optimize.minimize_scalar(loss, bounds=(0.0, 5.0), method="bounded")
+        bcv_common = float(res.x)
+    else:
+        bcv_common = 0.1
+    return dict(mean_shape=float(shape), mean_rate=float(1.0 / scale), lib_loc=lib_loc,
+                lib_scale=lib_scale, out_prob=out_prob, out_loc=out_loc, out_scale=out_scale,
+                bcv_common=bcv_common)
