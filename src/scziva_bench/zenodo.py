@@ -410,7 +410,8 @@ def main(argv=None) -> int:
     ap.add_argument("--include", nargs="*", default=None, help="file names or glob patterns")
     ap.add_argument("--api-url", default=ZENODO_API)
     ap.add_argument("--no-extract", action="store_true")
-    ap.add_argument("--token", default=None, help="access token (restricted or draft records)")
+    ap.add_argument("--token", default=os.environ.get("ZENODO_TOKEN") or None,
+                    help="access token for restricted or draft records (default: $ZENODO_TOKEN)")
     args = ap.parse_args(argv)
     try:
         paths = fetch_record(args.record, args.dest, api_url=args.api_url, include=args.include,
