@@ -357,3 +357,35 @@ def test_shared_yan_is_rounded_with_note(shared_data):
     assert np.all(d == np.round(d)) and np.all(d > 0)
     raw = ad.read_h5ad(p).X
     np.testing.assert_array_equal(a.layers["counts"].toarray(), np.rint(raw.toarray()))
+
+
+def test_log_transformed_input_is_flagged(tmp_path):
+    M = np.log1p(COUNTS * 3.7)
+    p = _write_table(tmp_path / "logged.csv", M, CELLS, GENES)
+    with pytest.warns(UserWarning, match="logged.csv.*log-transformed"):
+        a = io.read_counts(p)
+    assert len(a.uns["notes"]) == 2 and "log-transformed" in a.uns["notes"][1]
+
+
+def test_h5ad_raw_layer(tmp_path):
+    src = ad.AnnData(X=sp.csr_matrix(COUNTS))
+    src.obs_names, src.var_names = CELLS, GENES
+    src.obs["cell_type"] = ["T", "B", "T"]
+    src.raw = src
+    small = src[:, :2].copy()
+    small.X = np.log1p(small.X.toarray())
+    p = tmp_path / "proc.h5ad"
+    small.write_h5ad(p)
+    a = io.read_counts(p, layer="raw")
+    _check_contract(a)
+    assert list(a.obs["cell_type"]) == ["T", "B", "T"]
+    with pytest.raises(InputError, match="proc.h5ad.*no layer 'spliced'"):
+        io.read_counts(p, layer="spliced")
+
+
+def test_csv_with_excel_bom_and_crlf(tmp_path):
+    p = tmp_path / "excel.csv"
+    body = "\r\n".join(["\ufeffcell," + ",".join(GENES)]
+                       + [c + "," + ",".join(f"{v:g}" for v in row) for c, row in zip(CELLS, COUNTS)])
+    p.write_bytes(body.encode("utf-8") + b"\r\n")
+    _check_contract(io.read_counts(p))

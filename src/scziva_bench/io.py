@@ -117,8 +117,8 @@ def _check_file(path: Path, what: str = "file") -> None:
 
 def _open_text(path: Path):
     if path.name.lower().endswith(".gz"):
-        return gzip.open(path, "rt", newline="")
-    return open(path, "rt", newline="")
+        return gzip.open(path, "rt", newline="", encoding="utf-8-sig")
+    return open(path, "rt", newline="", encoding="utf-8-sig")  # -sig: drop an Excel BOM
 
 
 def _few(names, n: int = 3) -> str:
@@ -333,6 +333,11 @@ def _read_h5ad_counts(path: Path, layer: str | None) -> _Raw:
         adata = ad.read_h5ad(path)
     except Exception as exc:
         raise InputError(f"{_display(path)}: not a readable .h5ad file ({type(exc).__name__}: {exc})") from None
+    if layer == "raw":  # scanpy keeps unprocessed counts in .raw (possibly more genes)
+        if adata.raw is None:
+            raise InputError(f"{_display(path)}: layer='raw' was asked for but the file has no .raw")
+        adata = adata.raw.to_adata()
+        layer = None
     if layer is None:
         layer = "counts" if "counts" in adata.layers else None
     if layer is not None and layer not in adata.layers:
@@ -362,12 +367,26 @@ def _to_csr(M) -> sp.csr_matrix:
     return M
 
 
+def _fraction_share(X) -> float:
+    """Share of the non-zero values that are not integers."""
+    vals = np.asarray(X.data if sp.issparse(X) else X, dtype=np.float64).ravel()
+    vals = vals[vals != 0]
+    return float(np.mean(vals != np.rint(vals))) if vals.size else 0.0
+
+
 def _validated(raw: _Raw, path: Path) -> tuple[sp.csr_matrix, list[str]]:
     with warnings.catch_warnings():
         # The note goes into uns["notes"]; the warning would only repeat it.
         warnings.filterwarnings("ignore", message=".*non-integer value.*")
         M, notes = check_counts(raw.X, what=_display(path))
-    return _to_csr(M), list(notes)
+    M = _to_csr(M)
+    if notes and M.nnz and float(M.data.max()) <= 20 and _fraction_share(raw.X) > 0.5:
+        msg = (f"{_display(path)}: most values were non-integer and all <= 20 before rounding; "
+               "they look log-transformed or normalised, not counts (for .h5ad, point "
+               "layer= at the raw counts, e.g. 'counts' or 'raw')")
+        warnings.warn(msg, UserWarning, stacklevel=3)
+        notes = list(notes) + [msg]
+    return M, list(notes)
 
 
 def _align(M: sp.csr_matrix, raw: _Raw, cells: pd.Index, genes: pd.Index, path: Path, ref: Path):
@@ -458,7 +477,7 @@ def read_counts(
         :func:`read_labels`). For ``.h5ad`` input without ``labels_path``,
         ``label_column`` names an ``obs`` column to copy into ``obs["cell_type"]``.
     layer : for ``.h5ad`` input, the layer holding the counts (default ``"counts"``
-        when present, else ``X``).
+        when present, else ``X``; ``"raw"`` reads ``adata.raw``).
     """
     if orientation not in ORIENTATIONS:
         raise InputError(f"orientation must be one of {ORIENTATIONS}, got {orientation!r}")
