@@ -72,8 +72,11 @@ def _machine() -> tuple[int, int]:
                     break
     except OSError:  # pragma: no cover
         pass
-    # keep a margin: slurmd marks a node whose real memory is below the configured one
-    return cpus, max(256, int(mem_mb * 0.8))
+    # Memory is not a consumable here (SelectTypeParameters=CR_Core): it only bounds what
+    # one job may ask for. The profile's default (4000 MB per job) must fit even on a
+    # small CI machine, so the node declares at least 16 GB (SlurmdParameters=
+    # config_overrides keeps slurmd from draining a node that has less).
+    return cpus, max(16000, int(mem_mb * 0.8))
 
 
 class SlurmCluster:
@@ -137,7 +140,7 @@ class SlurmCluster:
             "AccountingStorageType=accounting_storage/none",
             "JobCompType=jobcomp/none",
             "SelectType=select/cons_tres",
-            "SelectTypeParameters=CR_Core_Memory",
+            "SelectTypeParameters=CR_Core",
             "SchedulerType=sched/backfill",
             "MpiDefault=none",
             "ReturnToService=2",
