@@ -386,7 +386,7 @@ def fetch_record(record_id, dest_dir, api_url: str = ZENODO_API, include=None, e
     files = list_record_files(record_id, api_url=api_url, timeout=timeout, token=token)
     if include is not None:
         pats = [include] if isinstance(include, str) else list(include)
-        files = [f for f in files if any(fnmatch.fnmatch(f["key"], p) for p in pats)]
+        files = [f for f in files if any(f["key"] == p or fnmatch.fnmatchcase(f["key"], p) for p in pats)]
         if not files:
             raise DownloadError(f"Zenodo record {record_id}: no file matches {pats}")
     out = []
