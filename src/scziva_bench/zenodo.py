@@ -259,6 +259,9 @@ def download_file(url, dest, md5: str | None = None, size: int | None = None, re
                 last = str(exc)
                 continue
             except (requests.ConnectionError, requests.Timeout) as exc:
+                if part.exists() and part.stat().st_size:  # it broke mid-way: not "offline"
+                    last = f"transfer of {name} interrupted ({type(exc).__name__})"
+                    continue
                 last = _offline_message(url, exc)
                 if attempt == retries:
                     raise OfflineError(f"{name}: {last}") from None
