@@ -301,3 +301,12 @@ def test_offline_message_names_dns_failure():
                           "([Errno -3] Temporary failure in name resolution)")
     msg = zenodo._offline_message("https://zenodo.org/api/records/1", exc)
     assert "DNS failure" in msg and "offline" in msg and "\n" not in msg
+
+
+def test_offline_with_stale_part_still_says_offline(tmp_path):
+    port = _closed_port()
+    (tmp_path / "y.bin.part").write_bytes(b"half")
+    with pytest.raises(zenodo.OfflineError, match="y.bin: cannot reach .*refused"):
+        zenodo.download_file(f"http://127.0.0.1:{port}/y.bin", tmp_path / "y.bin", **FAST)
+    assert (tmp_path / "y.bin.part").read_bytes() == b"half"  # kept for a later resume
+    assert not (tmp_path / "y.bin").exists()

@@ -253,13 +253,14 @@ def download_file(url, dest, md5: str | None = None, size: int | None = None, re
         for attempt in range(retries + 1):
             if attempt:
                 time.sleep(backoff * 2 ** (attempt - 1))
+            before = part.stat().st_size if part.exists() else 0
             try:
                 _transfer(session, url, part, size, timeout, progress, name)
             except _Retry as exc:
                 last = str(exc)
                 continue
             except (requests.ConnectionError, requests.Timeout) as exc:
-                if part.exists() and part.stat().st_size:  # it broke mid-way: not "offline"
+                if part.exists() and part.stat().st_size != before:  # broke mid-way: not "offline"
                     last = f"transfer of {name} interrupted ({type(exc).__name__})"
                     continue
                 last = _offline_message(url, exc)
