@@ -1,0 +1,78 @@
+# Shared helpers: targets from the config, and checks the JSON schema cannot express.
+
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+# the benchmark library (src/scziva_bench) without requiring an install
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from scziva_bench import workflow_utils as wu  # noqa: E402
+
+DATASETS = list(config["datasets"])
+METHODS = list(config["methods"])
+METRICS = list(config["metrics"])
+SIMULATED = wu.datasets_by_source(config, "simulate")
+LOCAL = wu.datasets_by_source(config, "local")
+ZENODO = wu.datasets_by_source(config, "zenodo")
+FIG_FORMATS = list(config.get("figures", {}).get("formats", ["png", "pdf"]))
+UMAP = wu.umap_target(config)
+
+
+def _check_config():
+    """Cross-key checks; each failure names the key and value."""
+    for ds in DATASETS:
+        if not wu.dataset_scenarios(config, ds):
+            raise WorkflowError(
+                f"config: dataset {ds!r} has no scenario (set `scenarios` at the top level "
+                "or in the dataset: none, dropout.rates, mask.rates or mcv.seeds)"
+            )
+    umap = config.get("figures", {}).get("umap", {}) or {}
+    if umap.get("dataset") and umap["dataset"] not in config["datasets"]:
+        raise WorkflowError(
+            f"config: figures.umap.dataset {umap['dataset']!r} is not one of the datasets "
+            f"{DATASETS}"
+        )
+    if UMAP is not None and UMAP[1] not in wu.dataset_scenarios(config, UMAP[0]):
+        raise WorkflowError(
+            f"config: figures.umap.scenario {UMAP[1]!r} is not a scenario of dataset "
+            f"{UMAP[0]!r} ({wu.dataset_scenarios(config, UMAP[0])})"
+        )
+    try:
+        from scziva_bench import methods as _methods
+    except ImportError:  # library (or its dependencies) not importable here: skip
+        return
+    known = list(_methods.available())
+    for name, spec in config["methods"].items():
+        if name not in known:
+            raise WorkflowError(
+                f"config: method {name!r} is not registered in scziva_bench.methods "
+                f"(available: {', '.join(known)})"
+            )
+        params = (spec or {}).get("params") or {}
+        allowed = set(_methods.defaults(name))
+        for key in params:
+            if key not in allowed:
+                raise WorkflowError(
+                    f"config: methods.{name}.params.{key} is not a parameter of {name} "
+                    f"(known: {', '.join(sorted(allowed)) or 'none'})"
+                )
+
+
+_check_config()
+
+
+wildcard_constraints:
+    dataset=wu.dataset_regex(DATASETS),
+    scenario=r"none|(dropout|mask)\d+_s\d+|mcv_s\d+",
+    method=wu.dataset_regex(METHODS),
+
+
+def method_params(name):
+    return dict((config["methods"].get(name) or {}).get("params") or {})
+
+
+FIGURES = [
+    f"results/figures/{name}.{ext}" for name in wu.figure_names(config) for ext in FIG_FORMATS
+]

@@ -1,0 +1,99 @@
+# Figures, provenance and the HTML summary.
+
+_FIG_KW = dict(
+    formats=FIG_FORMATS,
+    dpi=config.get("figures", {}).get("dpi", 150),
+    describe=wu.describe_config(config),
+)
+
+
+def _figure_outputs(names):
+    """results/figures/<name>.<ext>; the PNGs go into `snakemake --report` with a caption."""
+    out = []
+    for name in names:
+        kind = name.split("_")[0]
+        for ext in FIG_FORMATS:
+            path = f"results/figures/{name}.{ext}"
+            if ext == "png":
+                path = report(
+                    path,
+                    caption=f"../report/{kind}.rst",
+                    category="Figures",
+                    labels={"figure": name},
+                )
+            out.append(path)
+    return out
+
+
+rule figures:
+    input:
+        "results/metrics.tsv",
+    output:
+        _figure_outputs([n for n in wu.figure_names(config) if n != "umap"]),
+    log:
+        "results/logs/figures.log",
+    params:
+        metrics=METRICS,
+        **_FIG_KW,
+    conda:
+        "../../envs/bench.yaml"
+    script:
+        "../scripts/figures.py"
+
+
+if UMAP is not None:
+
+    rule umap:
+        input:
+            scenario=f"results/scenarios/{UMAP[0]}/{UMAP[1]}.h5ad",
+            imputed=expand(
+                "results/imputed/{dataset}/{scenario}/{method}.h5ad",
+                dataset=UMAP[0],
+                scenario=UMAP[1],
+                method=METHODS,
+            ),
+        output:
+            _figure_outputs(["umap"]),
+        log:
+            "results/logs/umap.log",
+        params:
+            methods=METHODS,
+            dataset=UMAP[0],
+            scenario=UMAP[1],
+            **_FIG_KW,
+        conda:
+            "../../envs/bench.yaml"
+        script:
+            "../scripts/umap.py"
+
+
+rule provenance:
+    output:
+        "results/provenance.yaml",
+    log:
+        "results/logs/provenance.log",
+    params:
+        config=config,
+        workdir=workflow.basedir,
+    conda:
+        "../../envs/bench.yaml"
+    script:
+        "../scripts/provenance.py"
+
+
+rule report:
+    input:
+        metrics="results/metrics.tsv",
+        figures=[f for f in FIGURES if f.endswith(".png")],
+        provenance="results/provenance.yaml",
+    output:
+        "results/report.html",
+    log:
+        "results/logs/report.log",
+    params:
+        title=config.get("report", {}).get("title", "scZiva imputation benchmark"),
+        describe=wu.describe_config(config),
+    conda:
+        "../../envs/bench.yaml"
+    script:
+        "../scripts/report.py"

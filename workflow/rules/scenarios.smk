@@ -1,0 +1,18 @@
+# A dataset after one perturbation -> results/scenarios/{dataset}/{scenario}.h5ad
+
+
+rule make_scenario:
+    input:
+        "results/datasets/{dataset}.h5ad",
+    output:
+        "results/scenarios/{dataset}/{scenario}.h5ad",
+    log:
+        "results/logs/make_scenario/{dataset}/{scenario}.log",
+    params:
+        scenario=lambda wildcards: wu.scenario_params(
+            config, wildcards.dataset, wildcards.scenario
+        ),
+    conda:
+        "../../envs/bench.yaml"
+    script:
+        "../scripts/make_scenario.py"

@@ -1,0 +1,20 @@
+"""Rule aggregate: concatenate the per-job metric tables into results/metrics.tsv."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
+from scziva_bench.workflow_utils import start_script  # noqa: E402
+
+log = start_script(snakemake)  # noqa: F821
+
+from scziva_bench import metrics  # noqa: E402
+
+sm = snakemake  # noqa: F821
+table = metrics.aggregate(list(sm.input))
+n_failed = table.loc[table["status"] == "failed", ["dataset", "scenario", "method"]]
+n_failed = n_failed.drop_duplicates()
+log.info("%d rows from %d files; %d failed (dataset, scenario, method) runs",
+         len(table), len(sm.input), len(n_failed))
+for row in n_failed.itertuples(index=False):
+    log.warning("failed: %s / %s / %s", *row)
+metrics.write_tsv_atomic(table, sm.output[0])

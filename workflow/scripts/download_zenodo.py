@@ -1,0 +1,24 @@
+"""Rule download_zenodo: one file of a Zenodo record -> resources/zenodo/{record}/{file}.
+
+Uses scziva_bench.zenodo.fetch_record (resumable, MD5-checked, atomic). A draft or
+restricted record needs an access token: set the environment variable ZENODO_TOKEN.
+"""
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
+from scziva_bench.workflow_utils import start_script  # noqa: E402
+
+log = start_script(snakemake)  # noqa: F821
+
+from scziva_bench import zenodo  # noqa: E402
+
+record = snakemake.params.record  # noqa: F821
+name = snakemake.params.file  # noqa: F821
+out = Path(snakemake.output[0])  # noqa: F821
+paths = zenodo.fetch_record(record, out.parent, include=[name], extract=False,
+                            progress=False, token=os.environ.get("ZENODO_TOKEN") or None)
+log.info("downloaded %s", ", ".join(map(str, paths)))
+if not out.is_file():
+    raise FileNotFoundError(f"Zenodo record {record}: {name} was not downloaded to {out}")

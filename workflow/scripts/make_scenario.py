@@ -1,0 +1,31 @@
+"""Rule make_scenario: a dataset after one perturbation (scenarios.make)."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
+from scziva_bench.workflow_utils import start_script  # noqa: E402
+
+log = start_script(snakemake)  # noqa: F821
+
+import anndata as ad  # noqa: E402
+
+from scziva_bench import io, scenarios  # noqa: E402
+
+sm = snakemake  # noqa: F821
+spec = dict(sm.params.scenario)
+kind = spec.pop("kind")
+adata = ad.read_h5ad(sm.input[0])
+scen = scenarios.make(adata, kind, rate=spec.pop("rate", None), seed=int(spec.pop("seed", 0)),
+                      **spec)
+if kind == "none" and "truth" in adata.layers:
+    # a dataset that comes with its own truth (e.g. a simulation with dropout made
+    # elsewhere): keep that truth and mask rather than truth = counts
+    scen.layers["truth"] = adata.layers["truth"]
+    if "mask" in adata.layers:
+        scen.layers["mask"] = adata.layers["mask"]
+    log.info("kept the dataset's own truth (and mask) layers")
+sid = scen.uns["scenario"].get("id", sm.wildcards.scenario)
+if sid != sm.wildcards.scenario:
+    raise ValueError(f"scenarios.make gave id {sid!r} for the requested {sm.wildcards.scenario!r}")
+log.info("scenario %s of %s: %s", sid, sm.wildcards.dataset, dict(scen.uns["scenario"]))
+io.write_h5ad_atomic(scen, sm.output[0])

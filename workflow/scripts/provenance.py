@@ -1,0 +1,16 @@
+"""Rule provenance: results/provenance.yaml -- the config, package versions, git commit."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
+from scziva_bench.workflow_utils import provenance, start_script, write_text_atomic  # noqa: E402
+
+log = start_script(snakemake)  # noqa: F821
+
+import yaml  # noqa: E402
+
+sm = snakemake  # noqa: F821
+info = provenance(dict(sm.params.config), sm.params.workdir)
+text = yaml.safe_dump(info, sort_keys=False, default_flow_style=False)
+log.info("\n%s", text)
+write_text_atomic(text, sm.output[0])
