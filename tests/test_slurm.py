@@ -1,0 +1,178 @@
+"""The SLURM profiles against a real (one-node, throwaway) SLURM cluster.
+
+A session fixture installs nothing: `.ci/install-slurm.sh` installs Debian's SLURM and
+munge packages; the fixture starts munged, slurmctld and slurmd from
+`tests/slurm/cluster.py` (state in a temporary folder) and stops them by pid afterwards.
+Without root or without the packages the cluster tests are skipped with the reason,
+unless SCZIVA_REQUIRE_SLURM=1 (set by CI), which turns that into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from slurm import runs
+from slurm.cluster import SlurmCluster, unavailable_reason
+
+REPO = runs.REPO
+PROFILES = {"slurm": REPO / "profiles" / "slurm" / "config.yaml",
+            "slurm-cpu": REPO / "profiles" / "slurm-cpu" / "config.yaml"}
+
+
+def _no_cluster(reason: str):
+    if os.environ.get("SCZIVA_REQUIRE_SLURM") == "1":
+        pytest.fail(f"SCZIVA_REQUIRE_SLURM=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    reason = unavailable_reason()
+    if reason:
+        _no_cluster(reason)
+    c = SlurmCluster(tmp_path_factory.mktemp("slurm"))
+    try:
+        c.start()
+    except RuntimeError as exc:
+        _no_cluster(f"the SLURM test cluster did not start: {exc}")
+    yield c
+    c.stop()
+
+
+def _profile(name: str) -> dict:
+    with open(PROFILES[name]) as fh:
+        return yaml.safe_load(fh)
+
+
+# ---------------------------------------------------------------------------------------
+# the profiles themselves (no cluster needed)
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_profile_takes_partition_and_account_from_the_profile(name):
+    prof = _profile(name)
+    assert prof["executor"] == "slurm"
+    assert int(prof["jobs"]) >= 1
+    # squeue works without accounting (no sacct there); see docs/cluster.md
+    assert prof["slurm-status-command"] == "squeue"
+    dr = prof["default-resources"]
+    assert dr["slurm_partition"] == "$SCZIVA_SLURM_PARTITION"
+    assert dr["slurm_account"] == "$SCZIVA_SLURM_ACCOUNT"
+    assert int(dr["mem_mb"]) > 0 and int(dr["runtime"]) > 0
+    assert dr["cpus_per_task"] == "threads"
+
+
+def _gpu_methods() -> list[str]:
+    """Methods of the workflow (config schema) whose adapter can use a GPU (registry)."""
+    methods = pytest.importorskip("scziva_bench.methods")
+    schema = REPO / "workflow" / "schemas" / "config.schema.yaml"
+    if not schema.exists():
+        pytest.skip("the workflow's config schema is not in the checkout yet")
+    with open(schema) as fh:
+        names = yaml.safe_load(fh)["properties"]["methods"]["propertyNames"]["enum"]
+    out = []
+    for m in names:
+        if m not in methods.available():
+            continue
+        try:
+            if methods.get(m).uses_gpu:
+                out.append(m)
+        except ImportError as exc:
+            pytest.skip(f"method {m} cannot be imported yet ({exc})")
+    return sorted(out)
+
+
+def test_cpu_profile_turns_off_the_gpu_of_every_gpu_capable_method():
+    gpu_methods = _gpu_methods()
+    assert gpu_methods, "the registry lists no GPU-capable method"
+    cpu = _profile("slurm-cpu")["set-resources"]
+    gpu = _profile("slurm")["set-resources"]
+    for m in gpu_methods:
+        assert cpu[f"impute_{m}"]["gpu"] == 0, m
+        assert gpu[f"impute_{m}"]["slurm_partition"] == "$SCZIVA_SLURM_GPU_PARTITION", m
+    # everything but the GPU handling is the same in both profiles
+    strip = ("set-resources",)
+    a = {k: v for k, v in _profile("slurm").items() if k not in strip}
+    b = {k: v for k, v in _profile("slurm-cpu").items() if k not in strip}
+    assert a == b
+
+
+# ---------------------------------------------------------------------------------------
+# the cluster
+
+def test_cluster_runs_a_batch_job_with_srun_inside(cluster, tmp_path):
+    """sbatch -> slurmd -> srun (with SLURM_* removed, as the jobstep executor does)."""
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/sh\n"
+                      "for v in $(env | grep -o '^SLURM_[A-Z_]*'); do unset $v; done\n"
+                      "srun -n1 sh -c 'echo step $SLURM_STEP_ID on $(hostname -s)' > out.txt\n")
+    out = cluster.run("sbatch", "--parsable", "-p", cluster.partition, "-c", "1",
+                      "--mem", "100", "-t", "2", "-D", str(tmp_path), "-o", "job.log",
+                      str(script), timeout=60)
+    jobid = out.strip().split(";")[0]
+    assert jobid.isdigit()
+    state = ""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 60:
+        state = cluster.run("squeue", "-h", "-t", "all", "-j", jobid, "-o", "%T").strip()
+        if state in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL"):
+            break
+        time.sleep(0.3)
+    assert state == "COMPLETED", (tmp_path / "job.log").read_text()
+    assert (tmp_path / "out.txt").read_text().split() == ["step", "0", "on", cluster.node]
+
+
+def test_gpu_request_is_rejected_by_a_gpu_less_partition(cluster, tmp_path):
+    """What `gpu=1` becomes (`--gpus=1`) cannot run here: why profiles/slurm-cpu exists."""
+    res = subprocess.run(["sbatch", "--gpus=1", "-p", cluster.partition, "--wrap", "true"],
+                         env=cluster.env, capture_output=True, text=True, timeout=30,
+                         cwd=tmp_path)
+    assert res.returncode != 0
+    assert re.search(r"gres|gpu", res.stderr, re.I), res.stderr
+
+
+@pytest.mark.slow
+def test_benchmark_on_slurm_matches_the_local_run(cluster, tmp_path):
+    """config/test.yaml through profiles/slurm-cpu: every job a SLURM job; same metrics.
+
+    The config is the test config with every GPU-capable method asking for a GPU
+    (resources.gpu = 1, as on a GPU cluster): only the CPU profile's override lets those
+    jobs run on this GPU-less node. Methods run on CPU in both runs with the same seeds,
+    so the metrics must be equal bit for bit.
+    """
+    reason = runs.workflow_missing()
+    if reason:
+        pytest.skip(reason)
+    cfg = runs.test_config()
+    gpu_methods = set(_gpu_methods())
+    asked = []
+    for m, spec in cfg["methods"].items():
+        if m in gpu_methods:
+            spec = cfg["methods"][m] = dict(spec or {})
+            spec["resources"] = {**(spec.get("resources") or {}), "gpu": 1}
+            asked.append(m)
+    cfgfile = runs.write_config(cfg, tmp_path / "config.yaml")
+    wd = tmp_path / "run"
+    env = runs.base_env(**{k: v for k, v in cluster.env.items()
+                           if k in ("SLURM_CONF", "PATH")})
+    env["PATH"] = f"{runs.BIN}:{env['PATH']}"
+    env.update(SCZIVA_SLURM_PARTITION=cluster.partition, SCZIVA_SLURM_ACCOUNT="")
+    res = runs.snakemake(wd, "--slurm-init-seconds-before-status-checks", "1",
+                         "--jobs", "4", env=env, profile="slurm-cpu", configfile=cfgfile,
+                         timeout=900)
+    runs.check(res, "snakemake --workflow-profile profiles/slurm-cpu")
+    # the jobs really went through SLURM: one SLURM job id per submitted rule instance
+    submitted = re.findall(r"submitted with SLURM jobid (\d+)", res.stdout)
+    assert len(submitted) >= 3, res.stdout[-3000:]
+    for m in asked:
+        assert re.search(rf"impute_{m}", res.stdout), f"impute_{m} was not run"
+    ref = runs.reference_run()
+    diffs = runs.same_values(runs.metric_values(ref / "results" / "metrics.tsv"),
+                             runs.metric_values(wd / "results" / "metrics.tsv"))
+    assert not diffs, "SLURM run differs from the local run:\n" + "\n".join(diffs[:20])
