@@ -1,0 +1,66 @@
+"""Small helpers shared by the adapters (normalisation, seeding, torch training)."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def dense(counts) -> np.ndarray:
+    """A dense float64 copy of a (sparse) count matrix."""
+    return counts.toarray().astype(np.float64) if sp.issparse(counts) else np.array(counts, dtype=np.float64)
+
+
+def library_sizes(X) -> np.ndarray:
+    """Total counts per cell (float64); empty cells get 1 so that divisions stay finite."""
+    lib = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
+    lib[lib <= 0] = 1.0
+    return lib
+
+
+def seed_torch(seed: int):
+    """Seed torch's global generators (CPU and CUDA) for a bit-reproducible CPU run."""
+    import torch
+
+    torch.manual_seed(int(seed))
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(int(seed))
+
+
+def split_cells(n_cells: int, fraction: float, rng: np.random.Generator, min_val: int = 1):
+    """A random (train, validation) split of cell indices; validation may be empty."""
+    perm = rng.permutation(n_cells)
+    n_val = int(round(fraction * n_cells))
+    if fraction > 0 and n_cells >= 10:
+        n_val = max(min_val, n_val)
+    else:
+        n_val = 0
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+class EarlyStopping:
+    """Stop when the monitored loss has not improved by ``min_delta`` for ``patience`` epochs.
+
+    Keeps a copy of the best state dict so that the best model can be restored.
+    """
+
+    def __init__(self, patience: int, min_delta: float = 0.0):
+        self.patience = int(patience)
+        self.min_delta = float(min_delta)
+        self.best = np.inf
+        self.bad = 0
+        self.best_state = None
+
+    def step(self, loss: float, model) -> bool:
+        """Record ``loss``; return True when training should stop."""
+        if loss < self.best - self.min_delta:
+            self.best = loss
+            self.bad = 0
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            self.bad += 1
+        return self.bad >= self.patience
+
+    def restore(self, model):
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)

@@ -1,0 +1,47 @@
+"""Controls: ``no_imputation`` (the observed counts) and ``perfect`` (the truth).
+
+As in Open Problems' denoising task, these bound every metric from below and above.
+For a molecular cross-validation (MCV) scenario the truth layer holds the *test*
+molecules (a share ``1 - p`` of the original molecules, ``p = train_fraction``) while
+methods see the train molecules (a share ``p``). Metrics put an imputation on the test
+scale by multiplying it by ``(1 - p) / p``, so ``perfect`` returns ``truth * p / (1 - p)``:
+rescaled, it gives back the test counts exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from scziva.errors import InputError
+
+SOURCE = "control (no package)"
+
+
+def _no_imputation(counts, *, seed, device, adata):
+    return counts.toarray().astype(np.float32)
+
+
+def _perfect(counts, *, seed, device, adata):
+    if "truth" not in adata.layers:
+        raise InputError("method 'perfect': the scenario has no layers['truth'] to return")
+    truth = adata.layers["truth"]
+    truth = truth.toarray() if sp.issparse(truth) else np.asarray(truth)
+    truth = truth.astype(np.float64)
+    if truth.shape != counts.shape:
+        raise InputError(f"method 'perfect': layers['truth'] has shape {truth.shape}, "
+                         f"layers['counts'] has {counts.shape}")
+    info = adata.uns.get("scenario", {}) if hasattr(adata, "uns") else {}
+    if isinstance(info, dict) and info.get("kind") == "mcv":
+        p = float(info.get("train_fraction", 0.9))
+        if not 0.0 < p < 1.0:
+            raise InputError(f"method 'perfect': uns['scenario']['train_fraction'] = {p} is not in (0, 1)")
+        truth = truth * (p / (1.0 - p))
+    return truth.astype(np.float32)
+
+
+# name -> (uses_gpu, default params, impute function)
+METHODS = {
+    "no_imputation": (False, {}, _no_imputation),
+    "perfect": (False, {}, _perfect),
+}

@@ -1,0 +1,66 @@
+"""scVI (Lopez et al. 2018, Nat Methods) through scvi-tools' ``scvi.model.SCVI``.
+
+``gene_likelihood="zinb"`` on the raw counts; ``scvi.settings.seed = seed``. Training
+runs for ``max_epochs`` passes (``None``: scvi-tools' own heuristic,
+``min(400, round(400 * 20000 / n_cells))``) with early stopping on scvi-tools' validation
+split (``early_stopping=True``), on the GPU when ``device`` is CUDA.
+
+Output on the count scale: the decoder's normalised expression (``library_size=1``,
+proportions per cell, mean of ``n_samples`` posterior samples) times each cell's observed
+library size. ``import scvi`` is slow (~15 s), so it happens only inside :func:`impute`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._common import library_sizes
+
+USES_GPU = True
+DEFAULTS = {"max_epochs": None, "n_latent": 10, "n_hidden": 128, "n_layers": 1,
+            "batch_size": 128, "early_stopping": True, "n_samples": 1, "lr": 1e-3}
+SOURCE = "scvi-tools (scvi.model.SCVI)"
+
+
+def _max_epochs_heuristic(n_cells: int) -> int:
+    return int(min(400, round(400 * 20000 / max(n_cells, 1))))
+
+
+def impute(counts, *, seed, device, adata, max_epochs, n_latent, n_hidden, n_layers,
+           batch_size, early_stopping, n_samples, lr):
+    import logging
+    import warnings
+
+    import anndata as ad
+    import torch
+
+    for name in ("scvi", "lightning", "lightning.pytorch", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import scvi
+
+    n_threads = torch.get_num_threads()
+    scvi.settings.seed = int(seed)
+    torch.set_num_threads(n_threads)  # scvi's seeding must not change the thread count
+    scvi.settings.verbosity = logging.ERROR
+    scvi.settings.dl_num_workers = 0
+
+    a = ad.AnnData(X=counts.copy())
+    a.obs_names = [str(i) for i in range(a.n_obs)]
+    a.var_names = [str(j) for j in range(a.n_vars)]
+    scvi.model.SCVI.setup_anndata(a)
+    model = scvi.model.SCVI(a, n_latent=int(n_latent), n_hidden=int(n_hidden),
+                            n_layers=int(n_layers), gene_likelihood="zinb")
+    epochs = _max_epochs_heuristic(a.n_obs) if max_epochs is None else int(max_epochs)
+    on_gpu = str(device).startswith("cuda")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.train(max_epochs=epochs, accelerator="gpu" if on_gpu else "cpu", devices=1,
+                    batch_size=int(batch_size), early_stopping=bool(early_stopping),
+                    plan_kwargs={"lr": float(lr)}, enable_progress_bar=False,
+                    enable_model_summary=False, logger=False, enable_checkpointing=False)
+        scvi.settings.seed = int(seed)
+        torch.set_num_threads(n_threads)
+        rho = model.get_normalized_expression(a, library_size=1, n_samples=int(n_samples),
+                                              return_mean=True, return_numpy=True)
+    rho = np.asarray(rho, dtype=np.float64)
+    return (rho * library_sizes(counts)[:, None]).astype(np.float32)
