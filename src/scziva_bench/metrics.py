@@ -1,0 +1,482 @@
+"""Metrics of an imputation, as tidy rows (docs/metrics.md describes every metric).
+
+:func:`evaluate` scores one method's imputed matrix on one scenario and returns a
+``pandas.DataFrame`` with columns ``dataset, scenario, method, metric, value, status``
+(one row per metric, ``value`` NaN where a metric does not apply). Metric groups
+(``which``): ``"entries"``, ``"mcv"``, ``"clustering"``, ``"de"``, ``"genecorr"``.
+
+Controls: :func:`perfect` (the truth, on the scale a method should return) scores best on
+every truth-scored metric; :func:`no_imputation` is the observed counts.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.special import gammaln
+
+from scziva.errors import InputError
+
+__all__ = ["GROUPS", "METRICS", "HIGHER_IS_BETTER", "evaluate", "failed_rows", "perfect",
+           "no_imputation", "aggregate", "write_tsv_atomic", "lognorm",
+           "entry_metrics", "mcv_metrics"]
+
+COLUMNS = ["dataset", "scenario", "method", "metric", "value", "status"]
+TARGET_SUM = 1e4
+_ENTRY = ("pearson", "rmse", "mae", "log_mse", "median_l1")
+
+GROUPS = {
+    "entries": [f"{m}_{s}" for s in ("dropped", "all") for m in _ENTRY],
+    "mcv": ["mcv_mse", "mcv_poisson"],
+    "clustering": ["ari_kmeans", "nmi_kmeans", "ari_leiden", "nmi_leiden", "silhouette"],
+    "de": ["de_auroc", "de_auprc", "de_jaccard_top100", "de_false_positives"],
+    "genecorr": ["genecorr_agreement", "genecorr_inflation"],
+}
+METRICS = [m for g in GROUPS.values() for m in g]
+_HIGHER = {"pearson", "ari_kmeans", "nmi_kmeans", "ari_leiden", "nmi_leiden", "silhouette",
+           "de_auroc", "de_auprc", "de_jaccard_top100", "genecorr_agreement"}
+#: True where a larger value is better, False where smaller is better;
+#: genecorr_inflation is best at 0 (listed as False: compare its absolute value).
+HIGHER_IS_BETTER = {m: (m.rsplit("_", 1)[0] in _HIGHER or m in _HIGHER) for m in METRICS}
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _dense(M, dtype=np.float64):
+    if sp.issparse(M):
+        return M.toarray().astype(dtype, copy=False)
+    return np.asarray(M, dtype=dtype)
+
+
+def lognorm(M, target_sum: float = TARGET_SUM) -> np.ndarray:
+    """Each cell scaled to ``target_sum`` then ``log1p`` (cells with zero total stay 0).
+
+    Same as ``scanpy.pp.normalize_total(target_sum=...)`` + ``scanpy.pp.log1p``;
+    negative values (some methods return them) are clipped to 0 first.
+    """
+    X = np.clip(_dense(M), 0, None)
+    s = X.sum(axis=1, keepdims=True)
+    scale = np.divide(target_sum, s, out=np.zeros_like(s), where=s > 0)
+    return np.log1p(X * scale)
+
+
+def _pearson(a, b) -> float:
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    if a.size < 2:
+        return float("nan")
+    a = a - a.mean()
+    b = b - b.mean()
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 0 else float("nan")
+
+
+def entry_metrics(imputed, truth) -> dict:
+    """pearson, rmse, mae, log_mse, median_l1 of two equal-size vectors (count scale).
+
+    pearson is the plain Pearson correlation of the flattened values; rmse, mae and
+    median_l1 (median absolute error, as in the scVI paper) are on counts;
+    ``log_mse = mean((log1p(imputed) - log1p(truth))^2)`` (imputed clipped at 0 for the log).
+    """
+    x = np.asarray(imputed, dtype=np.float64).ravel()
+    y = np.asarray(truth, dtype=np.float64).ravel()
+    if x.size == 0:
+        return {m: float("nan") for m in _ENTRY}
+    d = x - y
+    ad = np.abs(d)
+    return {"pearson": _pearson(x, y), "rmse": float(np.sqrt(np.mean(d * d))), "mae": float(ad.mean()),
+            "log_mse": float(np.mean((np.log1p(np.clip(x, 0, None)) - np.log1p(y)) ** 2)),
+            "median_l1": float(np.median(ad))}
+
+
+def mcv_metrics(imputed, test, train_fraction: float) -> dict:
+    """Molecular cross-validation scores of a denoised train matrix against test counts.
+
+    - ``mcv_mse``: mean squared error between ``lognorm(imputed)`` and ``lognorm(test)``
+      (each cell normalised to the same target sum, then log1p: the train/test molecule
+      ratio cancels);
+    - ``mcv_poisson``: mean Poisson negative log-likelihood of the TEST counts ``y``
+      under the prediction ``mu = imputed * (1 - p) / p`` (``p`` = train fraction):
+      ``mean(mu - y log(mu) + log(y!))``, with ``mu`` floored at 1e-6.
+    """
+    p = float(train_fraction)
+    X = np.clip(_dense(imputed), 0, None)
+    Y = _dense(test)
+    mse = float(np.mean((lognorm(X) - lognorm(Y)) ** 2))
+    mu = np.maximum(X * ((1.0 - p) / p), 1e-6)
+    nll = float(np.mean(mu - Y * np.log(mu) + gammaln(Y + 1.0)))
+    return {"mcv_mse": mse, "mcv_poisson": nll}
+
+
+def _scenario_info(adata):
+    info = dict(adata.uns.get("scenario", {}) or {})
+    kind = info.get("kind", "none")
+    return kind, info
+
+
+def perfect(scenario_adata) -> np.ndarray:
+    """The 'perfect' control: the truth on the scale a method should return.
+
+    For MCV this is the test molecules rescaled to the train scale (``p / (1 - p)``), so
+    that the MCV prediction equals the test counts; otherwise the truth layer itself.
+    """
+    if "truth" not in scenario_adata.layers:
+        raise InputError("perfect control: the scenario has no layers['truth']")
+    T = _dense(scenario_adata.layers["truth"], np.float32)
+    kind, info = _scenario_info(scenario_adata)
+    if kind == "mcv":
+        p = float(info.get("train_fraction", 0.9))
+        T = T * np.float32(p / (1.0 - p))
+    return T
+
+
+def no_imputation(scenario_adata) -> np.ndarray:
+    """The 'no imputation' control: the counts the methods see, dense float32."""
+    X = scenario_adata.layers["counts"] if "counts" in scenario_adata.layers else scenario_adata.X
+    return _dense(X, np.float32)
+
+
+# ----------------------------------------------------------------------------- clustering
+
+def _labels(adata):
+    if "cell_type" not in adata.obs:
+        return None
+    lab = adata.obs["cell_type"]
+    lab = lab.astype("object").where(lab.notna(), None)
+    arr = np.array([None if v is None else str(v) for v in lab], dtype=object)
+    ok = np.array([v is not None for v in arr])
+    if len(set(arr[ok])) < 2:
+        return None
+    return arr
+
+
+def _pca(L, seed: int, n_top: int = 2000, n_comps: int = 30):
+    """PCA of a log-normalised matrix (scanpy), on the top-variance genes when there are many."""
+    import anndata as ad
+    import scanpy as sc
+
+    A = ad.AnnData(np.asarray(L, dtype=np.float32))
+    if A.n_vars > n_top:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                sc.pp.highly_variable_genes(A, n_top_genes=n_top, flavor="seurat")
+            keep = A.var["highly_variable"].to_numpy()
+        except Exception:  # degenerate input (e.g. constant genes): fall back to variance
+            keep = np.zeros(A.n_vars, dtype=bool)
+            keep[np.argsort(-A.X.var(axis=0))[:n_top]] = True
+        A = A[:, keep].copy()
+    nc = int(min(n_comps, A.n_obs - 1, A.n_vars - 1))
+    if nc < 1:
+        return None
+    sc.pp.pca(A, n_comps=nc, random_state=seed, svd_solver="arpack")
+    return A.obsm["X_pca"].astype(np.float64)
+
+
+def _knn_adjacency(P, k: int = 15):
+    from sklearn.neighbors import NearestNeighbors
+
+    k = int(min(k, P.shape[0] - 1))
+    nn = NearestNeighbors(n_neighbors=k + 1).fit(P)
+    G = nn.kneighbors_graph(P, mode="connectivity")
+    G.setdiag(0)
+    G.eliminate_zeros()
+    return G.maximum(G.T).tocsr()
+
+
+def _leiden(P, n_true: int, seed: int):
+    """Leiden on a kNN graph of the PCA; resolution picked (from a grid, label-free) so
+    that the number of clusters is closest to the true number of groups."""
+    import anndata as ad
+    import scanpy as sc
+
+    A = ad.AnnData(np.zeros((P.shape[0], 1), dtype=np.float32))
+    adj = _knn_adjacency(P)
+    best = None
+    for res in (1.0, 0.5, 1.5, 0.25, 2.0, 0.1, 3.0):
+        sc.tl.leiden(A, resolution=res, adjacency=adj, flavor="igraph", n_iterations=2,
+                     directed=False, random_state=seed, key_added="leiden")
+        lab = A.obs["leiden"].to_numpy()
+        gap = abs(len(set(lab)) - n_true)
+        if best is None or gap < best[0]:
+            best = (gap, lab, res)
+        if gap == 0:
+            break
+    return best[1], best[2]
+
+
+def _clustering(L, labels, seed):
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
+
+    out = {m: float("nan") for m in GROUPS["clustering"]}
+    if labels is None:
+        return out
+    ok = np.array([v is not None for v in labels])
+    y = labels[ok].astype(str)
+    n_true = len(set(y))
+    P = _pca(L[ok], seed)
+    if P is None:
+        return out
+    km = KMeans(n_clusters=n_true, n_init=10, random_state=seed).fit_predict(P)
+    out["ari_kmeans"] = float(adjusted_rand_score(y, km))
+    out["nmi_kmeans"] = float(normalized_mutual_info_score(y, km))
+    le, _ = _leiden(P, n_true, seed)
+    out["ari_leiden"] = float(adjusted_rand_score(y, le))
+    out["nmi_leiden"] = float(normalized_mutual_info_score(y, le))
+    if len(set(y)) < len(y):
+        out["silhouette"] = float(silhouette_score(P, y))
+    return out
+
+
+# ----------------------------------------------------------------------------- DE
+
+def _wilcoxon(L, labels, groups=None, reference="rest"):
+    """scanpy Wilcoxon test; returns a DataFrame group x names x (scores, pvals_adj)."""
+    import anndata as ad
+    import scanpy as sc
+
+    A = ad.AnnData(np.asarray(L, dtype=np.float32),
+                   obs=pd.DataFrame({"g": pd.Categorical(labels)},
+                                    index=[str(i) for i in range(len(labels))]))
+    A.var_names = [str(i) for i in range(A.n_vars)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sc.tl.rank_genes_groups(A, "g", groups=groups if groups is not None else "all",
+                                reference=reference, method="wilcoxon", n_genes=A.n_vars,
+                                use_raw=False, tie_correct=True)
+        df = sc.get.rank_genes_groups_df(A, group=None)
+    if "group" not in df:  # one group only
+        df["group"] = groups[0]
+    df["gene"] = df["names"].astype(int)
+    return df
+
+
+def _de_groups(labels, min_cells=3):
+    ok = np.array([v is not None for v in labels])
+    vals, cnt = np.unique(labels[ok].astype(str), return_counts=True)
+    return ok, [v for v, c in zip(vals, cnt) if c >= min_cells]
+
+
+def _top_sets(df, n_top):
+    out = {}
+    for g, d in df.groupby("group", observed=True):
+        s = d["scores"].to_numpy()
+        genes = d["gene"].to_numpy()
+        order = np.lexsort((genes, -np.nan_to_num(s, nan=-np.inf)))
+        out[str(g)] = set(genes[order[:n_top]].tolist())
+    return out
+
+
+def _de(L, labels, adata, T_log, seed):
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    out = {m: float("nan") for m in GROUPS["de"]}
+    n_genes = L.shape[1]
+    rng = np.random.default_rng(seed)
+    lab_ok = None
+    if labels is not None:
+        ok, groups = _de_groups(labels)
+        if len(groups) >= 2:
+            keep = ok & np.isin(labels.astype(str), groups)
+            lab_ok = (keep, labels[keep].astype(str))
+    if lab_ok is not None:
+        keep, y = lab_ok
+        df = _wilcoxon(L[keep], y)
+        # simulations: AUROC / AUPRC of ranking each group's own true DE genes by |z|
+        if "de_factor" in adata.varm and "group_names" in adata.uns:
+            F = np.asarray(adata.varm["de_factor"])
+            names = [str(g) for g in adata.uns["group_names"]]
+            aucs, aps = [], []
+            for k, g in enumerate(names):
+                d = df[df["group"].astype(str) == g]
+                if d.empty:
+                    continue
+                score = np.zeros(n_genes)
+                score[d["gene"].to_numpy()] = np.abs(np.nan_to_num(d["scores"].to_numpy()))
+                truth = F[:, k] != 1.0
+                if 0 < truth.sum() < n_genes:
+                    aucs.append(roc_auc_score(truth, score))
+                    aps.append(average_precision_score(truth, score))
+            if aucs:
+                out["de_auroc"] = float(np.mean(aucs))
+                out["de_auprc"] = float(np.mean(aps))
+        # agreement with DE on the truth layer: Jaccard of the top-100 genes per group
+        if T_log is not None:
+            dft = _wilcoxon(T_log[keep], y)
+            n_top = min(100, n_genes)
+            a, b = _top_sets(df, n_top), _top_sets(dft, n_top)
+            js = [len(a[g] & b[g]) / len(a[g] | b[g]) for g in a if g in b and (a[g] | b[g])]
+            if js:
+                out["de_jaccard_top100"] = float(np.mean(js))
+    # false positives: a random half-split of one homogeneous group (the largest)
+    if lab_ok is not None:
+        keep, y = lab_ok
+        vals, cnt = np.unique(y, return_counts=True)
+        idx = np.flatnonzero(keep)[y == vals[np.argmax(cnt)]]
+    else:
+        idx = np.arange(L.shape[0])
+    if idx.size >= 6:
+        perm = rng.permutation(idx.size)
+        half = np.where(perm < idx.size // 2, "a", "b")
+        dfp = _wilcoxon(L[idx], half, groups=["a"], reference="b")
+        padj = dfp["pvals_adj"].to_numpy()
+        out["de_false_positives"] = float(np.sum(np.nan_to_num(padj, nan=1.0) < 0.05) / n_genes)
+    return out
+
+
+# ----------------------------------------------------------------------------- gene-gene
+
+def _corr_cols(M):
+    M = M - M.mean(axis=0)
+    sd = np.sqrt((M * M).sum(axis=0))
+    C = (M.T @ M) / np.outer(sd, sd).clip(min=1e-300)
+    C[:, sd == 0] = 0.0
+    C[sd == 0, :] = 0.0
+    return C
+
+
+def _genecorr(L, T_log, n_top=200):
+    out = {m: float("nan") for m in GROUPS["genecorr"]}
+    if T_log is None:
+        return out
+    v = T_log.var(axis=0)
+    cand = np.flatnonzero(v > 0)
+    if cand.size < 3:
+        return out
+    genes = cand[np.argsort(-v[cand], kind="stable")[:n_top]]
+    Ct = _corr_cols(T_log[:, genes])
+    Ci = _corr_cols(L[:, genes])
+    iu = np.triu_indices(len(genes), k=1)
+    out["genecorr_agreement"] = _pearson(Ct[iu], Ci[iu])
+    out["genecorr_inflation"] = float(np.mean(np.abs(Ci[iu])) - np.mean(np.abs(Ct[iu])))
+    return out
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+def _which_groups(which):
+    if which is None:
+        return list(GROUPS), METRICS
+    if isinstance(which, str):
+        which = [which]
+    groups, names = [], []
+    for w in which:
+        if w in GROUPS:
+            g = w
+            names += GROUPS[w]
+        else:
+            g = next((k for k, v in GROUPS.items() if w in v), None)
+            if g is None:
+                raise InputError(f"metrics: unknown metric or group {w!r}; groups are {', '.join(GROUPS)}")
+            names.append(w)
+        if g not in groups:
+            groups.append(g)
+    return groups, [m for m in METRICS if m in names]
+
+
+def _rows(values: dict, names, dataset, scenario, method, status="ok"):
+    return pd.DataFrame({"dataset": dataset, "scenario": scenario, "method": method,
+                         "metric": list(names), "value": [float(values.get(m, np.nan)) for m in names],
+                         "status": status}, columns=COLUMNS)
+
+
+def failed_rows(dataset, scenario, method, which=None) -> pd.DataFrame:
+    """Rows (value NaN, status 'failed') for a method that did not produce an output."""
+    _, names = _which_groups(which)
+    return _rows({}, names, dataset, scenario, method, status="failed")
+
+
+def evaluate(scenario_adata, imputed, dataset, scenario, method, which=None, seed: int = 0) -> pd.DataFrame:
+    """Score ``imputed`` (dense, count scale, cells x genes as the scenario) on a scenario.
+
+    Returns tidy rows ``dataset, scenario, method, metric, value, status`` for the metric
+    groups in ``which`` (group names from :data:`GROUPS` or single metric names; all by
+    default). Metrics that do not apply to the scenario (no truth, no labels, not MCV,
+    ...) are NaN.
+    """
+    groups, names = _which_groups(which)
+    A = scenario_adata
+    try:
+        Ximp = _dense(imputed)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"metrics: imputed matrix for method {method!r} cannot be read ({exc})") from None
+    if Ximp.shape != A.shape:
+        raise InputError(f"metrics: imputed matrix for method {method!r} has shape {Ximp.shape}, "
+                         f"the scenario {scenario!r} has {A.shape}")
+    if not np.isfinite(Ximp).all():
+        raise InputError(f"metrics: imputed matrix for method {method!r} contains NaN or infinite values")
+    kind, info = _scenario_info(A)
+    has_truth = "truth" in A.layers
+    T = _dense(A.layers["truth"]) if has_truth else None
+    vals: dict = {}
+
+    if "entries" in groups and has_truth and kind != "mcv":
+        for k, v in entry_metrics(Ximp, T).items():
+            vals[f"{k}_all"] = v
+        if "mask" in A.layers:
+            M = _dense(A.layers["mask"], bool)
+            for k, v in entry_metrics(Ximp[M], T[M]).items():
+                vals[f"{k}_dropped"] = v
+    if "mcv" in groups and has_truth and kind == "mcv":
+        vals.update(mcv_metrics(Ximp, T, info.get("train_fraction", 0.9)))
+
+    need_log = any(g in groups for g in ("clustering", "de", "genecorr"))
+    if need_log:
+        L = lognorm(Ximp)
+        T_log = lognorm(T) if has_truth else None
+        labels = _labels(A)
+        if "clustering" in groups:
+            vals.update(_clustering(L, labels, seed))
+        if "de" in groups:
+            vals.update(_de(L, labels, A, T_log, seed))
+        if "genecorr" in groups:
+            vals.update(_genecorr(L, T_log))
+    return _rows(vals, names, dataset, scenario, method)
+
+
+# ----------------------------------------------------------------------------- files
+
+def write_tsv_atomic(df: pd.DataFrame, path) -> None:
+    """Write ``df`` as a tab-separated file (no index) atomically (temp file + os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            df.to_csv(fh, sep="\t", index=False, na_rep="NaN")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def aggregate(paths) -> pd.DataFrame:
+    """Concatenate tidy metric TSVs (as written by :func:`write_tsv_atomic`)."""
+    frames = []
+    for p in paths:
+        try:
+            frames.append(pd.read_csv(p, sep="\t"))
+        except FileNotFoundError:
+            raise InputError(f"metrics file {p} does not exist") from None
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise InputError(f"metrics file {p} is not a readable TSV ({exc})") from None
+        missing = [c for c in COLUMNS[:5] if c not in frames[-1].columns]
+        if missing:
+            raise InputError(f"metrics file {p} lacks column(s) {', '.join(missing)}")
+    if not frames:
+        return pd.DataFrame(columns=COLUMNS)
+    out = pd.concat(frames, ignore_index=True)
+    if "status" not in out:
+        out["status"] = "ok"
+    out["status"] = out["status"].fillna("ok")
+    return out[COLUMNS + [c for c in out.columns if c not in COLUMNS]]
