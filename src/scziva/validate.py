@@ -9,6 +9,7 @@ authors' own scripts do (``np.round(X).clip(min=0)``), so RPKM-like inputs still
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -87,3 +88,35 @@ def check_counts(X, what: str = "input matrix", *, allow_round: bool = True):
             else:
                 M = rounded.astype(np.float32)
     return M, notes
+
+
+# Name patterns: cheap hints of which axis a list of names belongs to (Ensembl and
+# model-organism gene ids, "GeneN"; barcodes, "CellN", GEO/SRA run ids).
+_GENE_LIKE = re.compile(
+    r"^(ENS[A-Z]*G\d{6,}(\.\d+)?|gene[\W_]?\d+|FBgn\d+|WBGene\d+|ERCC-\d+)$", re.IGNORECASE
+)
+_CELL_LIKE = re.compile(
+    r"^([ACGTN]{8,}(-\d+)?|cell[\W_]?\d+|GSM\d+|SRR\d+|ERR\d+|[A-Za-z0-9]+_[ACGTN]{8,}(-\d+)?)$",
+    re.IGNORECASE,
+)
+
+
+def _share(names, pattern) -> float:
+    names = [str(x) for x in list(names)[:2000]]
+    if not names:
+        return 0.0
+    return sum(bool(pattern.match(x)) for x in names) / len(names)
+
+
+def orientation_conflict(cell_names, gene_names):
+    """Names that contradict a cells x genes reading, or None.
+
+    Returns a short example string when at least 90 % of the "cell" names look like gene
+    identifiers (and almost no "gene" name does), or the other way round.
+    """
+    cells_look_genes = _share(cell_names, _GENE_LIKE) >= 0.9 and _share(gene_names, _GENE_LIKE) < 0.1
+    genes_look_cells = _share(gene_names, _CELL_LIKE) >= 0.9 and _share(cell_names, _CELL_LIKE) < 0.1
+    if not (cells_look_genes or genes_look_cells):
+        return None
+    names = list(cell_names if cells_look_genes else gene_names)[:2]
+    return ", ".join(map(str, names))

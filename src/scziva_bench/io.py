@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import gzip
 import os
-import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -35,7 +34,7 @@ import scipy.io
 import scipy.sparse as sp
 
 from scziva.errors import InputError
-from scziva.validate import check_counts
+from scziva.validate import check_counts, orientation_conflict
 
 __all__ = [
     "OrientationWarning",
@@ -136,31 +135,12 @@ def _check_unique(names: pd.Index, kind: str, path: Path) -> None:
         )
 
 
-# Name patterns: cheap hints of which axis a list of names belongs to.
-_GENE_LIKE = re.compile(
-    r"^(ENS[A-Z]*G\d{6,}(\.\d+)?|gene[\W_]?\d+|FBgn\d+|WBGene\d+|ERCC-\d+)$", re.IGNORECASE
-)
-_CELL_LIKE = re.compile(
-    r"^([ACGTN]{8,}(-\d+)?|cell[\W_]?\d+|GSM\d+|SRR\d+|ERR\d+|[A-Za-z0-9]+_[ACGTN]{8,}(-\d+)?)$",
-    re.IGNORECASE,
-)
-
-
-def _share(names, pattern) -> float:
-    names = [str(x) for x in names[:2000]]
-    if not names:
-        return 0.0
-    return sum(bool(pattern.match(x)) for x in names) / len(names)
-
-
 def _check_orientation(cells: pd.Index, genes: pd.Index, path: Path, orientation: str) -> None:
     """Raise when names contradict the declared orientation; warn on a suspicious shape."""
-    cells_look_genes = _share(cells, _GENE_LIKE) >= 0.9 and _share(genes, _GENE_LIKE) < 0.1
-    genes_look_cells = _share(genes, _CELL_LIKE) >= 0.9 and _share(cells, _CELL_LIKE) < 0.1
-    if cells_look_genes or genes_look_cells:
+    example = orientation_conflict(cells, genes)
+    if example is not None:
         other = "genes_x_cells" if orientation == "cells_x_genes" else "cells_x_genes"
         where = "rows" if orientation == "cells_x_genes" else "columns"
-        example = _few(cells if cells_look_genes else genes, 2)
         raise InputError(
             f"{_display(path)}: orientation={orientation!r} was declared but the cell "
             f"{where} look like genes and/or the gene names look like cell barcodes "

@@ -1,0 +1,249 @@
+"""Command line: ``scziva impute IN OUT``.
+
+Errors in what the user gave (file, values, options) print one line starting with
+``scziva: error:`` and exit with status 2; the input file is never written to, and the
+output appears only when complete (written to a temporary file, then renamed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+from .errors import InputError
+from .validate import orientation_conflict
+
+DESCRIPTION = """\
+Impute dropouts in a single-cell RNA-seq count matrix with scZiva, a zero-inflated
+negative binomial variational autoencoder.
+
+IN is raw counts (not normalised, not log-transformed) as
+  * .h5ad  - counts in X, or in the layer named by --layer;
+  * .csv / .tsv (optionally .gz) - a table with cell names in the first column and
+    gene names in the header (cells x genes). Use --genes-by-cells when rows are genes.
+OUT is written in the format its extension names:
+  * .h5ad  - X holds the imputed counts, layers["counts"] the input counts,
+    layers["scziva"] the imputed counts again, obs/var as in the input;
+  * .csv / .tsv (optionally .gz) - the imputed counts, same orientation as IN.
+
+Only observed zeros are changed: a zero becomes the model's expected count (1 - pi) * mu
+where its estimated dropout probability pi exceeds --tau. Non-zero counts are kept.
+"""
+
+EPILOG = """\
+examples:
+  scziva impute pbmc.h5ad pbmc_imputed.h5ad
+  scziva impute counts.csv imputed.csv --epochs 300 --seed 7
+  scziva impute genes_x_cells.tsv.gz imputed.tsv.gz --genes-by-cells --device cuda
+"""
+
+_TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
+
+
+def _kind(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith(".h5ad"):
+        return "h5ad"
+    if name.endswith(_TABLE_SUFFIXES):
+        return "table"
+    raise InputError(f"{path}: unknown file type; use .h5ad, .csv, .tsv or .txt (optionally .gz)")
+
+
+def _sep(path: Path) -> str:
+    return "," if ".csv" in path.name.lower() else "\t"
+
+
+def _read_table(path: Path, genes_by_cells: bool):
+    import numpy as np
+    import pandas as pd
+
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty")
+    try:
+        df = pd.read_csv(path, sep=_sep(path), index_col=0)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as exc:
+        raise InputError(f"{path}: cannot be read as a table ({str(exc).splitlines()[0]})") from None
+    if df.shape[0] == 0 or df.shape[1] == 0:
+        raise InputError(f"{path}: no data (found {df.shape[0]} rows x {df.shape[1]} columns)")
+    if genes_by_cells:
+        df = df.T
+    for axis, names, what in ((0, df.index, "cell"), (1, df.columns, "gene")):
+        dup = names[names.duplicated()].unique()
+        if len(dup):
+            raise InputError(f"{path}: duplicate {what} names, e.g. {', '.join(map(str, dup[:3]))}"
+                             + ("" if genes_by_cells or what == "gene" else
+                                " (if rows are genes, pass --genes-by-cells)"))
+    example = orientation_conflict(df.index, df.columns)
+    if example is not None:
+        flag = "without --genes-by-cells" if genes_by_cells else "with --genes-by-cells"
+        raise InputError(f"{path}: the cell names look like genes or the gene names like cell barcodes "
+                         f"(e.g. {example}); if the table is the other way round, run again {flag}")
+    numeric = df.apply(pd.to_numeric, errors="coerce")
+    bad = numeric.isna() & df.notna()
+    if bad.to_numpy().any():
+        r, c = np.argwhere(bad.to_numpy())[0]
+        raise InputError(f"{path}: non-numeric value {df.iat[r, c]!r} at row {df.index[r]!r}, "
+                         f"column {df.columns[c]!r}")
+    if numeric.isna().to_numpy().any():
+        r, c = np.argwhere(numeric.isna().to_numpy())[0]
+        raise InputError(f"{path}: missing value at row {numeric.index[r]!r}, column {numeric.columns[c]!r}")
+    return numeric
+
+
+def _atomic_target(out: Path):
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _write_table(df, out: Path, genes_by_cells: bool):
+    tmp = _atomic_target(out)
+    try:
+        (df.T if genes_by_cells else df).to_csv(tmp, sep=_sep(out),
+                                                 compression="gzip" if out.name.lower().endswith(".gz") else None)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_h5ad(adata, out: Path):
+    tmp = _atomic_target(out)
+    try:
+        adata.write_h5ad(tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="scziva", description="scZiva: single-cell RNA-seq dropout imputation.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    imp = sub.add_parser("impute", help="impute dropouts in a count matrix", description=DESCRIPTION,
+                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    imp.add_argument("input", metavar="IN", type=Path, help="counts: .h5ad, .csv, .tsv (optionally .gz)")
+    imp.add_argument("output", metavar="OUT", type=Path, help="where to write the imputed counts (.h5ad/.csv/.tsv)")
+    g = imp.add_argument_group("input")
+    g.add_argument("--genes-by-cells", action="store_true",
+                   help="the table's rows are genes and its columns cells (default: rows are cells)")
+    g.add_argument("--layer", default=None, help="h5ad layer holding the raw counts (default: X)")
+    g = imp.add_argument_group("model and training")
+    g.add_argument("--epochs", type=int, default=200, help="maximum training epochs (default: 200; "
+                   "training stops earlier when held-out cells stop improving)")
+    g.add_argument("--seed", type=int, default=1, help="random seed; same seed, same result on CPU (default: 1)")
+    g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when available)")
+    g.add_argument("--tau", type=float, default=0.001,
+                   help="impute a zero only where its dropout probability exceeds this (default: 0.001)")
+    g.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 0.001)")
+    g.add_argument("--hidden-dim", type=int, default=128, help="hidden layer width (default: 128)")
+    g.add_argument("--latent-dim", type=int, default=64, help="latent dimensions (default: 64)")
+    g.add_argument("--batch-size", type=int, default=128, help="cells per mini-batch (default: 128)")
+    g.add_argument("--mode", choices=("scziva", "authors"), default="scziva",
+                   help="'authors' reproduces the published code's full-batch schedule (default: scziva)")
+    g = imp.add_argument_group("output")
+    g.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _check_args(a):
+    if a.epochs < 1:
+        raise InputError(f"--epochs must be >= 1, got {a.epochs}")
+    if not 0 <= a.tau < 1:
+        raise InputError(f"--tau must be in [0, 1), got {a.tau}")
+    for name in ("lr", "hidden_dim", "latent_dim", "batch_size"):
+        if getattr(a, name) <= 0:
+            raise InputError(f"--{name.replace('_', '-')} must be positive, got {getattr(a, name)}")
+    if not a.input.exists():
+        raise InputError(f"{a.input}: no such file")
+    if a.input.is_dir():
+        raise InputError(f"{a.input}: is a folder, not a file")
+    if a.output.resolve() == a.input.resolve():
+        raise InputError(f"{a.output}: OUT is the input file; choose another name (the input is never overwritten)")
+    if a.output.exists() and not a.overwrite:
+        raise InputError(f"{a.output}: already exists; pass --overwrite to replace it")
+    if not a.output.parent.is_dir():
+        raise InputError(f"{a.output.parent}: output folder does not exist")
+    _kind(a.output)
+
+
+def run_impute(a) -> int:
+    import anndata as ad
+    import numpy as np
+
+    from .core import ZIVAimpute, resolve_device
+
+    _check_args(a)
+    resolve_device(a.device)
+    kind = _kind(a.input)
+    labels = None
+    if kind == "h5ad":
+        try:
+            adata = ad.read_h5ad(a.input)
+        except Exception as exc:  # h5py/anndata raise many types for a broken file
+            raise InputError(f"{a.input}: cannot be read as .h5ad ({type(exc).__name__}: {exc})") from None
+        if a.layer is not None and a.layer not in adata.layers:
+            raise InputError(f"{a.input}: no layer {a.layer!r} (layers: {sorted(adata.layers.keys()) or 'none'})")
+        X = adata.layers[a.layer] if a.layer else adata.X
+        if X is None:
+            raise InputError(f"{a.input}: X is empty; name the counts layer with --layer")
+    else:
+        df = _read_table(a.input, a.genes_by_cells)
+        X = df.to_numpy()
+        labels = (df.index, df.columns)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        X_imp, model = ZIVAimpute(X, seed=a.seed, device=a.device, num_epochs=a.epochs, lr=a.lr,
+                                  hidden_dim=a.hidden_dim, latent_dim=a.latent_dim, tau=a.tau,
+                                  batch_size=a.batch_size, mode=a.mode, verbose=False, progress=not a.quiet)
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            print(f"scziva: warning: {w.message}", file=sys.stderr)
+    X_imp = np.asarray(X_imp, dtype=np.float32)
+    out_kind = _kind(a.output)
+    if out_kind == "h5ad":
+        import pandas as pd
+        if kind == "h5ad":
+            out = adata.copy()
+            out.layers["counts"] = X
+        else:
+            out = ad.AnnData(X=X_imp, obs=pd.DataFrame(index=labels[0].astype(str)),
+                             var=pd.DataFrame(index=labels[1].astype(str)))
+            out.layers["counts"] = X.astype(np.float32)
+        out.X = X_imp
+        out.layers["scziva"] = X_imp
+        if model is not None:
+            out.uns["scziva"] = {k: v for k, v in model.config.items() if v is not None}
+        _write_h5ad(out, a.output)
+    else:
+        import pandas as pd
+        if labels is None:
+            labels = (adata.obs_names, adata.var_names)
+        _write_table(pd.DataFrame(X_imp, index=labels[0], columns=labels[1]), a.output, a.genes_by_cells)
+    if not a.quiet:
+        extra = f", {model.stopped_epoch} epochs, {model.train_seconds:.1f} s on {model.device}" if model else ""
+        print(f"scziva: wrote {a.output} ({X_imp.shape[0]} cells x {X_imp.shape[1]} genes{extra})", file=sys.stderr)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return run_impute(args)
+    except (InputError, ValueError) as exc:
+        print(f"scziva: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("scziva: interrupted; no output written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
