@@ -1,0 +1,151 @@
+"""Tests for scziva_bench.scenarios (dropout / mask / mcv / none)."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from scziva.errors import InputError
+from scziva_bench import scenarios, simulate
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return simulate.splat(n_cells=200, n_genes=500, n_groups=3, dropout_share=None, seed=2,
+                          dataset_id="simtest")
+
+
+def _dense(M):
+    return M.toarray() if sp.issparse(M) else np.asarray(M)
+
+
+@pytest.mark.parametrize("kind,rate,seed,sid", [("dropout", 0.5, 1, "dropout50_s1"),
+                                                ("dropout", 20, 3, "dropout20_s3"),
+                                                ("dropout", 0.05, 0, "dropout05_s0"),
+                                                ("mask", None, 1, "mask10_s1"),
+                                                ("mcv", None, 2, "mcv_s2"),
+                                                ("none", None, 5, "none")])
+def test_scenario_id_roundtrip(kind, rate, seed, sid):
+    assert scenarios.scenario_id(kind, rate, seed) == sid
+    k, r, s = scenarios.parse_scenario_id(sid)
+    assert k == kind
+    if kind in ("dropout", "mask"):
+        expect = rate if rate is not None else scenarios.DEFAULT_RATE[kind]
+        assert r == pytest.approx(expect / 100 if expect > 1 else expect)
+        assert s == seed
+        assert scenarios.scenario_id(k, r, s) == sid
+    else:
+        assert r is None
+
+
+@pytest.mark.parametrize("bad", ["", "dropout", "dropout50", "dropout50_sx", "mask100_s1", "mcv",
+                                 "None", "dropout00_s1", "foo_s1", None, 3])
+def test_parse_garbage(bad):
+    with pytest.raises(InputError):
+        scenarios.parse_scenario_id(bad)
+
+
+def test_bad_arguments(ds):
+    with pytest.raises(InputError):
+        scenarios.make(ds, "blur")
+    with pytest.raises(InputError):
+        scenarios.make(ds, "mask", rate=0)
+    with pytest.raises(InputError):
+        scenarios.make(ds, "mcv", train_fraction=1.0)
+    with pytest.raises(InputError):
+        scenarios.make(ds, "mask", seed=-1)
+    with pytest.raises(InputError):
+        scenarios.scenario_id("dropout", 0.125, 1)  # not a whole percent
+
+
+def test_mcv_split_preserves_totals(ds):
+    s = scenarios.make(ds, "mcv", seed=4)
+    X = _dense(ds.layers["counts"])
+    tr, te = _dense(s.layers["counts"]), _dense(s.layers["truth"])
+    np.testing.assert_array_equal(tr + te, X)  # exactly
+    assert tr.min() >= 0 and te.min() >= 0
+    assert np.all(tr == np.rint(tr))
+    # train fraction ~ 0.9 of the molecules (binomial: tight at this size)
+    assert tr.sum() / X.sum() == pytest.approx(0.9, abs=0.005)
+    assert s.uns["scenario"] == {"id": "mcv_s4", "kind": "mcv", "rate": pytest.approx(np.nan, nan_ok=True),
+                                 "seed": 4, "train_fraction": 0.9}
+    assert "mask" not in s.layers
+    # p = 0.5 gives halves
+    h = scenarios.make(ds, "mcv", seed=4, train_fraction=0.5)
+    assert _dense(h.layers["counts"]).sum() / X.sum() == pytest.approx(0.5, abs=0.01)
+
+
+def test_mask_hits_fraction_exactly(ds):
+    X = _dense(ds.layers["counts"])
+    nnz = int((X > 0).sum())
+    for rate in (0.1, 0.25):
+        s = scenarios.make(ds, "mask", rate=rate, seed=1)
+        M = _dense(s.layers["mask"]).astype(bool)
+        C = _dense(s.layers["counts"])
+        assert M.sum() == round(rate * nnz)
+        np.testing.assert_array_equal(M, (X > 0) & (C == 0))
+        np.testing.assert_array_equal(C[~M], X[~M])
+        np.testing.assert_array_equal(_dense(s.layers["truth"]), X)
+
+
+def test_mask_is_uniform(ds):
+    """Uniform masking: the masked share does not depend on the count's size."""
+    X = _dense(ds.layers["counts"])
+    s = scenarios.make(ds, "mask", rate=0.3, seed=3)
+    M = _dense(s.layers["mask"]).astype(bool)
+    low, high = (X > 0) & (X <= 2), X > 20
+    assert abs(M[low].mean() - 0.3) < 0.02 and abs(M[high].mean() - 0.3) < 0.02
+
+
+def test_dropout_scenario(ds):
+    X = _dense(ds.layers["counts"])
+    for rate in (0.2, 0.5, 0.8):
+        s = scenarios.make(ds, "dropout", rate=rate, seed=1)
+        M = _dense(s.layers["mask"]).astype(bool)
+        C = _dense(s.layers["counts"])
+        assert abs(M.sum() / (X > 0).sum() - rate) < 0.02
+        np.testing.assert_array_equal(M, (X > 0) & (C == 0))
+        np.testing.assert_array_equal(_dense(s.layers["truth"]), X)
+        assert s.uns["scenario"]["id"] == f"dropout{int(rate * 100)}_s1"
+    # logistic (shape -1): low counts drop more than high counts, unlike uniform masking
+    s = scenarios.make(ds, "dropout", rate=0.5, seed=1)
+    M = _dense(s.layers["mask"]).astype(bool)
+    low, high = (X > 0) & (X <= 2), X > 20
+    assert M[low].mean() > M[high].mean() + 0.4
+
+
+def test_none_and_kept_metadata(ds, tmp_path):
+    s = scenarios.make(ds, "none")
+    np.testing.assert_array_equal(_dense(s.layers["truth"]), _dense(ds.layers["counts"]))
+    np.testing.assert_array_equal(_dense(s.X), _dense(ds.layers["counts"]))
+    assert "mask" not in s.layers
+    for k in ("group_names", "sim_params", "dataset_id"):
+        assert k in s.uns
+    assert s.uns["dataset_id"] == "simtest"
+    np.testing.assert_array_equal(s.varm["de_factor"], ds.varm["de_factor"])
+    assert (s.obs["cell_type"] == ds.obs["cell_type"]).all()
+    assert s.var["is_de"].equals(ds.var["is_de"])
+    s.write_h5ad(tmp_path / "none.h5ad")
+    # the dataset itself is untouched
+    assert "scenario" not in ds.uns
+
+
+@pytest.mark.parametrize("kind", ["dropout", "mask", "mcv", "none"])
+def test_sparse_out_and_determinism(ds, kind, tmp_path):
+    a = scenarios.make(ds, kind, seed=7)
+    b = scenarios.make(ds, kind, seed=7)
+    for k in a.layers:
+        assert sp.issparse(a.layers[k])
+        assert (a.layers[k] != b.layers[k]).nnz == 0
+    assert a.layers["counts"].dtype == np.float32
+    if kind != "none":
+        c = scenarios.make(ds, kind, seed=8)
+        assert (a.layers["counts"] != c.layers["counts"]).nnz > 0
+    a.write_h5ad(tmp_path / f"{kind}.h5ad")
+
+
+def test_dense_input_gives_sparse_output():
+    import anndata as ad
+    X = np.array([[1, 0, 3], [4, 5, 0], [0, 2, 2]], dtype=np.float32)
+    s = scenarios.make(ad.AnnData(X), "mcv", seed=0)
+    assert sp.issparse(s.layers["counts"])
+    np.testing.assert_array_equal(_dense(s.layers["counts"]) + _dense(s.layers["truth"]), X)
