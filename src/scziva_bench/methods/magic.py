@@ -29,6 +29,8 @@ SOURCE = _source()
 
 
 def impute(counts, *, seed, device, adata, knn, decay, t, n_pca, solver, transform):
+    import warnings
+
     import magic
 
     X = dense(counts)
@@ -47,6 +49,9 @@ def impute(counts, *, seed, device, adata, knn, decay, t, n_pca, solver, transfo
     n_pca = None if n_pca is None else int(min(n_pca, min(X.shape) - 1))
     op = magic.MAGIC(knn=int(knn), decay=decay, t=t, n_pca=n_pca, solver=solver,
                      n_jobs=1, random_state=int(seed), verbose=0)
-    Y = np.asarray(op.fit_transform(fwd(Xn), genes="all_genes"), dtype=np.float64)
+    with warnings.catch_warnings():  # unexpressed genes, graphtools' deprecated logger calls
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        Y = np.asarray(op.fit_transform(fwd(Xn), genes="all_genes"), dtype=np.float64)
     Y = np.clip(back(np.clip(Y, 0.0, None)), 0.0, None)
     return (Y * lib[:, None]).astype(np.float32)
