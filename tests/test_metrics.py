@@ -1,0 +1,257 @@
+"""Tests for scziva_bench.metrics: known answers on hand-made matrices, controls, files."""
+
+import math
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from scziva.errors import InputError
+from scziva_bench import metrics, scenarios, simulate
+
+# ----------------------------------------------------------------------------- hand-made 3 x 3
+
+T3 = np.array([[1, 0, 3], [2, 5, 0], [0, 4, 6]], dtype=np.float32)
+I3 = np.array([[2, 1, 3], [2, 3, 0], [1, 4, 4]], dtype=np.float32)
+M3 = np.eye(3, dtype=bool)  # the diagonal (truth 1, 5, 6) was dropped
+
+
+def _scenario3():
+    counts = T3 * ~M3
+    a = ad.AnnData(sp.csr_matrix(counts), layers={"counts": sp.csr_matrix(counts),
+                                                  "truth": sp.csr_matrix(T3),
+                                                  "mask": sp.csr_matrix(M3)})
+    a.uns["scenario"] = {"id": "mask33_s0", "kind": "mask", "rate": 1 / 3, "seed": 0}
+    return a
+
+
+def _values(df):
+    return df.set_index("metric")["value"].to_dict()
+
+
+def test_entry_metrics_by_hand():
+    v = _values(metrics.evaluate(_scenario3(), I3, "d", "mask33_s0", "m", which="entries"))
+    # dropped entries: imputed (2, 3, 4) vs truth (1, 5, 6); errors 1, -2, -2
+    assert v["pearson_dropped"] == pytest.approx(5 / math.sqrt(2 * 14))
+    assert v["rmse_dropped"] == pytest.approx(math.sqrt(9 / 3))
+    assert v["mae_dropped"] == pytest.approx(5 / 3)
+    assert v["median_l1_dropped"] == pytest.approx(2.0)
+    assert v["log_mse_dropped"] == pytest.approx(((math.log(3) - math.log(2)) ** 2 + (math.log(4) - math.log(6)) ** 2
+                                                  + (math.log(5) - math.log(7)) ** 2) / 3)
+    # all 9 entries: errors 1,1,0, 0,-2,0, 1,0,-2
+    assert v["rmse_all"] == pytest.approx(math.sqrt(11 / 9))
+    assert v["mae_all"] == pytest.approx(7 / 9)
+    assert v["median_l1_all"] == pytest.approx(1.0)
+    x, y = I3.ravel().astype(float), T3.ravel().astype(float)
+    sxy = ((x - x.mean()) * (y - y.mean())).sum()
+    assert v["pearson_all"] == pytest.approx(sxy / math.sqrt(((x - x.mean()) ** 2).sum() * ((y - y.mean()) ** 2).sum()))
+    # 'all' log_mse: only the 5 differing entries contribute
+    lm = ((math.log(3) - math.log(2)) ** 2 + math.log(2) ** 2 + (math.log(4) - math.log(6)) ** 2
+          + math.log(2) ** 2 + (math.log(5) - math.log(7)) ** 2) / 9
+    assert v["log_mse_all"] == pytest.approx(lm)
+
+
+def test_entry_controls_by_hand():
+    s = _scenario3()
+    perfect = _values(metrics.evaluate(s, metrics.perfect(s), "d", "x", "perfect", which="entries"))
+    for suffix in ("dropped", "all"):
+        assert perfect[f"pearson_{suffix}"] == pytest.approx(1.0)
+        for m in ("rmse", "mae", "log_mse", "median_l1"):
+            assert perfect[f"{m}_{suffix}"] == 0.0
+    noimp = _values(metrics.evaluate(s, metrics.no_imputation(s), "d", "x", "none", which="entries"))
+    # zeros where the truth was 1, 5, 6: pearson undefined (constant prediction)
+    assert math.isnan(noimp["pearson_dropped"])
+    assert noimp["rmse_dropped"] == pytest.approx(math.sqrt((1 + 25 + 36) / 3))
+    assert noimp["mae_dropped"] == pytest.approx(4.0)
+    assert noimp["median_l1_dropped"] == pytest.approx(5.0)
+    assert noimp["log_mse_dropped"] == pytest.approx((math.log(2) ** 2 + math.log(6) ** 2 + math.log(7) ** 2) / 3)
+    assert noimp["mae_all"] == pytest.approx(12 / 9)
+
+
+def test_mcv_by_hand():
+    test = np.array([[1, 0], [2, 3]], dtype=np.float32)
+    train = np.array([[9, 0], [9, 18]], dtype=np.float32)
+    a = ad.AnnData(sp.csr_matrix(train), layers={"counts": sp.csr_matrix(train), "truth": sp.csr_matrix(test)})
+    a.uns["scenario"] = {"id": "mcv_s0", "kind": "mcv", "rate": float("nan"), "seed": 0, "train_fraction": 0.9}
+    v = _values(metrics.evaluate(a, train, "d", "mcv_s0", "noimp", which="mcv"))
+    # prediction = train * 0.1 / 0.9 = [[1, 0], [1, 2]]; Poisson NLL of the TEST counts
+    nll = [1 - 0 + 0, 1e-6, 1 + math.lgamma(3), 2 - 3 * math.log(2) + math.lgamma(4)]
+    assert v["mcv_poisson"] == pytest.approx(sum(nll) / 4, rel=1e-9)
+    # log-normalised rows: row 0 identical; row 1 (1/3, 2/3) vs (0.4, 0.6) of 1e4
+    e = [(math.log1p(1e4 / 3) - math.log1p(4000)) ** 2, (math.log1p(2e4 / 3) - math.log1p(6000)) ** 2]
+    assert v["mcv_mse"] == pytest.approx(sum(e) / 4, rel=1e-6)
+    # swapping prediction and target would give a different number
+    swapped = np.mean([0 - 1 * math.log(1), 0.0, 2 - 1 * math.log(2), 3 - 2 * math.log(3)])
+    assert v["mcv_poisson"] != pytest.approx(swapped)
+    # no entry metrics on MCV
+    allv = _values(metrics.evaluate(a, train, "d", "mcv_s0", "noimp", which=["entries", "mcv"]))
+    assert math.isnan(allv["rmse_all"]) and not math.isnan(allv["mcv_mse"])
+
+
+def test_mcv_perfect_is_best():
+    ds = simulate.splat(n_cells=120, n_genes=200, n_groups=2, seed=1)
+    s = scenarios.make(ds, "mcv", seed=1)
+    p = _values(metrics.evaluate(s, metrics.perfect(s), "d", "mcv_s1", "perfect", which="mcv"))
+    n = _values(metrics.evaluate(s, metrics.no_imputation(s), "d", "mcv_s1", "noimp", which="mcv"))
+    assert p["mcv_mse"] == pytest.approx(0.0, abs=1e-10)
+    assert p["mcv_poisson"] < n["mcv_poisson"]
+    # the perfect Poisson loss is the saturated one: sum(y - y log y + log y!) / n
+    Y = s.layers["truth"].toarray().astype(float)
+    from scipy.special import gammaln, xlogy
+    sat = np.mean(np.where(Y > 0, Y, 1e-6) - xlogy(Y, np.where(Y > 0, Y, 1e-6)) + gammaln(Y + 1))
+    assert p["mcv_poisson"] == pytest.approx(sat, rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- simulation-based
+
+@pytest.fixture(scope="module")
+def sim_scenario():
+    ds = simulate.splat(n_cells=240, n_genes=400, n_groups=3, de_prob=0.2, de_loc=0.6, seed=3)
+    return scenarios.make(ds, "dropout", rate=0.5, seed=1)
+
+
+@pytest.fixture(scope="module")
+def sim_results(sim_scenario):
+    s = sim_scenario
+    rng = np.random.default_rng(0)
+    noise = rng.poisson(5.0, size=s.shape).astype(np.float32)
+    out = {}
+    for name, imp in [("perfect", metrics.perfect(s)), ("no_imputation", metrics.no_imputation(s)),
+                      ("noise", noise)]:
+        out[name] = _values(metrics.evaluate(s, imp, "sim", "dropout50_s1", name, seed=0))
+    return out
+
+
+def test_all_metrics_present(sim_results):
+    for v in sim_results.values():
+        assert list(v) == metrics.METRICS
+
+
+def test_perfect_scores_best(sim_results):
+    p, n, z = sim_results["perfect"], sim_results["no_imputation"], sim_results["noise"]
+    for s in ("dropped", "all"):
+        assert p[f"pearson_{s}"] == pytest.approx(1.0)
+        for m in ("rmse", "mae", "log_mse", "median_l1"):
+            assert p[f"{m}_{s}"] == 0.0
+    assert p["genecorr_agreement"] == pytest.approx(1.0) and p["genecorr_inflation"] == pytest.approx(0.0)
+    assert p["de_jaccard_top100"] == 1.0
+    for m in ("ari_kmeans", "nmi_kmeans", "ari_leiden", "nmi_leiden", "silhouette", "de_auroc", "de_auprc",
+              "genecorr_agreement", "de_jaccard_top100"):
+        assert p[m] >= n[m] - 1e-9 and p[m] > z[m], m
+    assert p["ari_kmeans"] > 0.9 and p["de_auroc"] > 0.75
+    # random noise carries no structure
+    assert abs(z["ari_kmeans"]) < 0.1 and abs(z["de_auroc"] - 0.5) < 0.1
+    assert math.isnan(p["mcv_mse"])  # not an MCV scenario
+
+
+def test_no_imputation_matches_hand_formula(sim_scenario, sim_results):
+    T = sim_scenario.layers["truth"].toarray().astype(float)
+    M = sim_scenario.layers["mask"].toarray().astype(bool)
+    C = sim_scenario.layers["counts"].toarray().astype(float)
+    n = sim_results["no_imputation"]
+    t = T[M]
+    assert n["rmse_dropped"] == pytest.approx(np.sqrt(np.mean(t ** 2)))
+    assert n["mae_dropped"] == pytest.approx(t.mean())
+    assert n["median_l1_dropped"] == pytest.approx(np.median(t))
+    assert n["log_mse_dropped"] == pytest.approx(np.mean(np.log1p(t) ** 2))
+    assert math.isnan(n["pearson_dropped"])
+    assert n["pearson_all"] == pytest.approx(np.corrcoef(C.ravel(), T.ravel())[0, 1])
+    assert n["rmse_all"] == pytest.approx(np.sqrt(np.mean((C - T) ** 2)))
+
+
+def test_false_positives_small_for_truth(sim_results):
+    assert 0 <= sim_results["perfect"]["de_false_positives"] < 0.02
+
+
+def test_genecorr_inflation_detects_oversmoothing(sim_scenario):
+    """Replacing each cell by its group mean inflates gene-gene correlations."""
+    s = sim_scenario
+    T = metrics.perfect(s)
+    g = s.obs["cell_type"].cat.codes.to_numpy()
+    smooth = np.vstack([T[g == k].mean(axis=0) for k in g]) * 0.8 + 0.2 * T
+    v = _values(metrics.evaluate(s, smooth, "d", "x", "smooth", which="genecorr"))
+    assert v["genecorr_inflation"] > 0.05
+    assert v["genecorr_agreement"] < 1.0
+
+
+def test_no_labels_gives_nan(sim_scenario):
+    s = sim_scenario.copy()
+    del s.obs["cell_type"]
+    v = _values(metrics.evaluate(s, metrics.perfect(s), "d", "x", "p", which=["clustering", "de"]))
+    for m in metrics.GROUPS["clustering"] + ["de_auroc", "de_auprc", "de_jaccard_top100"]:
+        assert math.isnan(v[m])
+    # false positives fall back to a random split of all cells
+    assert 0 <= v["de_false_positives"] <= 1
+
+
+def test_deterministic(sim_scenario):
+    imp = metrics.no_imputation(sim_scenario)
+    a = metrics.evaluate(sim_scenario, imp, "d", "x", "m", which=["clustering", "de"], seed=4)
+    b = metrics.evaluate(sim_scenario, imp, "d", "x", "m", which=["clustering", "de"], seed=4)
+    pd.testing.assert_frame_equal(a, b)
+
+
+# ----------------------------------------------------------------------------- input checks and files
+
+def test_bad_imputed():
+    s = _scenario3()
+    with pytest.raises(InputError, match="shape"):
+        metrics.evaluate(s, np.zeros((3, 4)), "d", "x", "m")
+    bad = I3.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        metrics.evaluate(s, bad, "d", "x", "m")
+    with pytest.raises(InputError, match="unknown metric"):
+        metrics.evaluate(s, I3, "d", "x", "m", which="accuracy")
+
+
+def test_which_single_metric_and_columns():
+    df = metrics.evaluate(_scenario3(), I3, "d", "s", "m", which=["rmse_dropped"])
+    assert list(df.columns) == ["dataset", "scenario", "method", "metric", "value", "status"]
+    assert df["metric"].tolist() == ["rmse_dropped"] and df["status"].tolist() == ["ok"]
+    assert df["value"].iloc[0] == pytest.approx(math.sqrt(3))
+
+
+def test_tsv_roundtrip_and_aggregate(tmp_path):
+    s = _scenario3()
+    a = metrics.evaluate(s, I3, "d", "s", "m1", which="entries")
+    b = metrics.failed_rows("d", "s", "m2", which="entries")
+    assert (b["status"] == "failed").all() and b["value"].isna().all()
+    metrics.write_tsv_atomic(a, tmp_path / "m" / "m1.tsv")
+    metrics.write_tsv_atomic(b, tmp_path / "m" / "m2.tsv")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["m1.tsv", "m2.tsv"]  # no temp files left
+    agg = metrics.aggregate([tmp_path / "m" / "m1.tsv", tmp_path / "m" / "m2.tsv"])
+    assert len(agg) == len(a) + len(b)
+    np.testing.assert_allclose(agg["value"].to_numpy()[: len(a)], a["value"].to_numpy())
+    assert agg["status"].tolist() == ["ok"] * len(a) + ["failed"] * len(b)
+    with pytest.raises(InputError):
+        metrics.aggregate([tmp_path / "missing.tsv"])
+    (tmp_path / "bad.tsv").write_text("a\tb\n1\t2\n")
+    with pytest.raises(InputError, match="lacks"):
+        metrics.aggregate([tmp_path / "bad.tsv"])
+
+
+def test_speed_600x2000():
+    import time
+    ds = simulate.splat(n_cells=600, n_genes=2000, seed=0)
+    s = scenarios.make(ds, "dropout", rate=0.5, seed=0)
+    metrics.evaluate(s[:60, :50].copy(), metrics.no_imputation(s)[:60, :50], "d", "x", "warm")  # imports, JIT
+    t = time.process_time()  # CPU time: robust to a busy shared machine
+    metrics.evaluate(s, metrics.no_imputation(s), "d", "x", "m")
+    assert time.process_time() - t < 10  # ~2.5 s measured
+
+
+def test_real_dataset_controls(shared_data):
+    path = shared_data / "zeisel_subset.h5ad"
+    if not path.exists():
+        pytest.skip("zeisel_subset.h5ad missing")
+    real = ad.read_h5ad(path)
+    real = real[::3, :1000].copy()  # 167 cells of the 3 classes
+    assert real.obs["cell_type"].nunique() >= 2
+    s = scenarios.make(real, "mask", rate=0.1, seed=0)
+    p = _values(metrics.evaluate(s, metrics.perfect(s), "zeisel", "mask10_s0", "perfect", which=["entries", "de"]))
+    assert p["pearson_dropped"] == pytest.approx(1.0) and p["rmse_dropped"] == 0
+    assert p["de_jaccard_top100"] == 1.0
+    assert math.isnan(p["de_auroc"])  # no simulated truth on real data
