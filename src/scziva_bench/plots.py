@@ -49,16 +49,26 @@ CONTROL_STYLE = {
 }
 FAILED_COLOR = "tab:red"
 
-# metrics where smaller is better; every other metric: larger is better
-_LOWER_PREFIXES = ("mse", "rmse", "mae", "poisson", "loss", "error", "runtime", "max_rss",
-                   "memory", "time", "kl")
+# metrics where smaller is better (name contains one of these); all others: larger is
+# better. Agrees with scziva_bench.metrics.HIGHER_IS_BETTER (tests check it) without
+# importing it (that pulls in torch).
+_LOWER_PARTS = ("mse", "rmse", "mae", "median_l1", "poisson", "loss", "error",
+                "false_positives", "inflation", "runtime", "max_rss", "memory")
+# metrics whose best value is 0 in either direction: ranked by their absolute value
+_ABS_BEST_ZERO = ("genecorr_inflation",)
 
 
 def higher_is_better(metric: str) -> bool:
-    """True for metrics where a larger value is better (correlations, ARI, NMI, AUC ...),
-    False for errors, losses, runtime and memory (names starting with mse, rmse, mae,
-    poisson, loss, error, runtime, max_rss, memory, time, kl)."""
-    return not str(metric).lower().startswith(_LOWER_PREFIXES)
+    """True where a larger value is better (correlations, ARI, NMI, silhouette, AUROC,
+    Jaccard, gene-correlation agreement), False for errors, losses, false positives,
+    correlation inflation (best at 0; ranked by absolute value), runtime and memory."""
+    m = str(metric).lower()
+    return not any(part in m for part in _LOWER_PARTS)
+
+
+def _rank_values(metric: str, values: pd.Series) -> pd.Series:
+    values = values.astype(float)
+    return values.abs() if metric in _ABS_BEST_ZERO else values
 
 
 def _status(df: pd.DataFrame) -> pd.Series:
@@ -112,20 +122,39 @@ def _method_colors(methods) -> dict:
     return {m: cmap(i % cmap.N) for i, m in enumerate(methods)}
 
 
+def _has_values(sub: pd.DataFrame) -> bool:
+    ok = sub.loc[sub["status"] == "ok", "value"].astype(float)
+    return bool(np.isfinite(ok).any() or (sub["status"] == "failed").any())
+
+
 def plot_metric(df: pd.DataFrame, metric: str, ncols: int = 3) -> plt.Figure:
     """Methods side by side for one metric; one panel per (dataset, scenario group).
 
     Bars are the mean over seeds of a scenario, dots the single runs. The controls are
     horizontal lines at their mean. A failed run is a red cross at the bottom of its
-    column, labelled "failed". A method with no value (metric not applicable) is "n/a".
+    column, labelled "failed". A method with no value (metric not applicable) is "n/a";
+    panels where the metric applies to no method (e.g. MCV metrics on a dropout
+    scenario) are left out and listed under the figure.
     """
     d = df[df["metric"] == metric].copy()
     d["status"] = _status(d)
     d["group"] = d["scenario"].map(scenario_group)
     methods = method_order(df)
     colors = _method_colors(methods)
-    panels = _panels(d)
-    fig, axes = _grid(len(panels), ncols, w=max(3.2, 0.55 * len(methods) + 1.4), h=3.4)
+    all_panels = _panels(d)
+    panels = [p for p in all_panels
+              if _has_values(d[(d["dataset"].astype(str) == p[0]) & (d["group"] == p[1])])]
+    skipped = [p for p in all_panels if p not in panels]
+    direction = "higher is better" if higher_is_better(metric) else "lower is better"
+    if metric in _ABS_BEST_ZERO:
+        direction = "best at 0"
+    if not panels:
+        fig, ax = plt.subplots(figsize=(6, 2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"{metric}: no values (the metric does not apply to these "
+                "scenarios)", ha="center", va="center", fontsize=10, wrap=True)
+        return fig
+    fig, axes = _grid(len(panels), ncols, w=max(3.4, 0.55 * len(methods) + 1.4), h=3.4)
     x = np.arange(len(methods))
     for ax, (ds, grp) in zip(axes, panels):
         sub = d[(d["dataset"].astype(str) == ds) & (d["group"] == grp)]
@@ -167,12 +196,17 @@ def plot_metric(df: pd.DataFrame, metric: str, ncols: int = 3) -> plt.Figure:
                if (d["method"] == c).any()]
     handles.append(plt.Line2D([], [], marker="x", color=FAILED_COLOR, linestyle="none",
                               mew=2, label="failed run"))
-    direction = "higher is better" if higher_is_better(metric) else "lower is better"
     fig.suptitle(f"{metric} ({direction}); bars: mean over seeds, dots: single runs",
-                 fontsize=11)
-    fig.legend(handles=handles, loc="upper right", fontsize=8, frameon=False,
-               ncol=len(handles))
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+                 fontsize=11, x=0.01, ha="left")
+    note = ""
+    if skipped:
+        note = "not applicable, not drawn: " + ", ".join(f"{a} - {scenario_label(b)}"
+                                                       for a, b in skipped)
+    fig.tight_layout(rect=(0, 0.08 if note else 0.05, 1, 0.95))
+    fig.legend(handles=handles, loc="lower left", fontsize=8, frameon=False,
+               ncol=len(handles), bbox_to_anchor=(0.0, 0.0))
+    if note:
+        fig.text(0.99, 0.01, note, ha="right", va="bottom", fontsize=8, color="0.4")
     return fig
 
 
@@ -201,7 +235,8 @@ def rank_table(df: pd.DataFrame, metrics=None, by_dataset: bool = True):
         if ok.empty:
             continue  # nothing to rank against (metric not applicable here)
         n = len(methods)
-        r = ok["value"].rank(ascending=not higher_is_better(met), method="average")
+        r = _rank_values(met, ok["value"]).rank(ascending=not higher_is_better(met),
+                                                method="average")
         for m, rk in zip(ok["method"], r):
             rows.append((m, ds, met, float(rk), 0))
         for m in failed["method"]:
@@ -231,40 +266,52 @@ def rank_table(df: pd.DataFrame, metrics=None, by_dataset: bool = True):
 
 
 def plot_ranks(df: pd.DataFrame, metrics=None) -> plt.Figure:
-    """Heatmap of :func:`rank_table` (1 = best, dark), annotated with the mean ranks; a
-    cell with failed runs (counted as last) is marked ``F``; methods sorted by mean rank."""
+    """Heatmap of :func:`rank_table`: one row per metric (and dataset), one column per
+    method (sorted by mean rank), annotated with the mean ranks (1 = best, yellow); a
+    cell with failed runs (counted as last) is marked ``F``. Row labels carry the
+    metric's direction: up arrow = higher is better, down arrow = lower is better."""
     ranks, failed = rank_table(df, metrics)
-    ranks = ranks.sort_values("mean", na_position="last")
-    failed = failed.reindex(ranks.index)
-    n_m, n_c = ranks.shape
-    fig, ax = plt.subplots(figsize=(max(4.5, 0.85 * n_c + 2.5), max(2.6, 0.45 * n_m + 1.8)))
+    order = ranks["mean"].sort_values(na_position="last").index
+    ranks = ranks.loc[order].T
+    failed = failed.loc[order].T
+    n_r, n_m = ranks.shape
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.75 * n_m + 3.2), max(2.6, 0.3 * n_r + 1.8)))
     vals = ranks.to_numpy(dtype=float)
     n_methods = max(1, n_m)
-    im = ax.imshow(np.ma.masked_invalid(vals), cmap="viridis_r", vmin=1, vmax=max(1, n_methods),
-                   aspect="auto")
-    for i in range(n_m):
-        for j in range(n_c):
+    im = ax.imshow(np.ma.masked_invalid(vals), cmap="viridis_r", vmin=1,
+                   vmax=max(2, n_methods), aspect="auto")
+    for i in range(n_r):
+        for j in range(n_m):
             v = vals[i, j]
             f = failed.iloc[i, j]
             if np.isfinite(v):
                 txt = f"{v:.1f}" + (" F" if f else "")
                 frac = (v - 1) / max(1, n_methods - 1)
-                color = "white" if frac < 0.55 else "black"
+                color = "black" if frac < 0.6 else "white"
             else:
                 txt, color = "n/a", "0.4"
-            ax.text(j, i, txt, ha="center", va="center", fontsize=8, color=color)
-    ax.axvline(n_c - 1.5, color="white", linewidth=3)
-    ax.set_xticks(range(n_c))
-    ax.set_xticklabels(ranks.columns, rotation=40, ha="right", fontsize=8)
-    ax.set_yticks(range(n_m))
-    ax.set_yticklabels(ranks.index, fontsize=9)
+            ax.text(j, i, txt, ha="center", va="center", fontsize=7.5, color=color,
+                    fontweight="bold" if f else "normal")
+    ax.axhline(n_r - 1.5, color="white", linewidth=3)
+    labels = []
+    for row in ranks.index:
+        met = str(row).split(" / ")[0]
+        if row == "mean":
+            labels.append("mean over rows")
+        else:
+            arrow = "\u2193" if not higher_is_better(met) else "\u2191"
+            labels.append(f"{row} {arrow}")
+    ax.set_yticks(range(n_r))
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.set_xticks(range(n_m))
+    ax.set_xticklabels(ranks.columns, rotation=40, ha="right", fontsize=9)
+    ax.xaxis.tick_top()
+    plt.setp(ax.get_xticklabels(), rotation=40, ha="left")
     cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
     cb.set_label("mean rank (1 = best)")
-    mets = [c.split(" / ")[0] for c in ranks.columns[:-1]]
-    lower = sorted({m for m in mets if not higher_is_better(m)})
-    note = "lower is better for: " + ", ".join(lower) if lower else "higher is better for all"
-    ax.set_title("Mean rank per metric (controls excluded; F: failed runs, ranked last)\n"
-                 + note, fontsize=9)
+    ax.set_xlabel("Mean rank over scenarios and seeds (controls excluded). \u2191 higher is "
+                  "better, \u2193 lower is better (genecorr_inflation: |value|).\n"
+                  "F: the cell includes failed runs, counted as last.", fontsize=8)
     fig.tight_layout()
     return fig
 

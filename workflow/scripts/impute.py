@@ -5,6 +5,8 @@ output"). With ``on_error: mark`` (the default) a method that raises is logged w
 traceback and recorded as failed: the output is written anyway, without
 ``layers["imputed"]``, with ``uns["status"] = "failed"`` and ``uns["error"]``, so that
 the evaluate rule marks the method as failed instead of the whole run stopping.
+:class:`scziva.errors.InputError` (bad user input, such as an unknown method parameter)
+always fails the job, with its one-sentence message in the log.
 """
 import sys
 from pathlib import Path
@@ -20,6 +22,7 @@ import traceback  # noqa: E402
 import anndata as ad  # noqa: E402
 import numpy as np  # noqa: E402
 
+from scziva.errors import InputError  # noqa: E402
 from scziva_bench import io, methods  # noqa: E402
 
 sm = snakemake  # noqa: F821
@@ -45,6 +48,8 @@ try:
     out.layers["imputed"] = X
     out.uns["status"] = "ok"
     log.info("done in %.2f s", runtime)
+except InputError:
+    raise  # a configuration or data error (e.g. an unknown parameter): stop, not "failed"
 except Exception as exc:  # noqa: BLE001 -- recorded, see the module docstring
     runtime = time.perf_counter() - t0
     if sm.params.on_error == "stop":
