@@ -87,11 +87,23 @@ def test_adapters_declare_gpu_and_defaults():
                    "magic": False, "no_imputation": False, "perfect": False, "scvi": True,
                    "scziva": True, "scziva_authors": True}
     d = methods.defaults("dca")
-    assert d["hidden"] == (64, 32, 64) and d["batch_size"] == 32
+    assert d["hidden"] == [64, 32, 64] and d["batch_size"] == 32
     d["epochs"] = -1  # a copy: the registry's defaults stay unchanged
     assert methods.defaults("dca")["epochs"] == 300
     assert methods.defaults("deepimpute")["n_targets"] == 512
     assert methods.defaults("no_imputation") == {}
+
+
+def test_defaults_can_be_stored_in_h5ad(tmp_path):
+    # the workflow stores the parameters of a run in uns["method_params"]
+    import anndata as ad
+
+    a = ad.AnnData(np.zeros((2, 2), dtype=np.float32))
+    a.uns["method_params"] = {name: methods.defaults(name) for name in methods.available()}
+    a.write_h5ad(tmp_path / "p.h5ad")
+    back = ad.read_h5ad(tmp_path / "p.h5ad").uns["method_params"]
+    assert back["knn_smoothing"] == {"k": 15, "d": 10, "dither": 0.03}
+    assert list(back["dca"]["hidden"]) == [64, 32, 64]
 
 
 def test_unknown_parameter_and_missing_layer(scenario):

@@ -6,6 +6,15 @@ import numpy as np
 import scipy.sparse as sp
 
 
+def pkg_version(dist: str) -> str:
+    """``"<dist> <version>"`` of an installed distribution, or just ``dist``."""
+    try:
+        from importlib.metadata import version
+        return f"{dist} {version(dist)}"
+    except Exception:  # pragma: no cover - not installed
+        return dist
+
+
 def dense(counts) -> np.ndarray:
     """A dense float64 copy of a (sparse) count matrix."""
     return counts.toarray().astype(np.float64) if sp.issparse(counts) else np.array(counts, dtype=np.float64)

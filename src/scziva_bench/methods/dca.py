@@ -31,7 +31,7 @@ import numpy as np
 from ._common import EarlyStopping, dense, library_sizes, seed_torch, split_cells
 
 USES_GPU = True
-DEFAULTS = {"hidden": (64, 32, 64), "epochs": 300, "batch_size": 32, "lr": 1e-3,
+DEFAULTS = {"hidden": [64, 32, 64], "epochs": 300, "batch_size": 32, "lr": 1e-3,
             "patience": 15, "reduce_lr": 10, "validation": 0.1, "ridge": 0.0,
             "clip_value": 5.0}
 SOURCE = "re-implemented in torch from Eraslan et al. 2019 (Nat Commun 10:390)"

@@ -11,21 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import dense, library_sizes
+from ._common import dense, library_sizes, pkg_version
 
 USES_GPU = False
 DEFAULTS = {"knn": 5, "decay": 1, "t": 3, "n_pca": 100, "solver": "exact", "transform": "sqrt"}
-
-
-def _source():
-    try:
-        from importlib.metadata import version
-        return f"magic-impute {version('magic-impute')}"
-    except Exception:  # pragma: no cover
-        return "magic-impute"
-
-
-SOURCE = _source()
+SOURCE = pkg_version("magic-impute")
 
 
 def impute(counts, *, seed, device, adata, knn, decay, t, n_pca, solver, transform):

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import library_sizes
+from ._common import library_sizes, pkg_version
 
 USES_GPU = True
 DEFAULTS = {"max_epochs": None, "n_latent": 10, "n_hidden": 128, "n_layers": 1,
             "batch_size": 128, "early_stopping": False, "n_samples": 1, "lr": 1e-3}
-SOURCE = "scvi-tools (scvi.model.SCVI)"
+SOURCE = pkg_version("scvi-tools") + " (scvi.model.SCVI)"
 
 
 def _max_epochs_heuristic(n_cells: int) -> int:
