@@ -146,10 +146,64 @@ _REFERENCE: dict[str, Path] = {}
 
 
 def reference_run() -> Path:
-    """Working directory of one uninterrupted local run of the test config (made once)."""
+    """Working directory of one uninterrupted local run of :func:`mini_config` (made once
+    per pytest process, shared by the tests that compare against it)."""
     if "local" not in _REFERENCE:
-        wd = scratch("reference")
-        res = snakemake(wd)
-        check(res, "local reference run of config/test.yaml")
+        wd = scratch("reference") / "run"
+        res = local_run(wd, mini_config())
+        check(res, "local reference run of the mini config")
         _REFERENCE["local"] = wd
     return _REFERENCE["local"]
+
+
+# measurements of the run itself, not results: they differ between any two runs
+RESOURCE_METRICS = ("runtime_s", "max_rss_mb")
+
+# A method that crashes, through an ordinary parameter: MAGIC's adapter raises InputError
+# for a transform it does not know. It passes the config checks (the key is a parameter of
+# magic) and fails inside its impute job, as a real crash would.
+BROKEN_METHOD = ("magic", {"params": {"transform": "no-such-transform"}})
+
+# a control, the GPU-capable scZiva, and a CPU method that crashes
+MINI_METHODS = ("no_imputation", "scziva", BROKEN_METHOD)
+
+
+def mini_config(methods=MINI_METHODS, **overrides) -> dict:
+    """config/test.yaml cut down for the end-to-end tests of this folder.
+
+    Same simulated dataset, seeds and method settings, but one scenario (the first
+    dropout rate), a few methods (:data:`MINI_METHODS`: a control, the GPU-capable
+    scZiva, a method that crashes), PNG figures only and no UMAP figure, so that a whole
+    run is a dozen short jobs.
+    ``overrides`` replace top-level keys; ``methods`` entries may be names (settings from
+    the test config) or (name, settings) pairs.
+    """
+    cfg = test_config()
+    rates = cfg["scenarios"]["dropout"]["rates"][:1]
+    cfg["scenarios"] = {"dropout": {"rates": rates,
+                                    "seeds": cfg["scenarios"]["dropout"]["seeds"][:1]}}
+    chosen = {}
+    for m in methods:
+        if isinstance(m, tuple):
+            chosen[m[0]] = m[1]
+        else:
+            chosen[m] = cfg["methods"].get(m) or {}
+    cfg["methods"] = chosen
+    cfg["figures"] = {**(cfg.get("figures") or {}), "formats": ["png"],
+                      "umap": {"enabled": False}}
+    cfg.update(overrides)
+    return cfg
+
+
+def local_run(workdir, cfg: dict, *args: str, timeout: float = 600, **kw):
+    """Write ``cfg`` next to ``workdir`` and run it locally with profiles/default."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfgfile = write_config(cfg, workdir.parent / f"{workdir.name}.config.yaml")
+    return snakemake(workdir, *args, profile="default", configfile=cfgfile,
+                     timeout=timeout, **kw)
+
+
+def result_values(path) -> dict:
+    """:func:`metric_values` without the run's own time and memory measurements."""
+    return {k: v for k, v in metric_values(path).items() if k[3] not in RESOURCE_METRICS}
