@@ -159,6 +159,15 @@ def add_dropout(counts, share: float, shape: float = -1.0, seed: int = 0, means=
 
 # ----------------------------------------------------------------------------- splat
 
+def _dense_to_csr(a):
+    """float32 CSR of a dense array (faster than scipy's constructor), and the row of each value."""
+    rows, cols = np.nonzero(a)
+    indptr = np.zeros(a.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=a.shape[0]), out=indptr[1:])
+    m = sp.csr_matrix((a[rows, cols].astype(np.float32), cols, indptr), shape=a.shape)
+    return m, rows
+
+
 def _check_pos(name, value, allow_zero=False):
     try:
         v = float(value)
@@ -242,40 +251,63 @@ def splat(n_cells: int = 600, n_genes: int = 2000, n_groups: int = 5, group_prob
     log_fac = np.where(is_de_g, np.where(is_down, -1.0, 1.0) * np.log(fac), 0.0)
 
     pseudotime = None
+    within = None
     if path:
         # groups are consecutive steps of one trajectory; node k is the end of step k
         nodes = np.concatenate([np.zeros((n_genes, 1)), np.cumsum(log_fac, axis=1)], axis=1)
         within = rng.random(n_cells)
         pseudotime = (group + within) / n_groups
-        # cell log factor: linear interpolation between the nodes of its step
-        cell_log_fac = (nodes[:, group] * (1.0 - within) + nodes[:, group + 1] * within).T
         de_factor = np.exp(nodes[:, 1:])
-        log_group = cell_log_fac
+        nodes_t = nodes.T  # (groups + 1) x genes
     else:
         de_factor = np.exp(log_fac)
-        log_group = log_fac.T[group]  # cells x genes
-    # 4. cell means: group gene means -> proportions -> times library size
-    cm = gene_mean[None, :] * np.exp(log_group)
-    cm *= (lib / cm.sum(axis=1))[:, None]
+        group_mean = gene_mean[None, :] * de_factor.T  # groups x genes
+        group_prop = group_mean / group_mean.sum(axis=1, keepdims=True)
 
-    # 5. BCV and gamma-trended means
+    # 5. (per gene) scaled inverse chi-square factor of the BCV
     chi = rng.chisquare(bcv_df, size=n_genes)
-    bcv = (bcv_common + 1.0 / np.sqrt(cm)) * np.sqrt(bcv_df / chi)[None, :]
-    b2 = bcv * bcv
-    trended = rng.gamma(1.0 / b2, cm * b2)
-    del b2, bcv
+    bcv_gene = np.sqrt(bcv_df / chi)[None, :]
 
-    # 6. true counts
-    truth = rng.poisson(trended).astype(np.float32)
-    truth_csr = sp.csr_matrix(truth)
-    truth_csr.eliminate_zeros()
-    del truth
+    # steps 4-6 in blocks of rows: bounded memory, cache-friendly
+    blocks, log_mu_blocks = [], []
+    step = max(1, 2_000_000 // n_genes)
+    for r0 in range(0, n_cells, step):
+        r1 = min(n_cells, r0 + step)
+        g = group[r0:r1]
+        # 4. cell means: group gene means -> proportions -> times library size
+        if path:
+            w = within[r0:r1, None]
+            # cell log factor: linear interpolation between the nodes of its step
+            cm = np.exp(nodes_t[g] * (1.0 - w) + nodes_t[g + 1] * w)
+            cm *= gene_mean[None, :]
+            cm *= (lib[r0:r1] / cm.sum(axis=1))[:, None]
+        else:
+            cm = group_prop[g] * lib[r0:r1, None]
+        # 5. bcv = (bcv_common + 1/sqrt(mean)) * sqrt(df/chi2); mean ~ Gamma(1/bcv^2, mean*bcv^2)
+        b2 = np.sqrt(cm)
+        np.reciprocal(b2, out=b2)
+        b2 += bcv_common
+        b2 *= bcv_gene
+        b2 *= b2
+        cm *= b2
+        np.reciprocal(b2, out=b2)
+        trended = rng.standard_gamma(b2)
+        trended *= cm
+        del b2, cm
+        # 6. true counts
+        block, rows = _dense_to_csr(rng.poisson(trended))
+        if dropout_share is not None:
+            log_mu_blocks.append(np.log(np.maximum(trended[rows, block.indices], 1e-300)))
+        blocks.append(block)
+        del trended
+    truth_csr = sp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
+    truth_csr = sp.csr_matrix(truth_csr, dtype=np.float32)
+    del blocks
 
     # 7. dropout
     midpoint = None
     if dropout_share is not None:
-        rows = np.repeat(np.arange(n_cells), np.diff(truth_csr.indptr))
-        log_mu = np.log(np.maximum(trended[rows, truth_csr.indices], 1e-300))
+        log_mu = np.concatenate(log_mu_blocks)
         drop, midpoint = _drop_nonzeros(log_mu, dropout_share, float(dropout_shape), rng)
         mask = sp.csr_matrix((drop.copy(), truth_csr.indices.copy(), truth_csr.indptr.copy()),
                              shape=truth_csr.shape, dtype=bool)
