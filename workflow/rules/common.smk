@@ -61,3 +61,46 @@ def method_params(name):
 FIGURES = [
     f"results/figures/{name}.{ext}" for name in wu.figure_names(config) for ext in FIG_FORMATS
 ]
+
+
+def _dataset_files(wildcards):
+    """Counts file (and optional truth file) of a local or Zenodo dataset."""
+    ds = config["datasets"][wildcards.dataset]
+    if ds["source"] == "zenodo":
+        files = {"counts": f"resources/zenodo/{ds['record']}/{ds['file']}"}
+        if ds.get("truth_file"):
+            files["truth"] = f"resources/zenodo/{ds['record']}/{ds['truth_file']}"
+        if ds.get("labels_file"):
+            files["labels"] = f"resources/zenodo/{ds['record']}/{ds['labels_file']}"
+    else:
+        files = {"counts": ds["path"]}
+        if ds.get("truth_path"):
+            files["truth"] = ds["truth_path"]
+        if ds.get("labels_path"):
+            files["labels"] = ds["labels_path"]
+    return files
+
+
+_FIG_KW = dict(
+    formats=FIG_FORMATS,
+    dpi=config.get("figures", {}).get("dpi", 150),
+    describe=wu.describe_config(config),
+)
+
+
+def _figure_outputs(names):
+    """results/figures/<name>.<ext>; the PNGs go into `snakemake --report` with a caption."""
+    out = []
+    for name in names:
+        kind = name.split("_")[0]
+        for ext in FIG_FORMATS:
+            path = f"results/figures/{name}.{ext}"
+            if ext == "png":
+                path = report(
+                    path,
+                    caption=f"../report/{kind}.rst",
+                    category="Figures",
+                    labels={"figure": name},
+                )
+            out.append(path)
+    return out

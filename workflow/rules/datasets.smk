@@ -1,24 +1,6 @@
 # Datasets -> results/datasets/{dataset}.h5ad (docs/contract.md "Dataset").
 
 
-def _dataset_files(wildcards):
-    """Counts file (and optional truth file) of a local or Zenodo dataset."""
-    ds = config["datasets"][wildcards.dataset]
-    if ds["source"] == "zenodo":
-        files = {"counts": f"resources/zenodo/{ds['record']}/{ds['file']}"}
-        if ds.get("truth_file"):
-            files["truth"] = f"resources/zenodo/{ds['record']}/{ds['truth_file']}"
-        if ds.get("labels_file"):
-            files["labels"] = f"resources/zenodo/{ds['record']}/{ds['labels_file']}"
-    else:
-        files = {"counts": ds["path"]}
-        if ds.get("truth_path"):
-            files["truth"] = ds["truth_path"]
-        if ds.get("labels_path"):
-            files["labels"] = ds["labels_path"]
-    return files
-
-
 rule simulate:
     output:
         "results/datasets/{dataset}.h5ad",

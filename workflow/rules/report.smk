@@ -1,30 +1,5 @@
 # Figures, provenance and the HTML summary.
 
-_FIG_KW = dict(
-    formats=FIG_FORMATS,
-    dpi=config.get("figures", {}).get("dpi", 150),
-    describe=wu.describe_config(config),
-)
-
-
-def _figure_outputs(names):
-    """results/figures/<name>.<ext>; the PNGs go into `snakemake --report` with a caption."""
-    out = []
-    for name in names:
-        kind = name.split("_")[0]
-        for ext in FIG_FORMATS:
-            path = f"results/figures/{name}.{ext}"
-            if ext == "png":
-                path = report(
-                    path,
-                    caption=f"../report/{kind}.rst",
-                    category="Figures",
-                    labels={"figure": name},
-                )
-            out.append(path)
-    return out
-
-
 rule figures:
     input:
         "results/metrics.tsv",

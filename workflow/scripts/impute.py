@@ -16,6 +16,7 @@ from scziva_bench.workflow_utils import h5_safe, start_script  # noqa: E402
 
 log = start_script(snakemake)  # noqa: F821
 
+import os  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 
@@ -34,8 +35,19 @@ log.info("method %s on %s/%s (%d cells x %d genes), device %s, seed %s, params %
          name, sm.wildcards.dataset, sm.wildcards.scenario, scen.n_obs, scen.n_vars,
          device or "auto", sm.params.seed, params)
 
+
+def injected_failure():
+    """Crash injection for tests: SCZIVA_BENCH_INJECT_FAILURE holds comma-separated
+    ``method`` or ``method@scenario`` entries whose runs raise a RuntimeError."""
+    spec = os.environ.get("SCZIVA_BENCH_INJECT_FAILURE", "")
+    wanted = {e.strip() for e in spec.split(",") if e.strip()}
+    return bool(wanted & {name, f"{name}@{sm.wildcards.scenario}"})
+
+
 t0 = time.perf_counter()
 try:
+    if injected_failure():
+        raise RuntimeError(f"failure injected by SCZIVA_BENCH_INJECT_FAILURE for {name}")
     X = methods.run(name, scen, seed=int(sm.params.seed), device=device, **params)
     X = np.asarray(X, dtype=np.float32)
     if X.shape != scen.shape:

@@ -1,0 +1,340 @@
+"""The Snakemake benchmark workflow: config schema, lint, dry runs, one tiny end-to-end run.
+
+Everything runs through the ``snakemake`` command line (``--directory tmp_path`` keeps
+outputs and Snakemake's metadata out of the checkout). The end-to-end test (marked
+``slow``, ~1-3 minutes on 2 cores) runs config/test.yaml with one method made to fail,
+and checks metrics.tsv, the figures, the HTML report, provenance and ``--report``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from scziva_bench import plots
+from scziva_bench import workflow_utils as wu
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+CONFIGS = [REPO / "config.yaml", *sorted((REPO / "config").glob("*.yaml"))]
+
+
+def _snakemake_exe() -> str:
+    exe = Path(sys.executable).parent / "snakemake"
+    if exe.is_file():
+        return str(exe)
+    found = shutil.which("snakemake")
+    if found is None:  # pragma: no cover
+        pytest.skip("snakemake is not installed")
+    return found
+
+
+def run_snakemake(*args, cwd: Path, env_extra=None, timeout=900):
+    env = dict(os.environ)
+    env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                "PYTHONUNBUFFERED": "1"})
+    env.update(env_extra or {})
+    cmd = [_snakemake_exe(), "-s", str(SNAKEFILE), "--directory", str(cwd), *map(str, args)]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def load(path) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def write_config(cfg: dict, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+# ------------------------------------------------------------------ config schema (fast)
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_validate(path):
+    from snakemake.utils import validate
+
+    cfg = load(path)
+    validate(cfg, str(SCHEMA))  # raises on any violation
+    assert cfg["datasets"] and cfg["methods"] and cfg["metrics"]
+    for ds in cfg["datasets"]:
+        assert wu.dataset_scenarios(cfg, ds), f"{path.name}: dataset {ds} has no scenario"
+
+
+def test_schema_enums_match_the_library():
+    from scziva_bench import methods, metrics
+
+    schema = load(SCHEMA)
+    assert schema["properties"]["methods"]["propertyNames"]["enum"] == methods.available()
+    assert schema["properties"]["metrics"]["items"]["enum"] == metrics.METRICS
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_config_method_params_are_known(path):
+    """Every parameter a shipped config sets is a parameter of that method."""
+    from scziva_bench import methods
+
+    for name, spec in load(path)["methods"].items():
+        params = (spec or {}).get("params") or {}
+        unknown = set(params) - set(methods.defaults(name))
+        assert not unknown, f"{path.name}: {name} has unknown params {unknown}"
+
+
+def test_default_config_covers_every_method_and_metric():
+    from scziva_bench import methods, metrics
+
+    cfg = load(REPO / "config.yaml")
+    assert sorted(cfg["methods"]) == methods.available()
+    assert cfg["metrics"] == metrics.METRICS
+    assert wu.scenario_ids(cfg["scenarios"]) == ["dropout20_s1", "dropout50_s1", "dropout80_s1"]
+    test_cfg = load(REPO / "config" / "test.yaml")
+    assert sorted(test_cfg["methods"]) == methods.available()
+
+
+# ------------------------------------------------------------------ helpers (fast)
+
+def test_scenario_ids_follow_the_contract():
+    from scziva_bench import scenarios
+
+    spec = {"none": True, "dropout": {"rates": [0.2, 0.05], "seeds": [1, 2]},
+            "mask": {"rates": [0.1], "seeds": [3]}, "mcv": {"seeds": [4]}}
+    ids = wu.scenario_ids(spec)
+    assert ids == ["none", "dropout20_s1", "dropout20_s2", "dropout05_s1", "dropout05_s2",
+                   "mask10_s3", "mcv_s4"]
+    # the same ids as the library's own scenario_id
+    assert wu.scenario_id("dropout", 0.5, 1) == scenarios.scenario_id("dropout", 0.5, 1)
+    assert wu.scenario_id("mask", 0.1, 3) == scenarios.scenario_id("mask", 0.1, 3)
+    assert wu.scenario_id("mcv", None, 4) == scenarios.scenario_id("mcv", None, 4)
+    assert wu.scenario_id("none") == scenarios.scenario_id("none")
+    cfg = {"datasets": {"d": {"source": "simulate"}}, "scenarios": spec}
+    assert wu.scenario_params(cfg, "d", "dropout05_s2") == {"kind": "dropout", "rate": 0.05, "seed": 2}
+    assert wu.scenario_params(cfg, "d", "mcv_s4") == {"kind": "mcv", "rate": None, "seed": 4}
+
+
+def test_read_benchmark(tmp_path):
+    p = tmp_path / "b.tsv"
+    p.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+                 "12.5000\t0:00:12\t345.67\t900.1\t300.0\t310.0\t0.1\t0.2\t95.0\t11.9\n")
+    assert wu.read_benchmark(p) == {"runtime_s": 12.5, "max_rss_mb": 345.67}
+    p.write_text("s\th:m:s\tmax_rss\n3.0\t0:00:03\tNA\n")
+    b = wu.read_benchmark(p)
+    assert b["runtime_s"] == 3.0 and math.isnan(b["max_rss_mb"])
+    assert all(math.isnan(v) for v in wu.read_benchmark(tmp_path / "missing.tsv").values())
+
+
+def test_dataset_regex_and_resources():
+    rx = wu.dataset_regex(["a", "a_b"])
+    assert re.fullmatch(rx, "a_b") and re.fullmatch(rx, "a") and not re.fullmatch(rx, "b")
+    assert not re.fullmatch(wu.dataset_regex([]), "")
+    cfg = {"default_resources": {"threads": 2}, "methods": {"scvi": {"resources": {"gpu": 1}}}}
+    assert wu.method_resources(cfg, "scvi") == {"threads": 2, "mem_mb": 4000, "runtime": 60, "gpu": 1}
+    assert wu.method_env("scziva") == "../../envs/torch.yaml"
+    assert wu.method_env("alra") == "../../envs/bench.yaml"
+
+
+# ------------------------------------------------------------------ plots (fast)
+
+def _table():
+    """Hand-made metrics: m1 best on pearson (higher better), m2 best on rmse (lower),
+    m3 failed on one scenario."""
+    rows = []
+    vals = {"pearson_dropped": {"m1": [0.9, 0.8], "m2": [0.5, 0.4], "m3": [0.7, np.nan]},
+            "rmse_dropped": {"m1": [3.0, 3.0], "m2": [1.0, 2.0], "m3": [2.0, np.nan]}}
+    for met, by in vals.items():
+        for m, (a, b) in by.items():
+            rows.append(("d", "dropout20_s1", m, met, a, "ok"))
+            rows.append(("d", "dropout50_s1", m, met, b, "failed" if m == "m3" else "ok"))
+        for sc in ("dropout20_s1", "dropout50_s1"):
+            rows.append(("d", sc, "perfect", met, 1.0 if met.startswith("pearson") else 0.0, "ok"))
+            rows.append(("d", sc, "no_imputation", met, 0.1, "ok"))
+    return pd.DataFrame(rows, columns=["dataset", "scenario", "method", "metric", "value", "status"])
+
+
+def test_rank_table_by_hand():
+    ranks, failed = plots.rank_table(_table())
+    # pearson: s20 ranks m1=1, m3=2, m2=3; s50 m1=1, m2=2, m3 failed -> last (3)
+    assert ranks.loc["m1", "pearson_dropped"] == 1.0
+    assert ranks.loc["m2", "pearson_dropped"] == 2.5
+    assert ranks.loc["m3", "pearson_dropped"] == 2.5
+    # rmse (lower is better): s20 m2=1, m3=2, m1=3; s50 m2=1, m1=2, m3 last
+    assert ranks.loc["m2", "rmse_dropped"] == 1.0
+    assert ranks.loc["m1", "rmse_dropped"] == 2.5
+    assert failed.loc["m3", "pearson_dropped"] == 1 and failed.loc["m1", "pearson_dropped"] == 0
+    assert "perfect" not in ranks.index and "no_imputation" not in ranks.index
+    assert ranks.loc["m1", "mean"] == pytest.approx((1.0 + 2.5) / 2)
+
+
+def test_higher_is_better_agrees_with_metrics():
+    from scziva_bench import metrics
+
+    assert {m: plots.higher_is_better(m) for m in metrics.METRICS} == metrics.HIGHER_IS_BETTER
+    assert not plots.higher_is_better("runtime_s") and not plots.higher_is_better("max_rss_mb")
+
+
+def _texts(fig):
+    out = [t.get_text() for t in fig.texts]
+    for ax in fig.axes:
+        out += [t.get_text() for t in ax.texts]
+    return out
+
+
+def test_figures_mark_failed_methods():
+    import matplotlib.pyplot as plt
+
+    df = _table()
+    fig = plots.plot_metric(df, "pearson_dropped")
+    assert "failed" in _texts(fig)
+    ax = fig.axes[0]
+    # controls are lines (axhline), not bars: 2 reference lines, 3 bars in the first panel
+    assert len([p for p in ax.patches]) == 3
+    assert sorted(round(line.get_ydata()[0], 3) for line in ax.lines
+                  if len(set(line.get_ydata())) == 1 and len(line.get_ydata()) == 2) == [0.1, 1.0]
+    plt.close(fig)
+    fig = plots.plot_ranks(df)
+    assert any(t.endswith(" F") for t in _texts(fig))
+    plt.close(fig)
+    res = df.copy()
+    res["metric"] = res["metric"].map({"pearson_dropped": "runtime_s", "rmse_dropped": "max_rss_mb"})
+    fig = plots.plot_resources(res)
+    assert "failed" in _texts(fig)
+    assert fig.axes[0].get_yscale() == "log"
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------ snakemake CLI
+
+def test_lint_is_clean(tmp_path):
+    res = run_snakemake("--lint", "--configfile", REPO / "config.yaml", cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Congratulations" in res.stdout + res.stderr
+
+
+def test_paper_dry_run_plans_the_downloads(tmp_path):
+    res = run_snakemake("-n", "--configfile", REPO / "config" / "paper.yaml", cwd=tmp_path)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M))
+    assert int(counts["download_zenodo"]) == 10  # 4 real + 3 x (counts, truth)
+    assert int(counts["load_local"]) == 7
+    for name in ("Yan.csv", "deng.csv", "darmanis.csv", "Lung.csv", "SplatDrop_counts_50.csv",
+                 "SplatDrop_TrueCounts_80.csv"):
+        assert f"resources/zenodo/18263992/{name}" in out
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (lambda c: c["methods"].update({"not_a_method": {}}), "not_a_method"),
+    (lambda c: c["scenarios"]["dropout"].update({"rates": [1.5]}), "1.5"),
+    (lambda c: c.update({"dataset": {}}), "'dataset' was unexpected"),
+])
+def test_bad_config_stops_with_a_message(tmp_path, edit, needle):
+    cfg = load(REPO / "config" / "test.yaml")
+    edit(cfg)
+    path = write_config(cfg, tmp_path / "bad.yaml")
+    res = run_snakemake("-n", "--configfile", path, cwd=tmp_path)
+    assert res.returncode != 0
+    assert needle in res.stdout + res.stderr
+
+
+def test_local_config_on_shared_data(shared_data, tmp_path):
+    """config/local.yaml pointed at ../shared/data: plans every rule, and its first
+    dataset loads (QC, top genes, labels)."""
+    cfg = load(REPO / "config" / "local.yaml")
+    for ds in cfg["datasets"].values():
+        ds["path"] = str(shared_data / Path(ds["path"]).name)
+    path = write_config(cfg, tmp_path / "local.yaml")
+    res = run_snakemake("-n", "--configfile", path, cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "load_local" in res.stdout and "impute_scziva" in res.stdout
+    target = "results/datasets/cellbench_celseq2.h5ad"
+    res = run_snakemake(target, "--cores", "1", "--configfile", path, cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    import anndata as ad
+
+    a = ad.read_h5ad(tmp_path / target)
+    assert a.n_vars == 2000 and a.n_obs <= 274
+    assert set(a.obs["cell_type"]) == {"H1975", "H2228", "HCC827"}
+    assert a.uns["dataset_id"] == "cellbench_celseq2"
+
+
+@pytest.mark.slow
+def test_end_to_end_tiny_run(tmp_path):
+    """config/test.yaml end to end on 2 cores, with DCA made to fail."""
+    from scziva_bench import methods, metrics
+
+    cfg_path = write_config(load(REPO / "config" / "test.yaml"), tmp_path / "test.yaml")
+    res = run_snakemake("--cores", "2", "--configfile", cfg_path, cwd=tmp_path,
+                        env_extra={"SCZIVA_BENCH_INJECT_FAILURE": "dca"})
+    assert res.returncode == 0, (res.stdout + res.stderr)[-5000:]
+    R = tmp_path / "results"
+    df = pd.read_csv(R / "metrics.tsv", sep="\t")
+    assert list(df.columns) == ["dataset", "scenario", "method", "metric", "value", "status"]
+
+    # every method x scenario x metric, plus runtime and memory, exactly once
+    scen = ["dropout50_s1", "mcv_s1"]
+    want = set(metrics.METRICS) | {"runtime_s", "max_rss_mb"}
+    assert not df.duplicated(["dataset", "scenario", "method", "metric"]).any()
+    for sc in scen:
+        for m in methods.available():
+            got = set(df[(df.scenario == sc) & (df.method == m)].metric)
+            assert got == want, (sc, m, want - got)
+
+    # the injected failure is marked, never dropped; everything else is ok
+    dca = df[df.method == "dca"]
+    assert (dca.status == "failed").all()
+    assert dca[~dca.metric.isin(["runtime_s", "max_rss_mb"])].value.isna().all()
+    assert (df[df.method != "dca"].status == "ok").all()
+    assert "failure injected" in (R / "logs/impute/tiny/dropout50_s1/dca.log").read_text()
+
+    # controls bracket the methods where the truth is known
+    d = df[(df.scenario == "dropout50_s1")].pivot_table(index="method", columns="metric",
+                                                          values="value")
+    ok_methods = [m for m in methods.available() if m not in ("perfect", "dca")]
+    assert d.loc["perfect", "pearson_dropped"] == pytest.approx(1.0)
+    assert (d.loc["perfect", "pearson_dropped"] >= d.loc[ok_methods, "pearson_dropped"].dropna()).all()
+    for err in ("rmse_dropped", "mae_dropped", "log_mse_dropped", "rmse_all"):
+        assert d.loc["perfect", err] == pytest.approx(0.0, abs=1e-6)
+        assert (d.loc["perfect", err] <= d.loc[ok_methods, err]).all()
+    # no_imputation leaves the dropped entries at 0; some method must do better there
+    assert (d.loc[ok_methods, "log_mse_dropped"] < d.loc["no_imputation", "log_mse_dropped"]).any()
+    m = df[(df.scenario == "mcv_s1")].pivot_table(index="method", columns="metric", values="value")
+    assert np.isfinite(m.loc[ok_methods, "mcv_poisson"]).all()
+    assert m.loc[ok_methods, "pearson_dropped"].isna().all()  # no mask in MCV
+    rt = df[(df.metric == "runtime_s")]
+    assert (rt.value > 0).all() and (df[df.metric == "max_rss_mb"].value > 0).all()
+
+    # figures, report, provenance
+    names = [f"metric_{x}" for x in metrics.METRICS] + ["ranks", "resources", "umap"]
+    for n in names:
+        for ext in ("png", "pdf"):
+            f = R / "figures" / f"{n}.{ext}"
+            assert f.is_file() and f.stat().st_size > 1000, f
+    html = (R / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(names)
+    for mth in methods.available():
+        assert mth in html
+    assert "failed" in html and "dca" in html
+    prov = load(R / "provenance.yaml")
+    assert prov["config"]["datasets"]["tiny"]["simulate"]["n_cells"] == 120
+    for pkg in ("torch", "scanpy", "anndata", "snakemake", "scvi-tools", "magic-impute", "numpy"):
+        assert prov["packages"][pkg], pkg
+    assert prov["python"].startswith("3.")
+    for m in methods.available():
+        assert (R / "benchmarks/tiny/dropout50_s1" / f"{m}.tsv").is_file()
+
+    # snakemake's own report, with the captions
+    res = run_snakemake("--configfile", cfg_path, "--report", tmp_path / "sm_report.html",
+                        cwd=tmp_path, timeout=300)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    assert (tmp_path / "sm_report.html").stat().st_size > 10000
