@@ -2,14 +2,14 @@
 what every results folder must record (reproducibility).
 
 The runs use tests/slurm/runs.mini_config (config/test.yaml cut down to one scenario and
-three methods: a control, scZiva, and MAGIC with a parameter that makes it raise). One
-uninterrupted local run (runs.reference_run) is made once and shared.
+three methods: a control, scZiva, and MAGIC, which the workflow's test hook
+SCZIVA_BENCH_INJECT_FAILURE=magic makes raise inside its job). One uninterrupted local run
+(runs.reference_run) is made once and shared.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import threading
@@ -22,7 +22,8 @@ import yaml
 
 from slurm import runs
 
-BROKEN = runs.BROKEN_METHOD[0]
+BROKEN = runs.BROKEN_METHOD
+SCENARIO = "dropout50_s1"  # the one scenario of runs.mini_config
 
 
 @pytest.fixture(scope="module")
@@ -53,17 +54,17 @@ def test_crashing_method_is_marked_failed_and_the_others_finish(reference):
     good = df[df["method"] != BROKEN]
     assert (good["status"] == "ok").all(), good[good["status"] != "ok"]
     for m, rows in good.groupby("method"):
-        vals = rows.set_index("metric")["value"]
-        assert math.isfinite(vals["pearson_dropped"]), m
+        vals = rows.loc[rows["metric"].isin(configured), "value"]
+        assert vals.notna().sum() >= len(configured) // 2, (m, vals)
     # the crash is explained where the user looks: the method's log and its output
     log = next((res / "logs" / "impute").rglob(f"{BROKEN}.log")).read_text()
-    assert "no-such-transform" in log
+    assert "SCZIVA_BENCH_INJECT_FAILURE" in log
     import anndata as ad
 
     out = ad.read_h5ad(next((res / "imputed").rglob(f"{BROKEN}.h5ad")))
     assert out.uns["status"] == "failed"
     assert "imputed" not in out.layers
-    assert "no-such-transform" in str(out.uns["error"])
+    assert "RuntimeError" in str(out.uns["error"])
 
 
 @pytest.mark.slow
@@ -82,16 +83,16 @@ def test_figures_mark_the_failed_method(reference):
     from scziva_bench import plots
 
     df = pd.read_csv(res / "metrics.tsv", sep="\t")
-    fig = plots.plot_metric(df, "pearson_dropped")
+    fig = plots.plot_metric(df, "rmse_dropped")
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     labels = [t.get_text() for ax in fig.axes for t in ax.get_xticklabels()]
     plt.close(fig)
     assert "failed" in texts
     assert any(BROKEN in lab for lab in labels)
-    fig = plots.plot_ranks(df, ["pearson_dropped", "mse_log"])
+    fig = plots.plot_ranks(df, ["rmse_dropped", "log_mse_all"])
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     plt.close(fig)
-    assert "F" in texts
+    assert any(t.split()[-1:] == ["F"] for t in texts), texts  # "<rank> F": failed runs
 
 
 @pytest.mark.slow
@@ -101,16 +102,15 @@ def test_crash_with_on_error_stop_fails_only_its_own_job(tmp_path):
     reason = runs.workflow_missing()
     if reason:
         pytest.skip(reason)
-    cfg = runs.mini_config(methods=("no_imputation", runs.BROKEN_METHOD), on_error="stop")
+    cfg = runs.mini_config(methods=("no_imputation", BROKEN), on_error="stop")
     wd = tmp_path / "run"
-    targets = [f"results/metrics/tiny/dropout50_s1/{m}.tsv" for m in ("no_imputation", BROKEN)]
-    res = runs.local_run(wd, cfg, *targets)
+    targets = [f"results/imputed/tiny/{SCENARIO}/{m}.h5ad" for m in ("no_imputation", BROKEN)]
+    res = runs.local_run(wd, cfg, *targets, env=runs.base_env(**runs.INJECT))
     assert res.returncode != 0
     assert f"Error in rule impute_{BROKEN}" in res.stdout
     assert (wd / targets[0]).is_file()
     assert not (wd / targets[1]).exists()
-    assert not list((wd / "results" / "imputed").rglob(f"{BROKEN}.h5ad"))
-    assert not list((wd / "results" / "imputed").rglob("*.tmp"))
+    assert not list((wd / "results").rglob("*.tmp"))
 
 
 # ---------------------------------------------------------------------------------------
@@ -130,7 +130,8 @@ def _all_h5ad_readable(results: Path) -> int:
 def test_killed_run_restarts_to_the_same_results(reference, tmp_path):
     cfg = runs.mini_config()
     wd = tmp_path / "run"
-    proc = runs.local_run(wd, cfg, popen=True)
+    env = runs.base_env(**runs.INJECT)
+    proc = runs.local_run(wd, cfg, popen=True, env=env)
     logs = wd / "results" / "logs" / "impute"
     t0 = time.monotonic()
     try:
@@ -153,11 +154,11 @@ def test_killed_run_restarts_to_the_same_results(reference, tmp_path):
         proc.stdout.close()
     assert not (wd / "results" / "metrics.tsv").exists()
 
-    res = runs.local_run(wd, cfg)
+    res = runs.local_run(wd, cfg, env=env)
     if res.returncode != 0 and "cannot be locked" in res.stdout:
         # a killed Snakemake leaves its lock; the documented way out
-        runs.check(runs.local_run(wd, cfg, "--unlock"), "snakemake --unlock")
-        res = runs.local_run(wd, cfg)
+        runs.check(runs.local_run(wd, cfg, "--unlock", env=env), "snakemake --unlock")
+        res = runs.local_run(wd, cfg, env=env)
     runs.check(res, "the restarted run")
     assert _all_h5ad_readable(wd / "results") >= 4
     diffs = runs.same_values(runs.result_values(reference / "results" / "metrics.tsv"),

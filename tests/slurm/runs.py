@@ -146,11 +146,12 @@ _REFERENCE: dict[str, Path] = {}
 
 
 def reference_run() -> Path:
-    """Working directory of one uninterrupted local run of :func:`mini_config` (made once
-    per pytest process, shared by the tests that compare against it)."""
+    """Working directory of one uninterrupted local run of :func:`mini_config`, with the
+    crash of :data:`BROKEN_METHOD` injected (made once per pytest process, shared by the
+    tests that compare against it)."""
     if "local" not in _REFERENCE:
         wd = scratch("reference") / "run"
-        res = local_run(wd, mini_config())
+        res = local_run(wd, mini_config(), env=base_env(**INJECT))
         check(res, "local reference run of the mini config")
         _REFERENCE["local"] = wd
     return _REFERENCE["local"]
@@ -159,12 +160,12 @@ def reference_run() -> Path:
 # measurements of the run itself, not results: they differ between any two runs
 RESOURCE_METRICS = ("runtime_s", "max_rss_mb")
 
-# A method that crashes, through an ordinary parameter: MAGIC's adapter raises InputError
-# for a transform it does not know. It passes the config checks (the key is a parameter of
-# magic) and fails inside its impute job, as a real crash would.
-BROKEN_METHOD = ("magic", {"params": {"transform": "no-such-transform"}})
+# A method that crashes: the workflow's impute script raises a RuntimeError inside the
+# method's job for every method named in SCZIVA_BENCH_INJECT_FAILURE (its test hook).
+BROKEN_METHOD = "magic"
+INJECT = {"SCZIVA_BENCH_INJECT_FAILURE": BROKEN_METHOD}
 
-# a control, the GPU-capable scZiva, and a CPU method that crashes
+# a control, the GPU-capable scZiva, and a CPU method that crashes (with INJECT)
 MINI_METHODS = ("no_imputation", "scziva", BROKEN_METHOD)
 
 
