@@ -183,3 +183,173 @@ def test_results_record_config_and_package_versions(reference):
     assert "scziva" in pk
     assert prov["python"].count(".") == 2
     assert prov.get("created_utc")
+
+
+# ---------------------------------------------------------------------------------------
+# downloads: the workflow's download rule against a local stand-in for Zenodo
+
+ZENODO_API_VAR = "SCZIVA_ZENODO_API"
+
+
+def _zenodo_url_configurable() -> bool:
+    """Whether the download rule lets the Zenodo API URL be set (SCZIVA_ZENODO_API)."""
+    for p in (runs.REPO / "workflow" / "scripts" / "download_zenodo.py",
+              runs.REPO / "src" / "scziva_bench" / "zenodo.py"):
+        if p.exists() and ZENODO_API_VAR in p.read_text():
+            return True
+    return False
+
+
+class FakeZenodo:
+    """A Zenodo look-alike on 127.0.0.1: ``GET /api/records/<id>`` lists one file;
+    ``GET /files/<name>`` serves it, each request taking the next action of ``plan``
+    (then "ok"): ``"500"``, ``"cut"`` (headers for the whole file, half of it, then the
+    connection closes), ``"corrupt"`` (right length, wrong bytes), ``"404"``, ``"ok"``.
+    Range requests are honoured (206), as Zenodo does."""
+
+    def __init__(self, record: str, name: str, data: bytes, plan=()):
+        import hashlib
+
+        self.record, self.name, self.data = record, name, data
+        self.md5 = hashlib.md5(data).hexdigest()
+        self.plan = list(plan)
+        self.log: list[tuple[str, str, str]] = []  # (path, range header, action)
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):  # keep pytest's output clean
+                pass
+
+            def _send(self, code, body: bytes, ctype="application/octet-stream", extra=()):
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in extra:
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):  # noqa: N802 (http.server's naming)
+                outer.handle(self)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    @property
+    def api(self) -> str:
+        return f"{self.url}/api"
+
+    def handle(self, h) -> None:
+        if h.path.rstrip("/") == f"/api/records/{self.record}":
+            body = json.dumps({"id": int(self.record), "files": [{
+                "key": self.name, "size": len(self.data), "checksum": f"md5:{self.md5}",
+                "links": {"self": f"{self.url}/files/{self.name}"}}]}).encode()
+            self.log.append((h.path, "", "listing"))
+            h._send(200, body, "application/json")
+            return
+        if h.path != f"/files/{self.name}":
+            h._send(404, b"not found")
+            return
+        action = self.plan.pop(0) if self.plan else "ok"
+        rng = h.headers.get("Range", "")
+        self.log.append((h.path, rng, action))
+        start = int(rng.split("=")[1].split("-")[0]) if rng.startswith("bytes=") else 0
+        body = self.data[start:]
+        extra = [("Content-Range", f"bytes {start}-{len(self.data) - 1}/{len(self.data)}")] if start else []
+        code = 206 if start else 200
+        if action in ("500", "404"):
+            h._send(int(action), b"server error" if action == "500" else b"gone")
+        elif action == "cut":
+            h.send_response(code)
+            h.send_header("Content-Length", str(len(body)))
+            for k, v in extra:
+                h.send_header(k, v)
+            h.end_headers()
+            h.wfile.write(body[: len(body) // 2])
+            h.wfile.flush()
+            h.close_connection = True
+            import socket as _s
+
+            h.connection.shutdown(_s.SHUT_RDWR)
+        elif action == "corrupt":
+            h._send(code, bytes(b ^ 0x5A for b in body), extra=extra)
+        else:
+            h._send(code, body, extra=extra)
+
+
+def _zenodo_config(record: str, name: str) -> dict:
+    cfg = runs.mini_config(methods=("no_imputation",))
+    cfg["datasets"] = {"zen": {"source": "zenodo", "record": record, "file": name,
+                               "qc": {"min_cells_per_gene": 1, "min_genes_per_cell": 1}}}
+    cfg.pop("figures", None)
+    return cfg
+
+
+def _csv_bytes(n_cells=40, n_genes=30, seed=3) -> bytes:
+    import numpy as np
+
+    X = np.random.default_rng(seed).poisson(2.0, size=(n_cells, n_genes))
+    lines = ["cell," + ",".join(f"Gene{j}" for j in range(n_genes))]
+    lines += [f"cell{i}," + ",".join(map(str, r)) for i, r in enumerate(X)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.fixture
+def zenodo_workflow():
+    reason = runs.workflow_missing()
+    if reason:
+        pytest.skip(reason)
+    if not _zenodo_url_configurable():
+        pytest.skip(f"the download rule does not let the Zenodo API URL be set yet "
+                    f"(needs the environment variable {ZENODO_API_VAR})")
+
+
+@pytest.mark.slow
+def test_download_recovers_from_server_errors_cuts_and_bad_checksums(zenodo_workflow, tmp_path):
+    data = _csv_bytes()
+    with FakeZenodo("4242", "counts.csv", data, plan=["500", "cut", "corrupt"]) as srv:
+        wd = tmp_path / "run"
+        res = runs.local_run(wd, _zenodo_config("4242", "counts.csv"),
+                             "results/datasets/zen.h5ad",
+                             env=runs.base_env(**{ZENODO_API_VAR: srv.api}))
+        runs.check(res, "snakemake with a flaky Zenodo")
+        actions = [a for _, _, a in srv.log if a != "listing"]
+    # every fault was met, and the last request fetched the whole, right file
+    assert actions[:3] == ["500", "cut", "corrupt"] and actions[-1] == "ok", srv.log
+    got = wd / "resources" / "zenodo" / "4242" / "counts.csv"
+    assert got.read_bytes() == data
+    assert not list(got.parent.glob("*.part"))
+    import anndata as ad
+    import numpy as np
+
+    adata = ad.read_h5ad(wd / "results" / "datasets" / "zen.h5ad")
+    assert adata.shape == (40, 30)
+    expect = np.loadtxt(data.decode().splitlines()[1:], delimiter=",",
+                        converters={0: lambda s: 0}, usecols=range(1, 31))
+    np.testing.assert_array_equal(np.asarray(adata.layers["counts"].todense()), expect)
+
+
+@pytest.mark.slow
+def test_download_that_cannot_succeed_is_reported_and_leaves_nothing(zenodo_workflow, tmp_path):
+    with FakeZenodo("4243", "counts.csv", _csv_bytes(), plan=["404"] * 10) as srv:
+        wd = tmp_path / "run"
+        res = runs.local_run(wd, _zenodo_config("4243", "counts.csv"),
+                             "results/datasets/zen.h5ad",
+                             env=runs.base_env(**{ZENODO_API_VAR: srv.api}))
+    assert res.returncode != 0
+    assert "Error in rule download_zenodo" in res.stdout
+    logs = list((wd / "results" / "logs" / "download_zenodo").rglob("*.log"))
+    assert logs and any("counts.csv" in p.read_text() and "404" in p.read_text() for p in logs)
+    assert not (wd / "resources" / "zenodo" / "4243" / "counts.csv").exists()
+    assert not (wd / "results" / "datasets" / "zen.h5ad").exists()
