@@ -255,3 +255,17 @@ def test_real_dataset_controls(shared_data):
     assert p["pearson_dropped"] == pytest.approx(1.0) and p["rmse_dropped"] == 0
     assert p["de_jaccard_top100"] == 1.0
     assert math.isnan(p["de_auroc"])  # no simulated truth on real data
+
+
+def test_entry_metrics_blockwise_equals_direct():
+    """Large inputs are accumulated block by block; the result equals the direct formulas."""
+    rng = np.random.default_rng(1)
+    y = rng.poisson(3.0, size=(1500, 1600)).astype(np.float32)  # 2.4 M entries: several blocks
+    x = (y + rng.normal(0, 1, size=y.shape)).astype(np.float32)
+    v = metrics.entry_metrics(x, y)
+    xd, yd = x.astype(float).ravel(), y.astype(float).ravel()
+    assert v["pearson"] == pytest.approx(np.corrcoef(xd, yd)[0, 1], rel=1e-9)
+    assert v["rmse"] == pytest.approx(np.sqrt(np.mean((xd - yd) ** 2)), rel=1e-9)
+    assert v["mae"] == pytest.approx(np.mean(np.abs(xd - yd)), rel=1e-9)
+    assert v["log_mse"] == pytest.approx(np.mean((np.log1p(np.clip(xd, 0, None)) - np.log1p(yd)) ** 2), rel=1e-9)
+    assert v["median_l1"] == pytest.approx(np.median(np.abs(xd - yd)), rel=1e-6)

@@ -103,8 +103,24 @@ def test_path_mode():
     assert pt.min() >= 0 and pt.max() <= 1
     # group k occupies the pseudotime segment [k/4, (k+1)/4)
     assert np.all(np.floor(pt * 4).astype(int) == g)
-    # factors at consecutive nodes accumulate: log f_k = sum of the steps up to k
     assert a.varm["de_factor"].shape == (300, 4)
+
+
+def test_path_interpolates_along_pseudotime():
+    """Within the first step, expression moves from the start (factor 1) to the node factor."""
+    a = simulate.splat(n_cells=1200, n_genes=400, n_groups=2, path=True, de_prob=0.3, de_loc=1.0,
+                       de_scale=0.2, bcv_common=0.05, seed=6)
+    T = a.layers["truth"].toarray()
+    T = T / T.sum(axis=1, keepdims=True) * 1e4
+    pt = a.obs["pseudotime"].to_numpy()
+    early, late = T[pt < 0.1].mean(0), T[(pt > 0.4) & (pt < 0.5)].mean(0)
+    logf = np.log(a.varm["de_factor"][:, 0])  # node at the end of step 1 (pseudotime 0.5)
+    ok = (np.abs(logf) > 0.7) & (early > 2) & (late > 2)
+    assert ok.sum() > 10
+    observed = np.log(late[ok] / early[ok])
+    assert np.all(np.sign(observed) == np.sign(logf[ok]))
+    # cells at ~0.45 are ~0.85 of the way to the node (0.05 of 0.5 from it, within 0.4..0.5)
+    assert np.median(observed / logf[ok]) == pytest.approx(0.8, abs=0.15)
 
 
 def test_estimate_params_recovers_simulation():

@@ -48,22 +48,35 @@ HIGHER_IS_BETTER = {m: (m.rsplit("_", 1)[0] in _HIGHER or m in _HIGHER) for m in
 
 # ----------------------------------------------------------------------------- helpers
 
-def _dense(M, dtype=np.float64):
+def _dense(M, dtype=np.float32):
     if sp.issparse(M):
         return M.toarray().astype(dtype, copy=False)
     return np.asarray(M, dtype=dtype)
 
 
-def lognorm(M, target_sum: float = TARGET_SUM) -> np.ndarray:
+def _chunks(n_rows: int, n_cols: int, target: int = 2_000_000):
+    """Row slices of about ``target`` entries (bounded float64 temporaries)."""
+    step = max(1, target // max(n_cols, 1))
+    for r0 in range(0, n_rows, step):
+        yield slice(r0, min(n_rows, r0 + step))
+
+
+def lognorm(M, target_sum: float = TARGET_SUM, dtype=np.float32) -> np.ndarray:
     """Each cell scaled to ``target_sum`` then ``log1p`` (cells with zero total stay 0).
 
     Same as ``scanpy.pp.normalize_total(target_sum=...)`` + ``scanpy.pp.log1p``;
-    negative values (some methods return them) are clipped to 0 first.
+    negative values (some methods return them) are clipped to 0 first. Computed in
+    float64 block by block, returned as ``dtype`` (float32 by default, to save memory).
     """
-    X = np.clip(_dense(M), 0, None)
-    s = X.sum(axis=1, keepdims=True)
-    scale = np.divide(target_sum, s, out=np.zeros_like(s), where=s > 0)
-    return np.log1p(X * scale)
+    if sp.issparse(M):
+        M = M.tocsr()
+    out = np.empty(M.shape, dtype=dtype)
+    for sl in _chunks(*M.shape):
+        X = np.clip(_dense(M[sl], np.float64), 0, None)
+        s = X.sum(axis=1, keepdims=True)
+        scale = np.divide(target_sum, s, out=np.zeros_like(s), where=s > 0)
+        out[sl] = np.log1p(X * scale)
+    return out
 
 
 def _pearson(a, b) -> float:
@@ -78,21 +91,47 @@ def _pearson(a, b) -> float:
 
 
 def entry_metrics(imputed, truth) -> dict:
-    """pearson, rmse, mae, log_mse, median_l1 of two equal-size vectors (count scale).
+    """pearson, rmse, mae, log_mse, median_l1 of two equal-size arrays (count scale).
 
     pearson is the plain Pearson correlation of the flattened values; rmse, mae and
     median_l1 (median absolute error, as in the scVI paper) are on counts;
     ``log_mse = mean((log1p(imputed) - log1p(truth))^2)`` (imputed clipped at 0 for the log).
+    Accumulated in float64 over row blocks, so large matrices need no float64 copy.
     """
-    x = np.asarray(imputed, dtype=np.float64).ravel()
-    y = np.asarray(truth, dtype=np.float64).ravel()
-    if x.size == 0:
+    x_all = np.asarray(imputed)
+    y_all = np.asarray(truth)
+    if x_all.shape != y_all.shape:
+        raise InputError(f"metrics: imputed values of shape {x_all.shape} do not match the truth {y_all.shape}")
+    n = x_all.size
+    if n == 0:
         return {m: float("nan") for m in _ENTRY}
-    d = x - y
-    ad = np.abs(d)
-    return {"pearson": _pearson(x, y), "rmse": float(np.sqrt(np.mean(d * d))), "mae": float(ad.mean()),
-            "log_mse": float(np.mean((np.log1p(np.clip(x, 0, None)) - np.log1p(y)) ** 2)),
-            "median_l1": float(np.median(ad))}
+    if x_all.ndim != 2:
+        x_all, y_all = x_all.reshape(1, -1), y_all.reshape(1, -1)
+    sx = sy = 0.0
+    for sl in _chunks(*x_all.shape):
+        sx += float(x_all[sl].sum(dtype=np.float64))
+        sy += float(y_all[sl].sum(dtype=np.float64))
+    mx, my = sx / n, sy / n
+    sxx = syy = sxy = sdd = sad = sld = 0.0
+    absd = np.empty(x_all.shape, dtype=np.float64 if n <= 2_000_000 else np.float32)
+    for sl in _chunks(*x_all.shape):
+        x = x_all[sl].astype(np.float64)
+        y = y_all[sl].astype(np.float64)
+        d = x - y
+        absd[sl] = np.abs(d)
+        sdd += float((d * d).sum())
+        sad += float(np.abs(d).sum())
+        ld = np.log1p(np.clip(x, 0, None)) - np.log1p(y)
+        sld += float((ld * ld).sum())
+        x -= mx
+        y -= my
+        sxx += float((x * x).sum())
+        syy += float((y * y).sum())
+        sxy += float((x * y).sum())
+    den = np.sqrt(sxx * syy)
+    pearson = float(sxy / den) if (den > 0 and n > 1) else float("nan")
+    return {"pearson": pearson, "rmse": float(np.sqrt(sdd / n)), "mae": sad / n,
+            "log_mse": sld / n, "median_l1": float(np.median(absd))}
 
 
 def mcv_metrics(imputed, test, train_fraction: float) -> dict:
@@ -106,12 +145,20 @@ def mcv_metrics(imputed, test, train_fraction: float) -> dict:
       ``mean(mu - y log(mu) + log(y!))``, with ``mu`` floored at 1e-6.
     """
     p = float(train_fraction)
-    X = np.clip(_dense(imputed), 0, None)
-    Y = _dense(test)
-    mse = float(np.mean((lognorm(X) - lognorm(Y)) ** 2))
-    mu = np.maximum(X * ((1.0 - p) / p), 1e-6)
-    nll = float(np.mean(mu - Y * np.log(mu) + gammaln(Y + 1.0)))
-    return {"mcv_mse": mse, "mcv_poisson": nll}
+    if not (0.0 < p < 1.0):
+        raise InputError(f"metrics: MCV train_fraction must be in (0, 1), got {train_fraction!r}")
+    X_all = imputed
+    Y_all = test.tocsr() if sp.issparse(test) else np.asarray(test)
+    n = int(np.prod(X_all.shape))
+    sse = nll = 0.0
+    for sl in _chunks(*X_all.shape):
+        X = np.clip(_dense(X_all[sl], np.float64), 0, None)
+        Y = _dense(Y_all[sl], np.float64)
+        d = lognorm(X, dtype=np.float64) - lognorm(Y, dtype=np.float64)
+        sse += float((d * d).sum())
+        mu = np.maximum(X * ((1.0 - p) / p), 1e-6)
+        nll += float((mu - Y * np.log(mu) + gammaln(Y + 1.0)).sum())
+    return {"mcv_mse": sse / n, "mcv_poisson": nll / n}
 
 
 def _scenario_info(adata):
@@ -334,6 +381,7 @@ def _de(L, labels, adata, T_log, seed):
 # ----------------------------------------------------------------------------- gene-gene
 
 def _corr_cols(M):
+    M = np.asarray(M, dtype=np.float64)
     M = M - M.mean(axis=0)
     sd = np.sqrt((M * M).sum(axis=0))
     C = (M.T @ M) / np.outer(sd, sd).clip(min=1e-300)
@@ -346,7 +394,7 @@ def _genecorr(L, T_log, n_top=200):
     out = {m: float("nan") for m in GROUPS["genecorr"]}
     if T_log is None:
         return out
-    v = T_log.var(axis=0)
+    v = T_log.var(axis=0, dtype=np.float64)
     cand = np.flatnonzero(v > 0)
     if cand.size < 3:
         return out
@@ -404,7 +452,7 @@ def evaluate(scenario_adata, imputed, dataset, scenario, method, which=None, see
     groups, names = _which_groups(which)
     A = scenario_adata
     try:
-        Ximp = _dense(imputed)
+        Ximp = _dense(imputed, np.float32)
     except (TypeError, ValueError) as exc:
         raise InputError(f"metrics: imputed matrix for method {method!r} cannot be read ({exc})") from None
     if Ximp.shape != A.shape:
@@ -414,15 +462,17 @@ def evaluate(scenario_adata, imputed, dataset, scenario, method, which=None, see
         raise InputError(f"metrics: imputed matrix for method {method!r} contains NaN or infinite values")
     kind, info = _scenario_info(A)
     has_truth = "truth" in A.layers
-    T = _dense(A.layers["truth"]) if has_truth else None
+    T = _dense(A.layers["truth"], np.float32) if has_truth else None
     vals: dict = {}
 
     if "entries" in groups and has_truth and kind != "mcv":
         for k, v in entry_metrics(Ximp, T).items():
             vals[f"{k}_all"] = v
         if "mask" in A.layers:
-            M = _dense(A.layers["mask"], bool)
-            for k, v in entry_metrics(Ximp[M], T[M]).items():
+            Mk = sp.csr_matrix(A.layers["mask"]).astype(bool)
+            Mk.eliminate_zeros()
+            r, c = Mk.nonzero()
+            for k, v in entry_metrics(Ximp[r, c], T[r, c]).items():
                 vals[f"{k}_dropped"] = v
     if "mcv" in groups and has_truth and kind == "mcv":
         vals.update(mcv_metrics(Ximp, T, info.get("train_fraction", 0.9)))
