@@ -166,3 +166,82 @@ def test_installed_command_fails_cleanly_on_a_missing_file(tmp_path):
                          text=True, timeout=120, env=runs.base_env())
     _assert_clean_failure(res, "nope.csv", r"not found|no such|does not exist|missing")
     assert not (tmp_path / "out.h5ad").exists()
+
+
+# ---------------------------------------------------------------------------------------
+# through the workflow: a config pointing at the user's files (source: local)
+
+def _workflow():
+    reason = runs.workflow_missing()
+    if reason:
+        pytest.skip(reason)
+
+
+def _base_config(datasets: dict) -> dict:
+    cfg = runs.mini_config(methods=("no_imputation",))
+    cfg["datasets"] = datasets
+    return cfg
+
+
+def _log_message(log: Path) -> list[str]:
+    """The lines of a rule's log other than the INFO lines every script writes."""
+    return [ln for ln in log.read_text().splitlines()
+            if ln.strip() and " INFO " not in ln]
+
+
+@pytest.mark.slow
+def test_workflow_rejects_bad_local_files(tmp_path):
+    """Three bad datasets in one run (--keep-going): NaN values, a genes x cells table
+    declared as cells x genes, a dataset that QC empties. Each dataset job fails with
+    its own message naming the file or dataset; nothing is written for them; the user's
+    files are not touched."""
+    _workflow()
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "nan.csv").write_text(BAD_FILES["nan"][0])
+    (data / "transposed.csv").write_text(BAD_FILES["transposed"][0])
+    (data / "sparse.csv").write_text(_table(_counts()))  # fine, but QC asks too much
+    before = _snapshot(data)
+    cfg = _base_config({
+        "nan": {"source": "local", "path": str(data / "nan.csv")},
+        "transposed": {"source": "local", "path": str(data / "transposed.csv"),
+                       "orientation": "cells_x_genes"},
+        "emptied": {"source": "local", "path": str(data / "sparse.csv"),
+                    "qc": {"min_genes_per_cell": 1000}},
+    })
+    wd = tmp_path / "run"
+    targets = [f"results/datasets/{d}.h5ad" for d in cfg["datasets"]]
+    res = runs.local_run(wd, cfg, *targets, "--keep-going")
+    assert res.returncode != 0
+    assert _snapshot(data) == before, "the input files were modified"
+    expect = {"nan": ("nan.csv", r"missing|nan|finite"),
+              "transposed": ("transposed.csv", r"orientation|genes_x_cells|look like"),
+              "emptied": ("emptied", r"QC removed all|no cell")}
+    for ds, (name, pattern) in expect.items():
+        assert not (wd / "results" / "datasets" / f"{ds}.h5ad").exists(), ds
+        assert f"Error in rule load_local" in res.stdout
+        log = wd / "results" / "logs" / "load_local" / f"{ds}.log"
+        lines = _log_message(log)
+        assert any(name in ln and re.search(pattern, ln, re.I) for ln in lines), (ds, lines)
+        # one clear message, not a Python traceback
+        assert not any(ln.startswith("Traceback") for ln in lines), (ds, log.read_text())
+    assert not list((wd / "results").rglob("*.h5ad"))
+    assert not list((wd / "results").rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("change, must_say", [
+    ({"methods": {"no_imputation": {}, "fancy_method": {}}}, ["fancy_method"]),
+    ({"scenarios": {"dropout": {"rates": [1.5], "seeds": [1]}}}, ["1.5", "rates"]),
+    ({"scenarios": {"dropout": {"rates": [0.0], "seeds": [1]}}}, ["0.0", "rates"]),
+])
+def test_workflow_rejects_bad_config_before_running_anything(tmp_path, change, must_say):
+    _workflow()
+    cfg = runs.mini_config(methods=("no_imputation",))
+    cfg.update(change)
+    wd = tmp_path / "run"
+    res = runs.local_run(wd, cfg, "--dry-run")
+    assert res.returncode != 0
+    assert "Traceback" not in res.stdout, res.stdout
+    for word in must_say:
+        assert word in res.stdout, (word, res.stdout[-2000:])
+    assert not (wd / "results").exists()
