@@ -54,9 +54,10 @@ def impute(counts, *, seed, device, adata, max_epochs, n_latent, n_hidden, n_lay
                             n_layers=int(n_layers), gene_likelihood="zinb")
     epochs = _max_epochs_heuristic(a.n_obs) if max_epochs is None else int(max_epochs)
     on_gpu = str(device).startswith("cuda")
+    devices = [int(str(device).split(":")[1])] if on_gpu and ":" in str(device) else 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model.train(max_epochs=epochs, accelerator="gpu" if on_gpu else "cpu", devices=1,
+        model.train(max_epochs=epochs, accelerator="gpu" if on_gpu else "cpu", devices=devices,
                     batch_size=int(batch_size), early_stopping=bool(early_stopping),
                     plan_kwargs={"lr": float(lr)}, enable_progress_bar=False,
                     enable_model_summary=False, logger=False, enable_checkpointing=False)
