@@ -106,6 +106,7 @@ def test_cpu_profile_turns_off_the_gpu_of_every_gpu_capable_method():
 # ---------------------------------------------------------------------------------------
 # the cluster
 
+@pytest.mark.slurm
 def test_cluster_runs_a_batch_job_with_srun_inside(cluster, tmp_path):
     """sbatch -> slurmd -> srun (with SLURM_* removed, as the jobstep executor does)."""
     script = tmp_path / "job.sh"
@@ -128,6 +129,7 @@ def test_cluster_runs_a_batch_job_with_srun_inside(cluster, tmp_path):
     assert (tmp_path / "out.txt").read_text().split() == ["step", "0", "on", cluster.node]
 
 
+@pytest.mark.slurm
 def test_gpu_request_is_rejected_by_a_gpu_less_partition(cluster, tmp_path):
     """What `gpu=1` becomes (`--gpus=1`) cannot run here: why profiles/slurm-cpu exists."""
     res = subprocess.run(["sbatch", "--gpus=1", "-p", cluster.partition, "--wrap", "true"],
@@ -138,6 +140,7 @@ def test_gpu_request_is_rejected_by_a_gpu_less_partition(cluster, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.slurm
 def test_benchmark_on_slurm_matches_the_local_run(cluster, tmp_path):
     """The test config (cut down: runs.mini_config) through profiles/slurm-cpu, every job
     a SLURM job; the metrics equal those of the same config run locally.
