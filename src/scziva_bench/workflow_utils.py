@@ -329,6 +329,16 @@ def provenance(config: dict, repo=".") -> dict:
     }
 
 
+def nvidia_gpu_present() -> bool:
+    """Whether this machine shows an NVIDIA GPU (a /dev/nvidiaN device or nvidia-smi),
+    without importing torch. ``CUDA_VISIBLE_DEVICES`` set to "" or "-1" hides them."""
+    import shutil
+
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    return any(Path("/dev").glob("nvidia[0-9]*")) or shutil.which("nvidia-smi") is not None
+
+
 def git_commit(path=".") -> str | None:
     """The git commit of the checkout at ``path``, or None (no git, not a checkout)."""
     import subprocess

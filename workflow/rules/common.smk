@@ -19,6 +19,11 @@ ZENODO = wu.datasets_by_source(config, "zenodo")
 FIG_FORMATS = list(config.get("figures", {}).get("formats", ["png", "pdf"]))
 UMAP = wu.umap_target(config)
 
+# Jobs of GPU methods hold the resource `gpu` (the default profile allows 1 at a time).
+# On a local machine without an NVIDIA GPU there is nothing to share: they hold none, so
+# that they run side by side (they still ask for device auto, which resolves to CPU).
+GPU_SCHEDULING = not (workflow.local_exec and not wu.nvidia_gpu_present())
+
 
 def _check_config():
     """Cross-key checks; each failure names the key and value."""

@@ -2,7 +2,7 @@
 # results/scenarios/{dataset}/{scenario}.h5ad -> results/imputed/{dataset}/{scenario}/<method>.h5ad
 # with time and peak memory in results/benchmarks/{dataset}/{scenario}/<method>.tsv.
 # GPU methods ask for resources gpu=1 (set in the config); the default profile allows
-# one such job at a time.
+# one such job at a time (locally only where an NVIDIA GPU is present, see common.smk).
 
 for _method in METHODS:
     _res = wu.method_resources(config, _method)
@@ -28,7 +28,7 @@ for _method in METHODS:
         resources:
             mem_mb=_res["mem_mb"],
             runtime=_res["runtime"],
-            gpu=_res["gpu"],
+            gpu=_res["gpu"] if GPU_SCHEDULING else 0,
         conda:
             wu.method_env(_method, config)
         script:
