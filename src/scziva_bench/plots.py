@@ -31,6 +31,7 @@ import matplotlib
 matplotlib.use("Agg")  # figures are written to files; never open a window
 
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker as mticker  # noqa: E402
 import matplotlib.transforms as mtransforms  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -123,8 +124,10 @@ def _method_colors(methods) -> dict:
 
 
 def _has_values(sub: pd.DataFrame) -> bool:
+    """A panel is drawn when some run has a value, or when every run failed (so that a
+    failure is never hidden); not when the metric merely does not apply."""
     ok = sub.loc[sub["status"] == "ok", "value"].astype(float)
-    return bool(np.isfinite(ok).any() or (sub["status"] == "failed").any())
+    return bool(np.isfinite(ok).any() or (len(sub) and (sub["status"] == "failed").all()))
 
 
 def plot_metric(df: pd.DataFrame, metric: str, ncols: int = 3) -> plt.Figure:
@@ -196,17 +199,14 @@ def plot_metric(df: pd.DataFrame, metric: str, ncols: int = 3) -> plt.Figure:
                if (d["method"] == c).any()]
     handles.append(plt.Line2D([], [], marker="x", color=FAILED_COLOR, linestyle="none",
                               mew=2, label="failed run"))
-    fig.suptitle(f"{metric} ({direction}); bars: mean over seeds, dots: single runs",
-                 fontsize=11, x=0.01, ha="left")
-    note = ""
+    title = f"{metric} ({direction}); bars: mean over seeds, dots: single runs"
     if skipped:
-        note = "not applicable, not drawn: " + ", ".join(f"{a} - {scenario_label(b)}"
-                                                       for a, b in skipped)
-    fig.tight_layout(rect=(0, 0.08 if note else 0.05, 1, 0.95))
+        title += "\nnot applicable, not drawn: " + ", ".join(
+            f"{a} - {scenario_label(b)}" for a, b in skipped)
+    fig.suptitle(title, fontsize=10, x=0.01, ha="left")
+    fig.tight_layout(rect=(0, 0.05, 1, 0.92 if skipped else 0.95))
     fig.legend(handles=handles, loc="lower left", fontsize=8, frameon=False,
                ncol=len(handles), bbox_to_anchor=(0.0, 0.0))
-    if note:
-        fig.text(0.99, 0.01, note, ha="right", va="bottom", fontsize=8, color="0.4")
     return fig
 
 
@@ -348,9 +348,13 @@ def plot_resources(df: pd.DataFrame) -> plt.Figure:
                            s=40, color=FAILED_COLOR, linewidth=2, zorder=5)
             if bad_mask.any():
                 trans = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
-                ax.text(i, 0.02, "failed", color=FAILED_COLOR, rotation=90, ha="center",
-                        va="bottom", fontsize=8, transform=trans)
+                ax.text(i, 0.98, "failed", color=FAILED_COLOR, rotation=90, ha="center",
+                        va="top", fontsize=8, transform=trans)
         ax.set_yscale("log")
+        plain = mticker.FuncFormatter(lambda v, _: f"{v:g}")
+        ax.yaxis.set_major_locator(mticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(mticker.NullFormatter())
         ax.set_xticks(range(len(methods)))
         ax.set_xticklabels(methods, rotation=40, ha="right", fontsize=9)
         ax.set_xlim(-0.6, len(methods) - 0.4)
