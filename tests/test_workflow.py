@@ -346,3 +346,10 @@ def check_tiny_run(tmp_path: Path, cfg_path: Path):
                         cwd=tmp_path, timeout=300)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     assert (tmp_path / "sm_report.html").stat().st_size > 10000
+
+
+def test_h5_safe_and_gpu_detection(monkeypatch):
+    assert wu.h5_safe({"a": None, "b": (64, 32), "c": [1, "x"], "d": 1.5}) == {
+        "a": "None", "b": [64, 32], "c": "[1, 'x']", "d": 1.5}
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert wu.nvidia_gpu_present() is False
