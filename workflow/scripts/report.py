@@ -55,11 +55,14 @@ parts.append("</ul>")
 # ranks
 ranks, failed = plots.rank_table(df, [m for m in dict.fromkeys(df["metric"])
                                       if m not in plots.RESOURCE_METRICS])
-shown = ranks.sort_values("mean").round(2).astype(object)
+order = ranks["mean"].sort_values(na_position="last").index
+shown = ranks.loc[order].T.astype(object)  # rows: metrics, columns: methods
 for c in shown.columns:
-    for m in shown.index:
-        if failed.loc[m, c]:
-            shown.loc[m, c] = f"{ranks.loc[m, c]:.2f} (F)"
+    for r in shown.index:
+        v = ranks.loc[c, r]
+        shown.loc[r, c] = "n/a" if pd.isna(v) else (
+            f"{v:.2f} (F)" if failed.loc[c, r] else f"{v:.2f}")
+shown.index.name = "metric"
 parts.append("<h2>Mean ranks</h2><p>1 = best; per dataset, scenario and metric the "
              "methods (controls excluded) are ranked in the metric's direction (lower is "
              "better for errors, losses, runtime and memory), then ranks are averaged. (F): "
@@ -77,24 +80,24 @@ else:
     parts.append(table_html(bad.reset_index(drop=True)))
 
 # values
-parts.append("<h2>Metric values</h2><p>Mean over seeds of each scenario; "
-             "<span class='failed'>failed</span> where every run failed.</p>")
+parts.append("<h2>Metric values</h2><p>Mean over the seeds of each scenario (rows: "
+             "scenario and metric, columns: methods); <span class='failed'>failed</span> "
+             "where every run failed; n/a where the metric does not apply.</p>")
 d = df.copy()
 d["scenario"] = d["scenario"].map(plots.scenario_group)
 d["value"] = pd.to_numeric(d["value"], errors="coerce")
-order = plots.method_order(df, controls=True)
+order_all = plots.method_order(df, controls=True)
 for ds, g in d.groupby("dataset", sort=False):
-    mean = g.pivot_table(index=["scenario", "method"], columns="metric", values="value",
-                         aggfunc="mean", sort=False)
-    allfail = g.assign(f=g["status"] == "failed").pivot_table(
-        index=["scenario", "method"], columns="metric", values="f", aggfunc="all", sort=False)
-    mean = mean.astype(object)
+    g = g.assign(failed=g["status"] == "failed")
+    mean = g.pivot_table(index=["scenario", "metric"], columns="method", values="value",
+                         aggfunc="mean", sort=False, dropna=False)
+    allfail = g.pivot_table(index=["scenario", "metric"], columns="method", values="failed",
+                            aggfunc="all", sort=False, dropna=False)
+    mean = mean.reindex(columns=[m for m in order_all if m in mean.columns]).astype(object)
     for idx in mean.index:
         for c in mean.columns:
-            if bool(allfail.loc[idx, c]) and c not in plots.RESOURCE_METRICS:
+            if bool(allfail.loc[idx, c]) and idx[1] not in plots.RESOURCE_METRICS:
                 mean.loc[idx, c] = "failed"
-    mean = mean.reindex(sorted(mean.index, key=lambda t: (
-        list(dict.fromkeys(g["scenario"])).index(t[0]), order.index(t[1]))))
     html_t = table_html(mean).replace("<td>failed</td>", "<td class='failed'>failed</td>")
     parts.append(f"<h3>{esc(str(ds))}</h3>{html_t}")
 
