@@ -483,6 +483,8 @@ def evaluate(scenario_adata, imputed, dataset, scenario, method, which=None, see
     """
     groups, names = _which_groups(which)
     A = scenario_adata
+    if hasattr(imputed, "layers"):  # a method's output AnnData
+        imputed = imputed.layers["imputed"] if "imputed" in imputed.layers else imputed.X
     try:
         Ximp = _dense(imputed, np.float32)
     except (TypeError, ValueError) as exc:
