@@ -153,7 +153,8 @@ def test_benchmark_on_slurm_matches_the_local_run(cluster, tmp_path):
     reason = runs.workflow_missing()
     if reason:
         pytest.skip(reason)
-    cfg = runs.mini_config()
+    # the reference's methods but the crashing one (two SLURM jobs fewer to wait for)
+    cfg = runs.mini_config(methods=[m for m in runs.MINI_METHODS if m != runs.BROKEN_METHOD])
     gpu_methods = set(_gpu_methods())
     asked = []
     for m, spec in cfg["methods"].items():
@@ -181,6 +182,8 @@ def test_benchmark_on_slurm_matches_the_local_run(cluster, tmp_path):
         assert f"rule impute_{m}" in res.stdout, f"impute_{m} was not run"
     ref = runs.reference_run()
     ours = runs.result_values(wd / "results" / "metrics.tsv")
-    assert ours, "no metric rows"
-    diffs = runs.same_values(runs.result_values(ref / "results" / "metrics.tsv"), ours)
+    assert {k[2] for k in ours} == set(cfg["methods"])
+    theirs = {k: v for k, v in runs.result_values(ref / "results" / "metrics.tsv").items()
+              if k[2] in cfg["methods"]}
+    diffs = runs.same_values(theirs, ours)
     assert not diffs, "SLURM run differs from the local run:\n" + "\n".join(diffs[:20])

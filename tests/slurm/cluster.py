@@ -57,7 +57,7 @@ def _free_port() -> int:
 
 
 def _machine() -> tuple[int, int]:
-    """(CPUs, memory in MB that the node may hand out)."""
+    """(CPUs, memory in MB) that the test node declares."""
     cpus = os.cpu_count() or 1
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -76,7 +76,9 @@ def _machine() -> tuple[int, int]:
     # one job may ask for. The profile's default (4000 MB per job) must fit even on a
     # small CI machine, so the node declares at least 16 GB (SlurmdParameters=
     # config_overrides keeps slurmd from draining a node that has less).
-    return cpus, max(16000, int(mem_mb * 0.8))
+    # Likewise the node offers at least 4 CPUs, so that the few one-CPU jobs of a test
+    # workflow (mostly waiting on imports and I/O) run side by side on a 2-core machine.
+    return max(cpus, 4), max(16000, int(mem_mb * 0.8))
 
 
 class SlurmCluster:
