@@ -112,13 +112,15 @@ def _counts(adata):
     return M
 
 
-def make(adata, kind: str, rate=None, seed: int = 0, train_fraction: float = 0.9):
+def make(adata, kind: str, rate=None, seed: int = 0, train_fraction: float = 0.9,
+         shape: float = -1.0):
     """Turn a dataset into a scenario (a new AnnData; the input is not modified).
 
     ``layers["counts"]`` (= ``X``) is what methods see, ``layers["truth"]`` the reference,
     ``layers["mask"]`` (dropout / mask only) the removed non-zeros, ``uns["scenario"]``
     describes it. ``obs``, ``var``, ``varm`` and ``uns`` of the dataset are kept. Output
-    matrices are CSR float32 (mask: CSR bool).
+    matrices are CSR float32 (mask: CSR bool). ``shape`` is the logistic dropout shape
+    (dropout only; negative: low expected counts drop more often).
     """
     import anndata as ad
 
@@ -130,10 +132,11 @@ def make(adata, kind: str, rate=None, seed: int = 0, train_fraction: float = 0.9
     mask = None
     if kind == "dropout":
         r = _rate_fraction(kind, rate)
-        counts, mask = simulate.add_dropout(X, r, shape=-1.0, seed=seed)
+        counts, mask = simulate.add_dropout(X, r, shape=float(shape), seed=seed)
         truth = X
         info["rate"] = r
         info["realised_rate"] = float(mask.nnz / X.nnz) if X.nnz else 0.0
+        info["shape"] = float(shape)
     elif kind == "mask":
         r = _rate_fraction(kind, rate)
         n_drop = int(round(r * X.nnz))
@@ -164,7 +167,7 @@ def make(adata, kind: str, rate=None, seed: int = 0, train_fraction: float = 0.9
         info["rate"] = float("nan")
     info["id"] = scenario_id(kind, info["rate"] if kind in DEFAULT_RATE else None, seed)
     # order the keys as the contract lists them
-    info = {k: info[k] for k in ("id", "kind", "rate", "seed", "train_fraction", "realised_rate") if k in info}
+    info = {k: info[k] for k in ("id", "kind", "rate", "seed", "train_fraction", "realised_rate", "shape") if k in info}
 
     layers = {"counts": counts, "truth": sp.csr_matrix(truth, dtype=np.float32)}
     if mask is not None:

@@ -200,7 +200,13 @@ def splat(n_cells: int = 600, n_genes: int = 2000, n_groups: int = 5, group_prob
     ``obs["cell_type"]``, ``var["is_de"]``, ``varm["de_factor"]`` (genes x groups),
     ``uns["group_names"]``, ``uns["sim_params"]``, ``uns["dataset_id"]``; with
     ``path=True`` also ``obs["pseudotime"]`` (0 to 1 along the trajectory).
-    ``dropout_share=None`` gives no dropout (counts == truth, empty mask).
+    ``dropout_share=None`` gives no dropout (counts == truth, empty mask; stored as NaN
+    in ``uns["sim_params"]``, which also records the solved ``dropout_midpoint`` and the
+    ``dropout_share_realised`` when dropout was applied).
+
+    As in Splat, gene means only matter through their proportions, so ``mean_rate``
+    sets a scale that the library sizes undo; it still matters for the outliers
+    (relative to the median mean) and nothing else.
     """
     import anndata as ad
 
