@@ -153,6 +153,9 @@ def test_killed_run_restarts_to_the_same_results(reference, tmp_path):
         proc.wait(timeout=30)
         proc.stdout.close()
     assert not (wd / "results" / "metrics.tsv").exists()
+    # outputs are written to a temporary name and renamed: whatever .h5ad exists right
+    # after the kill is complete
+    _all_h5ad_readable(wd / "results")
 
     # the restart goes up to the metrics table (figures are drawn from it)
     target = "results/metrics.tsv"
