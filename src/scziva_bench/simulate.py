@@ -204,9 +204,9 @@ def splat(n_cells: int = 600, n_genes: int = 2000, n_groups: int = 5, group_prob
     in ``uns["sim_params"]``, which also records the solved ``dropout_midpoint`` and the
     ``dropout_share_realised`` when dropout was applied).
 
-    As in Splat, gene means only matter through their proportions, so ``mean_rate``
-    sets a scale that the library sizes undo; it still matters for the outliers
-    (relative to the median mean) and nothing else.
+    As in Splat, gene means only matter through their proportions within a cell (the
+    library size sets the scale), so ``mean_rate`` does not change the counts at all
+    (outliers are relative to the median mean); it is kept for parity with Splatter.
     """
     import anndata as ad
 
