@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from .errors import InputError
-from .validate import orientation_conflict
+from .validate import check_counts, orientation_conflict
 
 DESCRIPTION = """\
 Impute dropouts in a single-cell RNA-seq count matrix with scZiva, a zero-inflated
@@ -69,6 +69,7 @@ def _read_table(path: Path, genes_by_cells: bool):
         raise InputError(f"{path}: cannot be read as a table ({str(exc).splitlines()[0]})") from None
     if df.shape[0] == 0 or df.shape[1] == 0:
         raise InputError(f"{path}: no data (found {df.shape[0]} rows x {df.shape[1]} columns)")
+    _check_header_unique(path)
     if genes_by_cells:
         df = df.T
     for axis, names, what in ((0, df.index, "cell"), (1, df.columns, "gene")):
@@ -92,6 +93,23 @@ def _read_table(path: Path, genes_by_cells: bool):
         r, c = np.argwhere(numeric.isna().to_numpy())[0]
         raise InputError(f"{path}: missing value at row {numeric.index[r]!r}, column {numeric.columns[c]!r}")
     return numeric
+
+
+def _check_header_unique(path: Path):
+    """pandas renames duplicate column names (g, g.1): look at the raw header instead."""
+    import csv
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", newline="") as fh:
+        header = next(csv.reader(fh, delimiter=_sep(path)), [])[1:]
+    seen, dup = set(), []
+    for name in header:
+        if name in seen and name not in dup:
+            dup.append(name)
+        seen.add(name)
+    if dup:
+        raise InputError(f"{path}: duplicate names in the header, e.g. {', '.join(dup[:3])}")
 
 
 def _atomic_target(out: Path):
@@ -194,6 +212,7 @@ def run_impute(a) -> int:
         df = _read_table(a.input, a.genes_by_cells)
         X = df.to_numpy()
         labels = (df.index, df.columns)
+    X, _ = check_counts(X, str(a.input))  # names the file in any error; rounds with a warning
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         X_imp, model = ZIVAimpute(X, seed=a.seed, device=a.device, num_epochs=a.epochs, lr=a.lr,

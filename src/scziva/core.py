@@ -36,6 +36,7 @@ from .ordering import order_genes
 from .validate import check_counts
 
 MODES = ("scziva", "authors")
+MIN_PATIENCE_STEPS = 250
 
 
 def resolve_device(device=None) -> torch.device:
@@ -258,8 +259,8 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
             total, nll, kl, aux, w = _loss_authors(model, aux_w, x_all, lam_reg)
             total.backward()
             opt.step()
-            rec = {"epoch": epoch, "loss": float(total), "nll": float(nll), "kl": float(kl),
-                   "aux": float(aux), "w_aux": float(w)}
+            vals = torch.stack([total, nll, kl, aux, w]).detach().cpu().tolist()
+            rec = dict(zip(("loss", "nll", "kl", "aux", "w_aux"), vals), epoch=epoch)
             history.append(rec)
             _report(bar, verbose, rec, epoch, num_epochs)
         stopped = num_epochs
@@ -349,6 +350,10 @@ def _train_minibatch(model, aux_w, opt, data, n, rng, num_epochs, batch_size, va
     bs = int(max(2, min(batch_size, train_idx.size)))
     best, best_state, bad = math.inf, None, 0
     steps_per_epoch = max(1, math.ceil(train_idx.size / bs))
+    # Patience counts epochs, but on small data an epoch is only a few optimiser steps and
+    # the validation loss has plateaus of a hundred steps or more: wait at least
+    # MIN_PATIENCE_STEPS steps before giving up.
+    patience = max(patience, math.ceil(MIN_PATIENCE_STEPS / steps_per_epoch)) if patience else 0
     stopped = num_epochs
     for epoch in range(num_epochs):
         model.train()

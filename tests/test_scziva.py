@@ -1,0 +1,352 @@
+"""The scZiva method: likelihood, convolution, ordering, imputation rule, API, CLI."""
+
+import subprocess
+import sys
+import warnings
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+from scipy import stats
+
+import scziva
+from scziva import InputError, ZIVAimpute
+from scziva.module import GeneConv1d, ZIVAE, conv_geometry, kl_standard_normal, zinb_log_prob
+from scziva.ordering import approximate_order, exact_order, order_genes
+from scziva.validate import RoundedInputWarning, check_counts
+
+FAST = dict(num_epochs=6, hidden_dim=16, latent_dim=4, batch_size=32)
+
+
+def small_counts(n_cells=90, n_genes=40, seed=0, groups=3):
+    """Negative binomial counts with group structure and varied depth (independent of the
+    benchmark's simulator, so the method is tested on its own)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, groups, n_cells)
+    base = rng.gamma(0.8, 2.0, n_genes)
+    fold = np.exp(rng.normal(0, 1.0, (groups, n_genes)))
+    depth = rng.lognormal(0, 0.4, n_cells)
+    mean = base[None, :] * fold[labels] * depth[:, None]
+    theta = 5.0
+    counts = rng.negative_binomial(theta, theta / (theta + mean)).astype(np.float32)
+    return counts, labels
+
+
+# ---------------------------------------------------------------- likelihood
+
+def test_zinb_log_prob_matches_scipy_negative_binomial():
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 60, 500).astype(np.float64)
+    mu = rng.uniform(0.05, 40, 500)
+    theta = rng.uniform(0.1, 50, 500)
+    pi = rng.uniform(0.0, 0.9, 500)
+    got = zinb_log_prob(*(torch.tensor(a, dtype=torch.float64) for a in (x, pi, mu, theta)), eps=0.0).numpy()
+    nb = stats.nbinom(n=theta, p=theta / (theta + mu))
+    ref = np.where(x == 0, np.log(pi + (1 - pi) * nb.pmf(0)), np.log1p(-pi) + nb.logpmf(x))
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9)
+
+
+def test_zinb_probabilities_sum_to_one():
+    x = torch.arange(0, 4000, dtype=torch.float64)
+    for pi, mu, theta in [(0.3, 5.0, 2.0), (1e-4, 50.0, 0.5), (0.9, 0.2, 10.0)]:
+        p = zinb_log_prob(x, *(torch.full_like(x, v) for v in (pi, mu, theta)), eps=0.0).exp().sum()
+        assert abs(float(p) - 1.0) < 1e-8
+
+
+def test_kl_closed_form():
+    m = torch.tensor([[0.0, 1.0], [2.0, -1.0]])
+    logv = torch.tensor([[0.0, np.log(4.0)], [np.log(0.25), 0.0]])
+    # KL(N(m, s2) || N(0, 1)) = 0.5 * (s2 + m^2 - 1 - log s2), summed over dimensions
+    ref = [0.5 * (0 + (4 + 1 - 1 - np.log(4))), 0.5 * ((0.25 + 4 - 1 - np.log(0.25)) + (1 + 1 - 1))]
+    np.testing.assert_allclose(kl_standard_normal(m, logv).numpy(), ref, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- convolution
+
+@pytest.mark.parametrize("n_genes,kernel", [(200, 64), (64, 64), (10, 64), (1, 64)])
+def test_gene_conv_matches_torch_conv1d(n_genes, kernel):
+    torch.manual_seed(0)
+    k, p = conv_geometry(n_genes, kernel)
+    ours = GeneConv1d(k, p).double()
+    ref = torch.nn.Conv1d(1, 1, k, padding=p).double()
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(7, n_genes, dtype=torch.float64, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_(True)
+    y = ours(x)
+    y_ref = ref(x2.unsqueeze(1)).squeeze(1)
+    assert y.shape == y_ref.shape == (7, ours.output_length(n_genes))
+    torch.testing.assert_close(y, y_ref)
+    g = torch.randn_like(y)
+    y.backward(g)
+    y_ref.backward(g)
+    torch.testing.assert_close(ours.weight.grad, ref.weight.grad)
+    torch.testing.assert_close(ours.bias.grad, ref.bias.grad)
+    torch.testing.assert_close(x.grad, x2.grad)
+
+
+def test_decoder_mean_scales_with_library_size():
+    torch.manual_seed(0)
+    net = ZIVAE(30, 8, 3, library_size=True)
+    z = torch.randn(2, 3)
+    _, mu1, _ = net.decode(z, torch.tensor([[100.0], [100.0]]))
+    _, mu2, _ = net.decode(z, torch.tensor([[1000.0], [1000.0]]))
+    torch.testing.assert_close(mu2, 10 * mu1, rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(mu1.sum(1), torch.tensor([100.0, 100.0]), rtol=1e-4, atol=1e-2)
+
+
+# ---------------------------------------------------------------- gene ordering
+
+def _modules_data(seed=0, n_modules=4, size=15, n_cells=300):
+    rng = np.random.default_rng(seed)
+    factors = rng.gamma(2.0, 1.0, (n_cells, n_modules)) ** 2
+    X = np.concatenate([rng.poisson(np.repeat(factors[:, [m]], size, axis=1) * 3) for m in range(n_modules)], axis=1)
+    perm = rng.permutation(X.shape[1])
+    module_of = np.repeat(np.arange(n_modules), size)[perm]
+    return X[:, perm].astype(np.float32), module_of
+
+
+@pytest.mark.parametrize("orderer", [exact_order, lambda X: approximate_order(X, rank=8, cluster_size=8, seed=0)])
+def test_ordering_puts_planted_modules_together(orderer):
+    X, module_of = _modules_data()
+    order = orderer(X)
+    assert sorted(order.tolist()) == list(range(X.shape[1]))
+    seq = module_of[order]
+    # each module occupies one contiguous run: the sequence changes module exactly n_modules-1 times
+    assert int((seq[1:] != seq[:-1]).sum()) == len(np.unique(module_of)) - 1
+
+
+def test_order_genes_modes():
+    X, _ = _modules_data()
+    assert np.array_equal(order_genes(X, "none"), np.arange(X.shape[1]))
+    assert np.array_equal(order_genes(X, "auto", exact_max_genes=1000), exact_order(X))
+    assert np.array_equal(order_genes(sp.csr_matrix(X), "exact"), exact_order(X))
+    with pytest.raises(ValueError, match="unknown gene ordering"):
+        order_genes(X, "bogus")
+
+
+# ---------------------------------------------------------------- imputation rule
+
+def test_imputation_rule_only_touches_zeros_above_tau():
+    X, _ = small_counts()
+    Y, model = ZIVAimpute(X, seed=3, tau=0.001, return_params=True, **FAST)
+    nz = X > 0
+    assert np.array_equal(Y[nz], X[nz])                   # observed counts kept
+    fill = (X == 0) & (model.pi > 0.001)
+    np.testing.assert_allclose(Y[fill], ((1 - model.pi) * model.mu)[fill], rtol=1e-6)
+    assert np.all(Y[(X == 0) & ~fill] == 0)
+    assert fill.sum() > 0
+    # tau = 1: no probability exceeds it, nothing is imputed
+    Y1, _ = ZIVAimpute(X, seed=3, tau=1.0, **FAST)
+    assert np.array_equal(Y1, X)
+
+
+def test_all_zero_cells_and_genes_stay_zero():
+    X, _ = small_counts()
+    X[5] = 0
+    X[:, 7] = 0
+    Y, _ = ZIVAimpute(X, seed=0, tau=0.0, **FAST)
+    assert np.all(Y[5] == 0) and np.all(Y[:, 7] == 0)
+    empty_cells, empty_genes = X.sum(1) == 0, X.sum(0) == 0
+    assert np.all(Y[empty_cells] == 0) and np.all(Y[:, empty_genes] == 0)
+    others = (X == 0) & ~empty_cells[:, None] & ~empty_genes[None, :]
+    assert np.all(Y[others] > 0)   # tau = 0: every other zero is imputed
+
+
+def test_gene_permutation_is_restored():
+    X, _ = small_counts()
+    Y, model = ZIVAimpute(X, seed=2, **FAST)
+    perm = np.random.default_rng(0).permutation(X.shape[1])
+    inv = np.argsort(perm)
+    # the same model input: give the permuted matrix the equivalent gene order
+    Yp, _ = ZIVAimpute(X[:, perm], seed=2, gene_order=inv[model.gene_order], **FAST)
+    assert np.array_equal(Yp, Y[:, perm])
+
+
+def test_same_seed_same_output_bit_for_bit_and_seed_matters():
+    X, _ = small_counts()
+    a, _ = ZIVAimpute(X, seed=11, **FAST)
+    b, _ = ZIVAimpute(X, seed=11, **FAST)
+    c, _ = ZIVAimpute(X, seed=12, **FAST)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_sparse_dataframe_and_list_inputs_agree_with_dense():
+    X, _ = small_counts()
+    dense, _ = ZIVAimpute(X, seed=4, **FAST)
+    sparse, _ = ZIVAimpute(sp.csr_matrix(X), seed=4, **FAST)
+    np.testing.assert_allclose(sparse, dense, rtol=1e-5, atol=1e-5)
+    df = pd.DataFrame(X, index=[f"c{i}" for i in range(X.shape[0])], columns=[f"g{j}" for j in range(X.shape[1])])
+    out, _ = ZIVAimpute(df, seed=4, **FAST)
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.index) == list(df.index) and list(out.columns) == list(df.columns)
+    np.testing.assert_allclose(out.to_numpy(), dense, rtol=1e-5, atol=1e-5)
+
+
+def test_fewer_genes_than_kernel_and_tiny_inputs():
+    X, _ = small_counts(n_cells=30, n_genes=5)
+    Y, _ = ZIVAimpute(X, seed=0, **FAST)
+    assert Y.shape == X.shape and np.all(np.isfinite(Y))
+    Y1, _ = ZIVAimpute(X[:, :1], seed=0, **FAST)
+    assert Y1.shape == (30, 1)
+
+
+def test_authors_mode_runs_full_batch_for_exactly_num_epochs():
+    X, _ = small_counts()
+    Y, model = ZIVAimpute(X, mode="authors", num_epochs=7, hidden_dim=16, latent_dim=4)
+    assert model.mode == "authors" and len(model.history) == 7 and model.stopped_epoch == 7
+    assert np.array_equal(Y[X > 0], X[X > 0])
+    w = [h["w_aux"] for h in model.history]
+    assert all(0.5 <= v <= 1.5 for v in w)
+
+
+def test_ziva_import_path_and_documented_call():
+    from ZIVA import ZIVAimpute as Z
+    assert Z is ZIVAimpute
+    X, _ = small_counts(n_cells=40, n_genes=12)
+    X_imp, _ = Z(X, seed=1, device="cpu", num_epochs=3, lr=1e-3, hidden_dim=8, latent_dim=2, verbose=False, tau=0.001)
+    assert X_imp.shape == X.shape and X_imp.dtype == np.float32
+
+
+# ---------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("bad,match", [
+    (np.array([[1.0, np.nan], [0.0, 2.0]]), "NaN"),
+    (np.array([[1.0, np.inf], [0.0, 2.0]]), "infinite"),
+    (np.array([[1.0, -3.0], [0.0, 2.0]]), "negative"),
+    (np.zeros((0, 5)), "empty"),
+    (np.array([["1", "x"], ["0", "2"]]), "non-numeric"),
+    (np.ones(5), "2-D"),
+    (None, "no data"),
+])
+def test_bad_input_raises_one_clear_error(bad, match):
+    with pytest.raises(InputError, match=match):
+        ZIVAimpute(bad, **FAST)
+
+
+def test_non_integer_counts_are_rounded_with_a_warning():
+    M, notes = check_counts(np.array([[0.4, 1.6], [2.0, 3.5]]), "test")
+    assert np.array_equal(M, [[0, 2], [2, 4]]) and notes
+    with pytest.warns(RoundedInputWarning):
+        ZIVAimpute(np.random.default_rng(0).uniform(0, 5, (30, 8)), **FAST)
+
+
+def test_unavailable_cuda_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        ZIVAimpute(np.ones((4, 3)), device="cuda", **FAST)
+
+
+# ---------------------------------------------------------------- accuracy
+
+def test_imputation_beats_no_imputation_on_a_small_simulation():
+    truth, labels = small_counts(n_cells=240, n_genes=120, seed=5)
+    rng = np.random.default_rng(0)
+    drop = (truth > 0) & (rng.random(truth.shape) < 0.5)
+    observed = np.where(drop, 0, truth).astype(np.float32)
+    Y, _ = ZIVAimpute(observed, seed=1)
+
+    def log_mse(A):
+        return float(np.mean((np.log1p(A) - np.log1p(truth)) ** 2))
+
+    assert log_mse(Y) < 0.6 * log_mse(observed)
+    r = np.corrcoef(np.log1p(Y[drop]), np.log1p(truth[drop]))[0, 1]
+    assert r > 0.6
+
+
+# ---------------------------------------------------------------- AnnData and CLI
+
+def test_anndata_api_writes_layers():
+    X, _ = small_counts()
+    adata = ad.AnnData(X=sp.csr_matrix(X))
+    adata.layers["counts"] = adata.X.copy()
+    out = scziva.impute(adata, layer="counts", copy=True, return_dropout=True, return_latent=True, seed=0,
+                        **FAST)
+    assert "scziva" not in adata.layers      # copy=True leaves the input alone
+    assert out.layers["scziva"].shape == X.shape
+    assert out.layers["scziva_pi"].shape == X.shape and out.obsm["X_scziva"].shape == (X.shape[0], 4)
+    assert out.uns["scziva"]["seed"] == 0
+    with pytest.raises(InputError, match="layer 'nope' not found"):
+        scziva.impute(adata, layer="nope")
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "scziva.cli", *map(str, args)], capture_output=True, text=True)
+
+
+def test_cli_round_trip_csv_and_h5ad(tmp_path):
+    X, _ = small_counts(n_cells=50, n_genes=20)
+    df = pd.DataFrame(X, index=[f"cell{i}" for i in range(50)], columns=[f"g{j}" for j in range(20)])
+    src = tmp_path / "in.csv"
+    df.to_csv(src)
+    before = src.read_bytes()
+    out = tmp_path / "out.csv"
+    r = _cli("impute", src, out, "--epochs", 3, "--seed", 5, "--quiet")
+    assert r.returncode == 0, r.stderr
+    got = pd.read_csv(out, index_col=0)
+    assert list(got.index) == list(df.index) and list(got.columns) == list(df.columns)
+    assert np.array_equal(got.to_numpy()[X > 0], X[X > 0])
+    assert src.read_bytes() == before
+    same, _ = ZIVAimpute(X, seed=5, num_epochs=3)
+    np.testing.assert_allclose(got.to_numpy(), same, rtol=1e-5)
+
+    # genes x cells TSV in, h5ad out
+    tsv = tmp_path / "in.tsv"
+    df.T.to_csv(tsv, sep="\t")
+    h5 = tmp_path / "out.h5ad"
+    r = _cli("impute", tsv, h5, "--genes-by-cells", "--epochs", 3, "--seed", 5, "--quiet")
+    assert r.returncode == 0, r.stderr
+    a = ad.read_h5ad(h5)
+    assert a.shape == (50, 20) and list(a.obs_names) == list(df.index)
+    np.testing.assert_allclose(a.X, got.to_numpy(), rtol=1e-5)
+    np.testing.assert_array_equal(a.layers["counts"], X)
+
+    # h5ad in, h5ad out keeps obs
+    src_h5 = tmp_path / "in.h5ad"
+    adata = ad.AnnData(X=sp.csr_matrix(X), obs=pd.DataFrame({"cell_type": ["a"] * 50}, index=df.index))
+    adata.write_h5ad(src_h5)
+    r = _cli("impute", src_h5, tmp_path / "o2.h5ad", "--epochs", 2, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert list(ad.read_h5ad(tmp_path / "o2.h5ad").obs["cell_type"]) == ["a"] * 50
+
+
+@pytest.mark.parametrize("content,match", [
+    ("", "empty"),
+    (",g1,g2\nc1,1,abc\nc2,0,2\n", "non-numeric value 'abc' at row 'c1'"),
+    (",g1,g2\nc1,1,-2\nc2,0,2\n", "negative"),
+    (",g1,g1\nc1,1,2\nc2,0,2\n", "duplicate names in the header, e.g. g1"),
+    (",g1,g2\nc1,1,\nc2,0,2\n", "missing value"),
+    (",c1,c2\nENSG00000000003,1,2\nENSG00000000005,0,2\n", "genes-by-cells"),
+])
+def test_cli_bad_input_one_line_nonzero_exit_no_output(tmp_path, content, match):
+    src = tmp_path / "bad.csv"
+    src.write_text(content)
+    out = tmp_path / "out.csv"
+    r = _cli("impute", src, out, "--quiet", "--epochs", 2)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("scziva: error:") and match in lines[0], r.stderr
+    assert "bad.csv" in lines[0]
+    assert not out.exists() and not list(tmp_path.glob(".out.csv*"))
+    assert src.read_text() == content
+
+
+def test_cli_refuses_to_overwrite(tmp_path):
+    src = tmp_path / "in.csv"
+    pd.DataFrame(np.ones((3, 2))).to_csv(src)
+    r = _cli("impute", src, src)
+    assert r.returncode == 2 and "never overwritten" in r.stderr
+    (tmp_path / "o.csv").write_text("keep")
+    r = _cli("impute", src, tmp_path / "o.csv")
+    assert r.returncode == 2 and "--overwrite" in r.stderr
+    assert (tmp_path / "o.csv").read_text() == "keep"
+
+
+def test_cli_help_explains_inputs():
+    r = _cli("impute", "--help")
+    assert r.returncode == 0
+    for word in ("raw counts", "--genes-by-cells", "--tau", "--epochs", "--device", "examples"):
+        assert word in r.stdout
