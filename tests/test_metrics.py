@@ -302,3 +302,14 @@ def test_wilcoxon_matches_scanpy():
     df = sc.get.rank_genes_groups_df(B, group="0")
     ref = pd.Series(df["scores"].to_numpy(), index=df["names"].astype(str)).reindex(B.var_names)
     np.testing.assert_allclose(z2[0], ref.to_numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("fill", [0.0, 1.0])
+def test_constant_output_scores_worst(sim_scenario, fill):
+    """A collapsed (constant) output: no clusters, no DE ranking, no gene-gene structure."""
+    imp = np.full(sim_scenario.shape, fill, dtype=np.float32)
+    v = _values(metrics.evaluate(sim_scenario, imp, "d", "x", "const", which=["clustering", "de", "genecorr"]))
+    for m in ("ari_kmeans", "nmi_kmeans", "ari_leiden", "nmi_leiden", "de_jaccard_top100", "genecorr_agreement"):
+        assert v[m] == pytest.approx(0.0, abs=1e-12), m
+    assert v["de_auroc"] == pytest.approx(0.5) and math.isnan(v["silhouette"])
+    assert v["de_false_positives"] == 0.0

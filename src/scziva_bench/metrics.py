@@ -222,7 +222,12 @@ def _pca(L, seed: int, n_top: int = 2000, n_comps: int = 30):
     nc = int(min(n_comps, A.n_obs - 1, A.n_vars - 1))
     if nc < 1:
         return None
-    sc.pp.pca(A, n_comps=nc, random_state=seed, svd_solver="arpack")
+    if float(np.asarray(A.X, dtype=np.float64).var(axis=0).sum()) == 0.0:
+        return "constant"  # every cell the same: no structure at all
+    try:
+        sc.pp.pca(A, n_comps=nc, random_state=seed, svd_solver="arpack")
+    except Exception:  # ARPACK fails on some rank-deficient inputs: exact SVD instead
+        sc.pp.pca(A, n_comps=nc, random_state=seed, svd_solver="full")
     return A.obsm["X_pca"].astype(np.float64)
 
 
@@ -270,6 +275,12 @@ def _clustering(L, labels, seed):
     n_true = len(set(y))
     P = _pca(L[ok], seed)
     if P is None:
+        return out
+    if isinstance(P, str):  # a constant matrix puts every cell in one cluster
+        one = np.zeros(len(y), dtype=int)
+        for m in ("kmeans", "leiden"):
+            out[f"ari_{m}"] = float(adjusted_rand_score(y, one))
+            out[f"nmi_{m}"] = float(normalized_mutual_info_score(y, one))
         return out
     km = KMeans(n_clusters=n_true, n_init=10, random_state=seed).fit_predict(P)
     out["ari_kmeans"] = float(adjusted_rand_score(y, km))
@@ -386,6 +397,9 @@ def _de(L, labels, adata, T_log, seed):
             n_top = min(100, n_genes)
             js = []
             for k in range(len(names_present)):
+                if np.ptp(z[k]) == 0:  # no ranking at all (e.g. a constant output)
+                    js.append(0.0)
+                    continue
                 a, b = _top(z[k], n_top), _top(zt[k], n_top)
                 js.append(len(a & b) / len(a | b))
             out["de_jaccard_top100"] = float(np.mean(js))
@@ -434,7 +448,8 @@ def _genecorr(L, T_log, n_top=200):
     Ct = _corr_cols(T_log[:, genes])
     Ci = _corr_cols(L[:, genes])
     iu = np.triu_indices(len(genes), k=1)
-    out["genecorr_agreement"] = _pearson(Ct[iu], Ci[iu])
+    # an output without any gene-gene correlation (e.g. constant) agrees with nothing: 0
+    out["genecorr_agreement"] = _pearson(Ct[iu], Ci[iu]) if np.ptp(Ci[iu]) > 0 else 0.0
     out["genecorr_inflation"] = float(np.mean(np.abs(Ci[iu])) - np.mean(np.abs(Ct[iu])))
     return out
 
