@@ -348,8 +348,22 @@ def _wilcoxon(L, codes, n_groups: int):
         z = (rank_sums - n1 * (n + 1) / 2.0) / sd
     z[~np.isfinite(z)] = 0.0
     p = 2.0 * stats.norm.sf(np.abs(z))
-    p_adj = np.vstack([stats.false_discovery_control(row, method="bh") for row in p])
+    p_adj = np.vstack([_bh(row) for row in p])
     return z, p_adj
+
+
+def _bh(p):
+    """Benjamini-Hochberg adjusted p-values (scipy >= 1.11 has it; a fallback for 1.10)."""
+    from scipy import stats
+
+    if hasattr(stats, "false_discovery_control"):
+        return stats.false_discovery_control(p, method="bh")
+    m = p.size
+    order = np.argsort(p)
+    adj = np.minimum.accumulate((p[order] * m / np.arange(1, m + 1))[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.minimum(adj, 1.0)
+    return out
 
 
 def _de_groups(labels, min_cells=3):
