@@ -4,18 +4,22 @@
 >>> X_imp, model = ZIVAimpute(X)           # X: cells x genes counts
 
 scanpy-style: ``scziva.impute(adata)`` writes ``adata.layers["scziva"]``.
+
+torch is imported on first use of the method, so that ``scziva.errors`` and
+``scziva.validate`` stay light for the benchmark's scripts.
 """
 
-from .core import FittedZIVA, ZIVAimpute
 from .errors import InputError
 
 __version__ = "0.1.0"
-
-
-def impute(*args, **kwargs):
-    """AnnData in, AnnData out (see :func:`scziva.anndata_api.impute`)."""
-    from .anndata_api import impute as _impute
-    return _impute(*args, **kwargs)
-
-
 __all__ = ["ZIVAimpute", "FittedZIVA", "InputError", "impute", "__version__"]
+
+
+def __getattr__(name):
+    if name in ("ZIVAimpute", "FittedZIVA"):
+        from . import core
+        return getattr(core, name)
+    if name == "impute":
+        from .anndata_api import impute
+        return impute
+    raise AttributeError(f"module 'scziva' has no attribute {name!r}")
