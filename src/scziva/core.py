@@ -37,6 +37,7 @@ from .validate import check_counts
 
 MODES = ("scziva", "authors")
 MIN_PATIENCE_STEPS = 250
+MAX_PATIENCE_STEPS = 3000
 
 
 def resolve_device(device=None) -> torch.device:
@@ -353,7 +354,10 @@ def _train_minibatch(model, aux_w, opt, data, n, rng, num_epochs, batch_size, va
     # Patience counts epochs, but on small data an epoch is only a few optimiser steps and
     # the validation loss has plateaus of a hundred steps or more: wait at least
     # MIN_PATIENCE_STEPS steps before giving up.
-    patience = max(patience, math.ceil(MIN_PATIENCE_STEPS / steps_per_epoch)) if patience else 0
+    # On large data one epoch is hundreds of steps: cap the wait at MAX_PATIENCE_STEPS.
+    if patience:
+        patience = max(patience, math.ceil(MIN_PATIENCE_STEPS / steps_per_epoch))
+        patience = min(patience, max(1, math.ceil(MAX_PATIENCE_STEPS / steps_per_epoch)))
     stopped = num_epochs
     for epoch in range(num_epochs):
         model.train()
