@@ -40,7 +40,7 @@ def _snakemake_exe() -> str:
     return found
 
 
-def run_snakemake(*args, cwd: Path, env_extra=None, timeout=900):
+def run_snakemake(*args, cwd: Path, env_extra=None, timeout=1800):
     env = dict(os.environ)
     env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                 "PYTHONUNBUFFERED": "1"})
