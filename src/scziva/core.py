@@ -120,7 +120,7 @@ class _Batches:
 
 def _loss_scziva(model, aux_w, x, lib, kl_weight, lam_reg, aux_scale):
     pi, mu, theta, m, logv = model(x, lib)
-    nll = -zinb_log_prob(x, pi, mu, theta).sum(-1)  # per cell
+    nll = -zinb_log_prob(x, pi, mu, theta, constant=False).sum(-1)  # per cell, up to a constant
     kl = kl_standard_normal(m, logv)
     # Auxiliary reconstruction: squared error between (1 - pi) * mu and the counts, on the
     # log1p scale so that it neither vanishes nor explodes with sequencing depth.

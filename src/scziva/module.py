@@ -145,18 +145,22 @@ class ZIVAE(nn.Module):
 
 
 def zinb_log_prob(x: torch.Tensor, pi: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor,
-                  eps: float = 1e-8) -> torch.Tensor:
+                  eps: float = 1e-8, constant: bool = True) -> torch.Tensor:
     """Element-wise log-likelihood of counts ``x`` under ZINB(pi, mu, theta).
 
     NB parametrised by mean ``mu`` and inverse dispersion ``theta`` (variance mu + mu^2/theta):
     log NB(x) = lgamma(x+theta) - lgamma(theta) - lgamma(x+1)
                 + theta*log(theta/(theta+mu)) + x*log(mu/(theta+mu)).
     Zero-inflation: P(0) = pi + (1-pi) NB(0), P(x>0) = (1-pi) NB(x).
+    ``constant=False`` leaves out ``-lgamma(x+1)``, which does not depend on the
+    parameters (training skips it; it is 0 for x = 0, so zeros are unaffected).
     """
     log_theta_mu = torch.log(theta + mu + eps)
-    log_nb = (torch.lgamma(x + theta) - torch.lgamma(theta) - torch.lgamma(x + 1.0)
+    log_nb = (torch.lgamma(x + theta) - torch.lgamma(theta)
               + theta * (torch.log(theta + eps) - log_theta_mu)
               + x * (torch.log(mu + eps) - log_theta_mu))
+    if constant:
+        log_nb = log_nb - torch.lgamma(x + 1.0)
     log_1m_pi = torch.log1p(-pi)
     log_zero = torch.logaddexp(torch.log(pi), log_1m_pi + log_nb)
     return torch.where(x < 0.5, log_zero, log_1m_pi + log_nb)
