@@ -187,3 +187,36 @@ def test_benchmark_on_slurm_matches_the_local_run(cluster, tmp_path):
               if k[2] in cfg["methods"]}
     diffs = runs.same_values(theirs, ours)
     assert not diffs, "SLURM run differs from the local run:\n" + "\n".join(diffs[:20])
+
+
+@pytest.mark.slurm
+def test_gpu_profile_sends_gpu_methods_to_the_gpu_partition_with_a_gpu(cluster, tmp_path):
+    """profiles/slurm: a GPU-tagged impute job (config resources.gpu = 1) is submitted to
+    $SCZIVA_SLURM_GPU_PARTITION with --gpus=1. This node has no GPU, so sbatch refuses it
+    at submission, which shows the request without running anything."""
+    reason = runs.workflow_missing()
+    if reason:
+        pytest.skip(reason)
+    from slurm.cluster import GPU_PARTITION
+
+    cfg = runs.mini_config(methods=("scziva",))
+    assert cfg["methods"]["scziva"]["resources"]["gpu"] == 1
+    cfgfile = runs.write_config(cfg, tmp_path / "config.yaml")
+    wd = tmp_path / "run"
+    # the job's input, so that the impute job is the only one (it never starts)
+    scen = wd / "results" / "scenarios" / "tiny" / "dropout50_s1.h5ad"
+    scen.parent.mkdir(parents=True)
+    scen.write_bytes(b"")
+    env = runs.base_env(SLURM_CONF=cluster.env["SLURM_CONF"], SCZIVA_SLURM_ACCOUNT="",
+                        SCZIVA_SLURM_PARTITION=cluster.partition,
+                        SCZIVA_SLURM_GPU_PARTITION=GPU_PARTITION)
+    env["PATH"] = f"{runs.BIN}:{cluster.env['PATH']}"
+    res = runs.snakemake(wd, "results/imputed/tiny/dropout50_s1/scziva.h5ad",
+                         "--slurm-init-seconds-before-status-checks", "1",
+                         env=env, profile="slurm", configfile=cfgfile, timeout=300)
+    assert res.returncode != 0
+    calls = [ln for ln in res.stdout.splitlines() if ln.strip().startswith("sbatch --")]
+    assert calls, res.stdout[-3000:]
+    call = calls[-1]
+    assert f"-p {GPU_PARTITION} " in call and "--gpus=1" in call, res.stdout[-3000:]
+    assert "Invalid generic resource" in res.stdout

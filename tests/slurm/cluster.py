@@ -1,7 +1,8 @@
 """A throwaway single-node SLURM cluster for tests (and for trying the SLURM profile by hand).
 
-It writes a minimal ``slurm.conf`` (one node on 127.0.0.1 named after ``hostname -s``, one
-partition, ``select/cons_tres``, no cgroups, no accounting) into a folder of its own,
+It writes a minimal ``slurm.conf`` (one node on 127.0.0.1 named after ``hostname -s``, a
+default partition ``debug`` and a ``gpu`` partition on the same GPU-less node,
+``select/cons_tres``, no cgroups, no accounting) into a folder of its own,
 starts ``munged``, ``slurmctld`` and ``slurmd`` in the foreground as child processes of
 this one (no systemd, nothing written under /etc or /var), waits until ``sinfo`` reports
 the node idle, and stops the daemons by their process ids afterwards.
@@ -17,6 +18,7 @@ By hand::
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import shutil
@@ -28,6 +30,7 @@ import time
 from pathlib import Path
 
 PARTITION = "debug"
+GPU_PARTITION = "gpu"
 DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sinfo", "sbatch", "squeue", "scancel", "srun", "scontrol")
 
@@ -157,6 +160,9 @@ class SlurmCluster:
             "Waittime=0",
             f"NodeName={self.node} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem_mb} State=UNKNOWN",
             f"PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE State=UP",
+            # same node, for checking that GPU jobs are routed to the GPU partition (the
+            # node has no GPU: a job that asks for one is refused at submission)
+            f"PartitionName={GPU_PARTITION} Nodes={self.node} Default=NO MaxTime=INFINITE State=UP",
         ]
         self.conf.write_text("\n".join(lines) + "\n")
         # Inside a job, snakemake's slurm-jobstep executor starts the rule with `srun`
@@ -246,7 +252,7 @@ class SlurmCluster:
     def stop(self) -> None:
         """Cancel remaining jobs, then end the daemons this object started (by pid)."""
         if self.procs.get("slurmctld") and self.procs["slurmctld"].poll() is None:
-            self._ok("scancel", "--full", "--partition", self.partition)
+            self._ok("scancel", "--full", "--user", getpass.getuser())
         pids = {k: p.pid for k, p in self.procs.items()}
         if not pids:  # started by another process: read the pid file
             f = self.root / "run" / "pids.json"
