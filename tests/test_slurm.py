@@ -189,6 +189,7 @@ def test_benchmark_on_slurm_matches_the_local_run(cluster, tmp_path):
     assert not diffs, "SLURM run differs from the local run:\n" + "\n".join(diffs[:20])
 
 
+@pytest.mark.slow
 @pytest.mark.slurm
 def test_gpu_profile_sends_gpu_methods_to_the_gpu_partition_with_a_gpu(cluster, tmp_path):
     """profiles/slurm: a GPU-tagged impute job (config resources.gpu = 1) is submitted to
