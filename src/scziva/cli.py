@@ -213,6 +213,8 @@ def run_impute(a) -> int:
         X = df.to_numpy()
         labels = (df.index, df.columns)
     X, _ = check_counts(X, str(a.input))  # names the file in any error; rounds with a warning
+    if (X.nnz if hasattr(X, "nnz") else np.count_nonzero(X)) == 0:
+        raise InputError(f"{a.input}: every value is zero; there are no counts to learn from")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         X_imp, model = ZIVAimpute(X, seed=a.seed, device=a.device, num_epochs=a.epochs, lr=a.lr,
