@@ -38,6 +38,7 @@ from .validate import check_counts
 MODES = ("scziva", "authors")
 MIN_PATIENCE_STEPS = 250
 MAX_PATIENCE_STEPS = 3000
+MAX_WARMUP_STEPS = 1000
 
 
 def resolve_device(device=None) -> torch.device:
@@ -174,7 +175,9 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
     gene_order : ``"auto"``, ``"exact"``, ``"approx"``, ``"none"``, or an explicit permutation.
     validation_fraction, patience, min_delta : early stopping on held-out cells (relative
         improvement ``min_delta``; ``patience`` epochs without one stop training).
-    kl_warmup_epochs : the KL weight rises linearly from 0 to 1 over these epochs.
+    kl_warmup_epochs : the KL weight rises linearly from 0 to 1 over these epochs (at most
+        ``MAX_WARMUP_STEPS`` optimiser steps on large data).
+    aux_scale : weight of the auxiliary term relative to the per-cell ELBO (0.1, measured).
     return_params : also fill ``model.pi``, ``model.mu`` and ``model.latent``.
     progress : show a tqdm bar (default: same as ``verbose``).
     impute_value : ``"pi_mu"`` (``(1 - pi) * mu``, the authors' rule) or ``"mu"``.
@@ -358,6 +361,7 @@ def _train_minibatch(model, aux_w, opt, data, n, rng, num_epochs, batch_size, va
     if patience:
         patience = max(patience, math.ceil(MIN_PATIENCE_STEPS / steps_per_epoch))
         patience = min(patience, max(1, math.ceil(MAX_PATIENCE_STEPS / steps_per_epoch)))
+    warmup_steps = min(warmup * steps_per_epoch, max(steps_per_epoch, MAX_WARMUP_STEPS)) if warmup else 0
     stopped = num_epochs
     for epoch in range(num_epochs):
         model.train()
@@ -368,7 +372,7 @@ def _train_minibatch(model, aux_w, opt, data, n, rng, num_epochs, batch_size, va
             if idx.size < 2:  # a batch of one cell gives a degenerate gradient
                 continue
             # KL weight rises with the fraction of warm-up done, step by step.
-            kl_w = min(1.0, (epoch + b / steps_per_epoch) / warmup) if warmup else 1.0
+            kl_w = min(1.0, (epoch * steps_per_epoch + b) / warmup_steps) if warmup_steps else 1.0
             x, lib = data.get(idx)
             opt.zero_grad(set_to_none=True)
             total, nll, kl, aux, w = _loss_scziva(model, aux_w, x, lib, kl_w, lam_reg, aux_scale)
@@ -383,7 +387,7 @@ def _train_minibatch(model, aux_w, opt, data, n, rng, num_epochs, batch_size, va
             rec["val"] = monitor
         history.append(rec)
         _report(bar, verbose, rec, epoch, num_epochs)
-        if epoch + 1 < warmup:
+        if (epoch + 1) * steps_per_epoch < warmup_steps:
             continue  # the objective changes during warm-up: do not judge it yet
         if monitor < best - min_delta * abs(best):
             best, bad = monitor, 0
