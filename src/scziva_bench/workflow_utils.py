@@ -245,6 +245,25 @@ def h5_safe(value):
     return repr(value)
 
 
+def _one_line_input_errors(logger) -> None:
+    """Bad user input (:class:`scziva.errors.InputError`) that escapes a script ends it
+    with its one-sentence message in the log and exit status 1, not a traceback; any
+    other exception keeps Python's traceback."""
+    import logging
+    import sys
+
+    previous = sys.excepthook
+
+    def hook(exc_type, exc, tb):
+        if any(c.__name__ == "InputError" for c in getattr(exc_type, "__mro__", ())):
+            logger.error("%s", exc)
+            logging.shutdown()
+            return
+        previous(exc_type, exc, tb)
+
+    sys.excepthook = hook
+
+
 def start_script(snakemake):
     """Common start of the workflow's scripts; returns a :mod:`logging` logger.
 
@@ -270,6 +289,7 @@ def start_script(snakemake):
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.captureWarnings(True)
     logger = logging.getLogger(f"rule.{getattr(snakemake, 'rule', 'script')}")
+    _one_line_input_errors(logger)
     wc = dict(getattr(snakemake, "wildcards", {}) or {})
     logger.info("wildcards %s, threads %s", wc, threads)
     return logger

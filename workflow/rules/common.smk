@@ -20,9 +20,18 @@ FIG_FORMATS = list(config.get("figures", {}).get("formats", ["png", "pdf"]))
 UMAP = wu.umap_target(config)
 
 # Jobs of GPU methods hold the resource `gpu` (the default profile allows 1 at a time).
-# On a local machine without an NVIDIA GPU there is nothing to share: they hold none, so
-# that they run side by side (they still ask for device auto, which resolves to CPU).
-GPU_SCHEDULING = not (workflow.local_exec and not wu.nvidia_gpu_present())
+# Run locally on a machine without an NVIDIA GPU there is nothing to share: they hold
+# none, so that they run side by side (they still ask for device auto, which resolves to
+# CPU). Decided when the job is made, once Snakemake knows its executor (on SLURM the
+# jobs always ask for their GPU; a dry run shows what the config asks for).
+def gpu_resource(n_gpus):
+    def _gpu(wildcards):
+        local_run = workflow.local_exec and not workflow.dryrun
+        if n_gpus and local_run and not wu.nvidia_gpu_present():
+            return 0
+        return n_gpus
+
+    return _gpu
 
 
 def _check_config():

@@ -28,7 +28,7 @@ for _method in METHODS:
         resources:
             mem_mb=_res["mem_mb"],
             runtime=_res["runtime"],
-            gpu=_res["gpu"] if GPU_SCHEDULING else 0,
+            gpu=gpu_resource(_res["gpu"]),
         conda:
             wu.method_env(_method, config)
         script:

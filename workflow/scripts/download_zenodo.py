@@ -2,6 +2,7 @@
 
 Uses scziva_bench.zenodo.fetch_record (resumable, MD5-checked, atomic). A draft or
 restricted record needs an access token: set the environment variable ZENODO_TOKEN.
+SCZIVA_ZENODO_API overrides the API address (a mirror, or a local stand-in in tests).
 """
 import os
 import sys
@@ -17,7 +18,9 @@ from scziva_bench import zenodo  # noqa: E402
 record = snakemake.params.record  # noqa: F821
 name = snakemake.params.file  # noqa: F821
 out = Path(snakemake.output[0])  # noqa: F821
-paths = zenodo.fetch_record(record, out.parent, include=[name], extract=False,
+api = os.environ.get("SCZIVA_ZENODO_API") or zenodo.ZENODO_API
+log.info("record %s, file %s, API %s", record, name, api)
+paths = zenodo.fetch_record(record, out.parent, api_url=api, include=[name], extract=False,
                             progress=False, token=os.environ.get("ZENODO_TOKEN") or None)
 log.info("downloaded %s", ", ".join(map(str, paths)))
 if not out.is_file():
