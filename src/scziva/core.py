@@ -39,6 +39,7 @@ MODES = ("scziva", "authors")
 MIN_PATIENCE_STEPS = 250
 MAX_PATIENCE_STEPS = 3000
 MAX_WARMUP_STEPS = 1000
+ORDER_MAX_CELLS = 20000
 
 
 def resolve_device(device=None) -> torch.device:
@@ -218,9 +219,13 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
         warnings.warn("fewer than two cells with counts: nothing to learn, input returned unchanged")
         out = M.toarray() if sp.issparse(M) else M.copy()
         return _wrap(out.astype(np.float32), frame_labels), None
-    sub = M[keep_cells][:, keep_genes] if sp.issparse(M) else M[np.ix_(keep_cells, keep_genes)]
-    if sp.issparse(sub):
-        sub = sp.csr_matrix(sub)
+    if keep_cells.size == n_cells and keep_genes.size == n_genes:
+        sub = M
+    elif sp.issparse(M):
+        sub = sp.csr_matrix(M[keep_cells][:, keep_genes])
+    else:
+        sub = M[np.ix_(keep_cells, keep_genes)]
+    del M  # our own validated copy; from here on only `sub` (and the output) are held
     G = sub.shape[1]
 
     torch.manual_seed(seed)
@@ -229,11 +234,16 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
     # Gene order: the authors order on the raw input; we order on log1p of depth-normalised
     # counts, which measures co-expression rather than depth.
     if isinstance(gene_order, str):
-        if mode == "authors":
-            order_input = sub
-        else:
-            order_input = _log_normalise(sub, cell_tot[keep_cells])
+        # The ordering looks at most ORDER_MAX_CELLS cells (a seeded sample; all of them on
+        # data of that size or less), so its cost and memory do not grow with the cells.
+        rows = np.arange(sub.shape[0])
+        if rows.size > ORDER_MAX_CELLS:
+            rows = np.sort(np.random.default_rng(seed).choice(rows.size, ORDER_MAX_CELLS, replace=False))
+        order_input = sub[rows] if rows.size < sub.shape[0] else sub
+        if mode != "authors":
+            order_input = _log_normalise(order_input, cell_tot[keep_cells][rows])
         order = order_genes(order_input, method=gene_order, seed=seed)
+        del order_input
     else:
         full = np.asarray(gene_order)
         if sorted(full.tolist()) != list(range(n_genes)):
@@ -278,7 +288,8 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
 
     # Imputation, batch by batch, straight into the output in the caller's gene order.
     model.eval()
-    out = M.toarray().astype(np.float32) if sp.issparse(M) else M.astype(np.float32, copy=True)
+    # Cells and genes left out of training are all zero; every other entry is written below.
+    out = np.zeros((n_cells, n_genes), dtype=np.float32)
     cols = keep_genes[order]
     want = return_params
     pi_full = np.full((n_cells, n_genes), np.nan, np.float32) if want else None
