@@ -149,3 +149,16 @@ def test_dense_input_gives_sparse_output():
     s = scenarios.make(ad.AnnData(X), "mcv", seed=0)
     assert sp.issparse(s.layers["counts"])
     np.testing.assert_array_equal(_dense(s.layers["counts"]) + _dense(s.layers["truth"]), X)
+
+
+def test_none_keeps_a_datasets_own_truth_and_mask():
+    from scziva_bench import scenarios, simulate
+    ds = simulate.splat(n_cells=40, n_genes=30, n_groups=2, dropout_share=0.5, seed=3)
+    scen = scenarios.make(ds, "none")
+    assert (scen.layers["truth"] != ds.layers["truth"]).nnz == 0
+    assert (scen.layers["mask"] != sp.csr_matrix(ds.layers["mask"], dtype=bool)).nnz == 0
+    assert (scen.layers["counts"] != ds.layers["counts"]).nnz == 0
+    plain = simulate.splat(n_cells=40, n_genes=30, n_groups=2, seed=3)
+    del plain.layers["truth"]
+    scen2 = scenarios.make(plain, "none")
+    assert (scen2.layers["truth"] != scen2.layers["counts"]).nnz == 0 and "mask" not in scen2.layers

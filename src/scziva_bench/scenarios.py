@@ -10,7 +10,8 @@ Kinds:
 - ``"mcv"``: molecular cross-validation (Batson, Royer & Webber 2019): each count is
   split binomially, ``train ~ Binomial(x, train_fraction)``, ``test = x - train``;
   counts = train, truth = test (``train + test == x`` exactly), no mask;
-- ``"none"``: counts unchanged, truth = counts, no mask.
+- ``"none"``: counts unchanged; truth = the dataset's own ``layers["truth"]`` (and its
+  mask) where it has one, else truth = counts and no mask.
 
 Rates may be given as fractions (0.5) or percents (50).
 """
@@ -163,7 +164,12 @@ def make(adata, kind: str, rate=None, seed: int = 0, train_fraction: float = 0.9
         info["rate"] = float("nan")
         info["train_fraction"] = p
     else:
-        counts, truth = X, X.copy()
+        # A dataset that brings its own truth (e.g. the authors' SplatDrop files, dropout
+        # made elsewhere) keeps it, with its mask; otherwise truth = counts.
+        counts = X
+        truth = adata.layers["truth"] if "truth" in adata.layers else X.copy()
+        if "mask" in adata.layers and adata.layers["mask"].sum() > 0:
+            mask = sp.csr_matrix(adata.layers["mask"], dtype=bool)
         info["rate"] = float("nan")
     info["id"] = scenario_id(kind, info["rate"] if kind in DEFAULT_RATE else None, seed)
     # order the keys as the contract lists them

@@ -17,13 +17,6 @@ kind = spec.pop("kind")
 adata = ad.read_h5ad(sm.input[0])
 scen = scenarios.make(adata, kind, rate=spec.pop("rate", None), seed=int(spec.pop("seed", 0)),
                       **spec)
-if kind == "none" and "truth" in adata.layers:
-    # a dataset that comes with its own truth (e.g. a simulation with dropout made
-    # elsewhere): keep that truth and mask rather than truth = counts
-    scen.layers["truth"] = adata.layers["truth"]
-    if "mask" in adata.layers:
-        scen.layers["mask"] = adata.layers["mask"]
-    log.info("kept the dataset's own truth (and mask) layers")
 sid = scen.uns["scenario"].get("id", sm.wildcards.scenario)
 if sid != sm.wildcards.scenario:
     raise ValueError(f"scenarios.make gave id {sid!r} for the requested {sm.wildcards.scenario!r}")
