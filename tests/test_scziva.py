@@ -228,7 +228,8 @@ def test_bad_input_raises_one_clear_error(bad, match):
 
 
 def test_non_integer_counts_are_rounded_with_a_warning():
-    M, notes = check_counts(np.array([[0.4, 1.6], [2.0, 3.5]]), "test")
+    with pytest.warns(RoundedInputWarning, match="3 non-integer"):
+        M, notes = check_counts(np.array([[0.4, 1.6], [2.0, 3.5]]), "test")
     assert np.array_equal(M, [[0, 2], [2, 4]]) and notes
     with pytest.warns(RoundedInputWarning):
         ZIVAimpute(np.random.default_rng(0).uniform(0, 5, (30, 8)), **FAST)
