@@ -351,3 +351,17 @@ def test_cli_help_explains_inputs():
     assert r.returncode == 0
     for word in ("raw counts", "--genes-by-cells", "--tau", "--epochs", "--device", "examples"):
         assert word in r.stdout
+
+
+def test_other_imputed_values():
+    X, _ = small_counts()
+    Ym, model = ZIVAimpute(X, seed=3, impute_value="mu", return_params=True, **FAST)
+    fill = (X == 0) & (model.pi > 0.001)
+    np.testing.assert_allclose(Ym[fill], model.mu[fill], rtol=1e-6)
+    Yp, _ = ZIVAimpute(X, seed=3, impute_value="posterior", **FAST)
+    # P(dropout | observed 0) = pi / (pi + (1 - pi) NB(0)) lies in [pi, 1], so the value in [pi * mu, mu]
+    assert np.all(Yp[fill] <= model.mu[fill] * (1 + 1e-5))
+    assert np.all(Yp[fill] >= (model.pi * model.mu)[fill] * (1 - 1e-5))
+    assert np.array_equal(Yp[X > 0], X[X > 0])
+    with pytest.raises(ValueError, match="impute_value"):
+        ZIVAimpute(X, impute_value="median", **FAST)

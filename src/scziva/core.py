@@ -36,6 +36,7 @@ from .ordering import order_genes
 from .validate import check_counts
 
 MODES = ("scziva", "authors")
+IMPUTE_VALUES = ("pi_mu", "mu", "posterior")
 MIN_PATIENCE_STEPS = 250
 MAX_PATIENCE_STEPS = 3000
 MAX_WARMUP_STEPS = 1000
@@ -181,7 +182,9 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
     aux_scale : weight of the auxiliary term relative to the per-cell ELBO (0.1, measured).
     return_params : also fill ``model.pi``, ``model.mu`` and ``model.latent``.
     progress : show a tqdm bar (default: same as ``verbose``).
-    impute_value : ``"pi_mu"`` (``(1 - pi) * mu``, the authors' rule) or ``"mu"``.
+    impute_value : ``"pi_mu"`` (``(1 - pi) * mu``, the authors' rule), ``"mu"`` (the NB
+        mean), or ``"posterior"`` (the expected true count given an observed zero:
+        ``P(dropout | 0) * mu`` with ``P(dropout | 0) = pi / (pi + (1 - pi) NB(0))``).
 
     Returns
     -------
@@ -192,8 +195,8 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; use one of {MODES}")
-    if impute_value not in ("pi_mu", "mu"):
-        raise ValueError("impute_value must be 'pi_mu' or 'mu'")
+    if impute_value not in IMPUTE_VALUES:
+        raise ValueError(f"impute_value must be one of {IMPUTE_VALUES}, got {impute_value!r}")
     if not (isinstance(num_epochs, (int, np.integer)) and num_epochs >= 1):
         raise ValueError(f"num_epochs must be a positive integer, got {num_epochs!r}")
     frame_labels = None
@@ -301,10 +304,10 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
             idx = np.arange(start, min(start + step, sub.shape[0]))
             x, lib = data.get(idx)
             if mode == "authors":
-                pi, mu, _, m, _ = model(x, sample=True)
+                pi, mu, theta, m, _ = model(x, sample=True)
             else:
-                pi, mu, _, m, _ = model(x, lib, sample=False)
-            recon = (1 - pi) * mu if impute_value == "pi_mu" else mu
+                pi, mu, theta, m, _ = model(x, lib, sample=False)
+            recon = _imputed_value(impute_value, pi, mu, theta)
             fill = (x == 0) & (pi > tau)
             x_imp = torch.where(fill, recon, x).cpu().numpy()
             rows = keep_cells[idx]
@@ -324,6 +327,17 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
                                     patience=patience, min_delta=min_delta,
                                     kl_warmup_epochs=kl_warmup_epochs, impute_value=impute_value))
     return _wrap(out, frame_labels), fitted
+
+
+def _imputed_value(rule, pi, mu, theta):
+    if rule == "pi_mu":
+        return (1 - pi) * mu
+    if rule == "mu":
+        return mu
+    # NB(0) = (theta / (theta + mu))^theta, in log space for stability
+    log_nb0 = theta * (torch.log(theta) - torch.log(theta + mu))
+    p_drop = pi / (pi + (1 - pi) * torch.exp(log_nb0))
+    return p_drop * mu
 
 
 def _wrap(out, frame_labels):
