@@ -44,9 +44,12 @@ def _linkage_order(sim: np.ndarray) -> np.ndarray:
     return leaves_list(linkage(squareform(dist, checks=False), method="average"))
 
 
-def _dense_rows(X, rows=None) -> np.ndarray:
+def _dense_rows(X, rows=None, dtype=np.float64, order="C") -> np.ndarray:
+    """Rows of X (all by default) as a new dense array of ``dtype`` (callers modify it)."""
     M = X if rows is None else X[rows]
-    return M.toarray().astype(np.float64) if sp.issparse(M) else np.asarray(M, dtype=np.float64)
+    if sp.issparse(M):
+        return np.asarray(M.toarray(order=order), dtype=dtype, order=order)  # already a fresh array
+    return np.array(M, dtype=dtype, order=order, copy=True)
 
 
 def exact_order(X) -> np.ndarray:
@@ -67,7 +70,7 @@ def approximate_order(X, rank: int = 32, cluster_size: int = 64, max_cells: int 
     n, G = X.shape
     rows = np.sort(rng.choice(n, size=max_cells, replace=False)) if n > max_cells else None
     # float32, genes as contiguous columns (Fortran order): cluster blocks are cheap slices.
-    D = np.asfortranarray(_dense_rows(X, rows), dtype=np.float32)
+    D = _dense_rows(X, rows, dtype=np.float32, order="F")
     D -= D.mean(axis=0, keepdims=True)
     r = max(1, min(rank, min(D.shape) - 1))
     _, s, Vt = randomized_svd(D, n_components=r, random_state=int(seed))
