@@ -391,7 +391,7 @@ def _train_minibatch(model, aux_w, opt, data, n, rng, num_epochs, batch_size, va
     for epoch in range(num_epochs):
         model.train()
         shuffled = rng.permutation(train_idx)
-        sums = np.zeros(5)
+        sums, done = np.zeros(5), 0
         for b in range(steps_per_epoch):
             idx = shuffled[b * bs:(b + 1) * bs]
             if idx.size < 2:  # a batch of one cell gives a degenerate gradient
@@ -404,7 +404,8 @@ def _train_minibatch(model, aux_w, opt, data, n, rng, num_epochs, batch_size, va
             total.backward()
             opt.step()
             sums += torch.stack([total, nll, kl, aux, w]).detach().cpu().numpy()
-        sums /= steps_per_epoch
+            done += 1
+        sums /= max(done, 1)  # the mean over the batches actually trained on
         rec = {"epoch": epoch, "loss": sums[0], "nll": sums[1], "kl": sums[2], "aux": sums[3], "w_aux": sums[4]}
         monitor = rec["loss"]
         if n_val:
