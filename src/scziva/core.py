@@ -17,8 +17,10 @@ Two training modes share one network:
     stopping on a held-out 10 % of cells. ``num_epochs`` is the maximum number of epochs.
 ``mode="authors"``
     The authors' code, step for step: full-batch Adam for exactly ``num_epochs`` steps,
-    the ZINB term averaged over all entries but the KL term over cells, raw counts into
-    the encoder, no library size, and imputation from a sampled latent.
+    the ZINB term averaged over all entries but the KL term over cells, their NB
+    parametrisation (``logits = log(theta) - log(mu)``, whose mean is ``theta^2 / mu``;
+    :func:`scziva.module.authors_zinb_log_prob`), raw counts into the encoder, no library
+    size, and imputation from a sampled latent.
 
 Why they differ (measured; see README "How this implementation relates to the
 authors' code"): with full-batch training 200 epochs are only 200 optimiser steps; the
@@ -123,13 +125,15 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
     progress : show a tqdm bar (default: same as ``verbose``).
     impute_value : ``"pi_mu"`` (``(1 - pi) * mu``, the authors' rule), ``"mu"`` (the NB
         mean), or ``"posterior"`` (the expected true count given an observed zero:
-        ``P(dropout | 0) * mu`` with ``P(dropout | 0) = pi / (pi + (1 - pi) NB(0))``).
+        ``P(dropout | 0) * mu`` with ``P(dropout | 0) = pi / (pi + (1 - pi) NB(0))``), or
+        ``"denoise"``: EVERY entry, observed non-zeros included, becomes the model's
+        expected count ``(1 - pi) * mu`` (``tau`` is then not used).
 
     Returns
     -------
     X_imp : the imputed counts, same shape and gene order as ``X`` (a DataFrame with the same
         labels if ``X`` was one, a float32 ndarray otherwise). Observed non-zero values are
-        unchanged; all-zero cells and genes stay zero.
+        unchanged (except with ``impute_value="denoise"``); all-zero cells and genes stay zero.
     model : :class:`FittedZIVA` (the trained network, gene order, loss history).
     """
     s = ZivaSettings(seed=seed, num_epochs=num_epochs, lr=lr, hidden_dim=hidden_dim,
@@ -212,6 +216,8 @@ def impute_batches(model: ZIVAE, data: Batches, prepared: PreparedData, s: ZivaS
 
 def impute_rule(x, pi, mu, theta, s: ZivaSettings) -> torch.Tensor:
     """The output for one batch: observed zeros with ``pi > tau`` get the imputed value."""
+    if s.impute_value == "denoise":  # every entry: the ZINB mean, observed counts included
+        return (1 - pi) * mu
     recon = imputed_value(s.impute_value, pi, mu, theta)
     fill = (x == 0) & (pi > s.tau)
     return torch.where(fill, recon, x)

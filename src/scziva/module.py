@@ -166,6 +166,27 @@ def zinb_log_prob(x: torch.Tensor, pi: torch.Tensor, mu: torch.Tensor, theta: to
     return torch.where(x < 0.5, log_zero, log_1m_pi + log_nb)
 
 
+def authors_zinb_log_prob(x: torch.Tensor, pi: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor,
+                          eps: float = 1e-8) -> torch.Tensor:
+    """Element-wise ZINB log-likelihood exactly as the authors' ``zinb_nll`` computes it.
+
+    Their NB is ``torch.distributions.NegativeBinomial(total_count=theta,
+    logits=log(theta + eps) - log(mu + eps))``. In torch's parametrisation that is
+    ``P(x) ~ q^x (1 - q)^theta`` with ``q = theta / (theta + mu)``, i.e. scipy's
+    ``nbinom(n=theta, p=mu / (theta + mu))``: its mean is ``theta^2 / mu``, not ``mu``
+    (the decoder's "mean" head is the mean only of :func:`zinb_log_prob`). The
+    zero-inflation adds ``eps`` inside the logarithms as their code does. Used only by
+    ``mode="authors"``.
+    """
+    from torch.distributions import NegativeBinomial  # the class their code uses
+
+    logits = torch.log(theta + eps) - torch.log(mu + eps)
+    log_nb = NegativeBinomial(total_count=theta, logits=logits, validate_args=False).log_prob(x)
+    log_1m_pi = torch.log1p(-pi + eps)
+    log_zero = torch.logaddexp(torch.log(pi + eps), log_1m_pi + log_nb)
+    return torch.where(x == 0, log_zero, log_1m_pi + log_nb)
+
+
 def kl_standard_normal(m: torch.Tensor, logv: torch.Tensor) -> torch.Tensor:
     """KL(N(m, exp(logv)) || N(0, I)) per cell (summed over latent dimensions)."""
     return -0.5 * (1.0 + logv - m.pow(2) - logv.exp()).sum(-1)

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from .data import Batches
-from .module import kl_standard_normal, zinb_log_prob
+from .module import authors_zinb_log_prob, kl_standard_normal, zinb_log_prob
 from .settings import ZivaSettings
 
 MIN_PATIENCE_STEPS = 250
@@ -72,7 +72,8 @@ def loss_scziva(model, aux_w, x, lib, kl_w: float, lam_reg: float, aux_scale: fl
 
 def loss_authors(model, aux_w, x, lam_reg: float) -> Losses:
     pi, mu, theta, m, logv = model(x)
-    nll = -zinb_log_prob(x, pi, mu, theta).sum() / x.numel()
+    # The authors' NB (mean theta^2 / mu), reproduced exactly: see authors_zinb_log_prob.
+    nll = -authors_zinb_log_prob(x, pi, mu, theta).sum() / x.numel()
     kl = kl_standard_normal(m, logv).sum() / x.shape[0]
     aux = ((1 - pi) * mu - x).pow(2).mean()
     w = aux_w()
