@@ -14,7 +14,8 @@ from scipy import stats
 
 import scziva
 from scziva import InputError, ZIVAimpute
-from scziva.module import GeneConv1d, ZIVAE, conv_geometry, kl_standard_normal, zinb_log_prob
+from scziva.module import (GeneConv1d, ZIVAE, authors_zinb_log_prob, conv_geometry, kl_standard_normal,
+                           zinb_log_prob)
 from scziva.ordering import approximate_order, exact_order, order_genes
 from scziva.validate import RoundedInputWarning, check_counts
 
@@ -47,6 +48,36 @@ def test_zinb_log_prob_matches_scipy_negative_binomial():
     nb = stats.nbinom(n=theta, p=theta / (theta + mu))
     ref = np.where(x == 0, np.log(pi + (1 - pi) * nb.pmf(0)), np.log1p(-pi) + nb.logpmf(x))
     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9)
+
+
+def test_authors_nb_is_scipy_nbinom_with_mean_theta_squared_over_mu():
+    """The authors' NB (logits log theta - log mu) is nbinom(n=theta, p=mu/(theta+mu))."""
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 60, 500).astype(np.float64)
+    mu = rng.uniform(0.05, 40, 500)
+    theta = rng.uniform(0.1, 50, 500)
+    pi = rng.uniform(1e-3, 0.9, 500)
+    got = authors_zinb_log_prob(*(torch.tensor(a, dtype=torch.float64) for a in (x, pi, mu, theta)), eps=0.0).numpy()
+    nb = stats.nbinom(n=theta, p=mu / (theta + mu))
+    ref = np.where(x == 0, np.log(pi + (1 - pi) * nb.pmf(0)), np.log1p(-pi) + nb.logpmf(x))
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(nb.mean(), theta ** 2 / mu, rtol=1e-12)
+    # ... and differs from the mean-mu NB that mode="scziva" uses
+    ours = zinb_log_prob(*(torch.tensor(a, dtype=torch.float64) for a in (x, pi, mu, theta)), eps=0.0).numpy()
+    assert np.abs(ours - got).max() > 1.0
+
+
+def test_authors_nb_matches_torch_negative_binomial_bit_for_bit():
+    from torch.distributions import NegativeBinomial
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 40, (300,), generator=g).float()
+    mu, theta = torch.rand(300, generator=g) * 30 + 1e-4, torch.rand(300, generator=g) * 20 + 1e-4
+    pi = torch.rand(300, generator=g).clamp(1e-4, 1 - 1e-4)
+    eps = 1e-8
+    ll_nb = NegativeBinomial(total_count=theta, logits=torch.log(theta + eps) - torch.log(mu + eps)).log_prob(x)
+    one_m = torch.log1p(-pi + eps) + ll_nb
+    ref = torch.where(x == 0, torch.logaddexp(torch.log(pi + eps), one_m), one_m)
+    assert torch.equal(authors_zinb_log_prob(x, pi, mu, theta), ref)
 
 
 def test_zinb_probabilities_sum_to_one():
@@ -365,3 +396,65 @@ def test_other_imputed_values():
     assert np.array_equal(Yp[X > 0], X[X > 0])
     with pytest.raises(ValueError, match="impute_value"):
         ZIVAimpute(X, impute_value="median", **FAST)
+
+
+def test_denoise_replaces_every_entry_with_the_zinb_mean():
+    X, _ = small_counts()
+    Y, model = ZIVAimpute(X, seed=3, impute_value="denoise", return_params=True, **FAST)
+    modelled = np.isfinite(model.pi)                  # genes with no counts are not modelled (stay 0)
+    np.testing.assert_allclose(Y[modelled], ((1 - model.pi) * model.mu)[modelled], rtol=1e-6)
+    assert np.all(Y[~modelled] == 0)
+    nz = X > 0
+    assert not np.array_equal(Y[nz], X[nz])          # observed non-zeros are replaced too
+    # the same fit as the default: only the output rule differs
+    Yd, model_d = ZIVAimpute(X, seed=3, return_params=True, **FAST)
+    assert np.array_equal(model_d.mu, model.mu, equal_nan=True)
+    assert np.array_equal(Yd[nz], X[nz])              # the default keeps them bit for bit
+
+
+def test_denoise_keeps_empty_cells_and_genes_zero():
+    X, _ = small_counts()
+    X[3] = 0
+    X[:, 2] = 0
+    Y, _ = ZIVAimpute(X, seed=0, impute_value="denoise", **FAST)
+    assert np.all(Y[3] == 0) and np.all(Y[:, 2] == 0)
+    assert np.all(Y[X.sum(1) > 0][:, X.sum(0) > 0] > 0)
+
+
+def test_pieces_compose_to_the_public_call():
+    """settings -> prepare_data -> fit -> impute_batches gives ZIVAimpute's output."""
+    from scziva.core import fit, impute_batches, resolve_device
+    from scziva.data import prepare_data
+    from scziva.settings import ZivaSettings
+    from scziva.validate import check_counts as cc
+    X, _ = small_counts()
+    Y, model = ZIVAimpute(X, seed=5, **FAST)
+    s = ZivaSettings(seed=5, **FAST)
+    prepared = prepare_data(cc(X, "x")[0], s)
+    net, plan, data = fit(prepared, s, resolve_device("cpu"))
+    out, *_ = impute_batches(net, data, prepared, s)
+    assert np.array_equal(out, Y)
+    assert plan.stopped_epoch == model.stopped_epoch and len(plan.history) == len(model.history)
+    assert np.array_equal(prepared.full_gene_order(), model.gene_order)
+
+
+def test_losses_are_named_and_kl_weight_ramps():
+    from scziva.training import AuxWeight, Losses, kl_weight, loss_scziva
+    assert kl_weight(0, 10) == 0.0 and kl_weight(5, 10) == 0.5 and kl_weight(50, 10) == 1.0
+    assert kl_weight(0, 0) == 1.0
+    torch.manual_seed(0)
+    net = ZIVAE(12, 8, 2)
+    x = torch.poisson(torch.full((6, 12), 3.0))
+    losses = loss_scziva(net, AuxWeight(), x, x.sum(1, keepdim=True), 0.5, 1e-3, 0.1)
+    assert isinstance(losses, Losses) and losses._fields == ("total", "nll", "kl", "aux", "w_aux")
+    # total = mean over cells of nll + kl_w * kl + aux_scale * w * aux, plus the pull on w
+    ref = losses.nll + 0.5 * losses.kl + 0.1 * losses.w_aux * losses.aux + 1e-3 * (losses.w_aux - 1) ** 2
+    torch.testing.assert_close(losses.total, ref)
+
+
+def test_settings_reject_bad_values_with_one_clear_message():
+    from scziva.settings import ZivaSettings
+    with pytest.raises(ValueError, match="unknown mode"):
+        ZivaSettings(mode="fast")
+    with pytest.raises(ValueError, match="num_epochs"):
+        ZivaSettings(num_epochs=0)

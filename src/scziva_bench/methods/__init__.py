@@ -42,6 +42,7 @@ _REGISTRY: dict[str, str] = {
     "scvi": ".scvi",
     "scziva": ".scziva",
     "scziva_authors": ".scziva",
+    "scziva_denoise": ".scziva",
 }
 
 
