@@ -432,7 +432,8 @@ def test_pieces_compose_to_the_public_call():
     s = ZivaSettings(seed=5, **FAST)
     prepared = prepare_data(cc(X, "x")[0], s)
     net, plan, data = fit(prepared, s, resolve_device("cpu"))
-    out, *_ = impute_batches(net, data, prepared, s)
+    out, params = impute_batches(net, data, prepared, s)
+    assert params == {}
     assert np.array_equal(out, Y)
     assert plan.stopped_epoch == model.stopped_epoch and len(plan.history) == len(model.history)
     assert np.array_equal(prepared.full_gene_order(), model.gene_order)

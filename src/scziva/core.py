@@ -62,8 +62,8 @@ def resolve_device(device=None) -> torch.device:
 class FittedZIVA:
     """What :func:`ZIVAimpute` returns beside the imputed matrix.
 
-    ``module`` is the trained network (genes in ``gene_order``); ``pi``, ``mu`` and
-    ``latent`` are filled when asked for (``return_params=True``), in the caller's gene
+    ``module`` is the trained network (genes in ``gene_order``); ``pi``, ``mu``, ``theta``
+    (NB inverse dispersion) and ``latent`` are filled when asked for (``return_params=True``), in the caller's gene
     order, for the cells and genes that were modelled (others are NaN).
     """
 
@@ -78,6 +78,7 @@ class FittedZIVA:
     pi: np.ndarray | None = None
     mu: np.ndarray | None = None
     latent: np.ndarray | None = None
+    theta: np.ndarray | None = None
 
     # Allow `model.eval()` / `model(x)` habits from the authors' code (their second return
     # value is the nn.Module itself).
@@ -152,10 +153,10 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
         return _wrap(out.astype(np.float32), frame_labels), None
     del M  # our own validated copy; from here on only the prepared matrix (and the output) are held
     model, plan, data = fit(prepared, s, dev, verbose=verbose, progress=verbose if progress is None else progress)
-    out, pi, mu, latent = impute_batches(model, data, prepared, s, return_params=return_params)
+    out, params = impute_batches(model, data, prepared, s, return_params=return_params)
     fitted = FittedZIVA(module=model, gene_order=prepared.full_gene_order(), mode=s.mode,
                         history=plan.history, device=str(dev), train_seconds=plan.train_seconds,
-                        stopped_epoch=plan.stopped_epoch, pi=pi, mu=mu, latent=latent,
+                        stopped_epoch=plan.stopped_epoch, **params,
                         config=s.recorded())
     return _wrap(out, frame_labels), fitted
 
@@ -183,18 +184,17 @@ def fit(prepared: PreparedData, s: ZivaSettings, dev: torch.device, *, verbose=F
 
 def impute_batches(model: ZIVAE, data: Batches, prepared: PreparedData, s: ZivaSettings,
                    return_params: bool = False):
-    """The imputed matrix in the caller's shape and gene order, computed batch by batch;
-    with ``return_params`` also pi, mu (cells x genes) and the latent means (else None)."""
+    """The imputed matrix in the caller's shape and gene order, computed batch by batch, and
+    a dict: with ``return_params`` pi, mu, theta (cells x genes) and the latent means."""
     n_cells, n_genes = prepared.shape
     model.eval()
     # Cells and genes left out of training are all zero; every other entry is written below.
     out = np.zeros((n_cells, n_genes), dtype=np.float32)
     cols, keep_cells = prepared.columns, prepared.keep_cells
-    pi_full = mu_full = lat = None
+    params = {}
     if return_params:
-        pi_full = np.full((n_cells, n_genes), np.nan, np.float32)
-        mu_full = np.full((n_cells, n_genes), np.nan, np.float32)
-        lat = np.full((n_cells, s.latent_dim), np.nan, np.float32)
+        params = {k: np.full((n_cells, n_genes), np.nan, np.float32) for k in ("pi", "mu", "theta")}
+        params["latent"] = np.full((n_cells, s.latent_dim), np.nan, np.float32)
     step = data.n if s.authors else IMPUTE_BATCH
     with torch.no_grad():
         for start in range(0, data.n, step):
@@ -208,10 +208,10 @@ def impute_batches(model: ZIVAE, data: Batches, prepared: PreparedData, s: ZivaS
             rows = keep_cells[idx]
             out[np.ix_(rows, cols)] = x_imp.cpu().numpy()
             if return_params:
-                pi_full[np.ix_(rows, cols)] = pi.cpu().numpy()
-                mu_full[np.ix_(rows, cols)] = mu.cpu().numpy()
-                lat[rows] = m.cpu().numpy()
-    return out, pi_full, mu_full, lat
+                for k, v in (("pi", pi), ("mu", mu), ("theta", theta)):
+                    params[k][np.ix_(rows, cols)] = v.cpu().numpy()
+                params["latent"][rows] = m.cpu().numpy()
+    return out, params
 
 
 def impute_rule(x, pi, mu, theta, s: ZivaSettings) -> torch.Tensor:
