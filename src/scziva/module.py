@@ -32,6 +32,7 @@ PI_MIN, PI_MAX = 1e-4, 1 - 1e-4
 MU_MIN, MU_MAX = 1e-4, 1e4
 THETA_MIN, THETA_MAX = 1e-4, 1e4
 LOGVAR_MIN, LOGVAR_MAX = -10.0, 10.0
+DISPERSIONS = ("gene-cell", "gene")
 
 
 class _GroupedConv1dFn(torch.autograd.Function):
@@ -106,11 +107,14 @@ class ZIVAE(nn.Module):
     """Zero-inflated negative binomial VAE with a convolutional gene encoder."""
 
     def __init__(self, n_genes: int, hidden_dim: int = 128, latent_dim: int = 64, kernel: int = 64,
-                 library_size: bool = True, log_input: bool = True):
+                 library_size: bool = True, log_input: bool = True, dispersion: str = "gene-cell"):
         super().__init__()
+        if dispersion not in DISPERSIONS:
+            raise ValueError(f"dispersion must be one of {DISPERSIONS}, got {dispersion!r}")
         self.n_genes = int(n_genes)
         self.library_size = bool(library_size)
         self.log_input = bool(log_input)
+        self.dispersion = dispersion
         k, p = conv_geometry(n_genes, kernel)
         self.conv = GeneConv1d(k, p)
         self.fc1 = nn.Linear(self.conv.output_length(n_genes), hidden_dim)
@@ -118,6 +122,10 @@ class ZIVAE(nn.Module):
         self.logv_z = nn.Linear(hidden_dim, latent_dim)
         self.fc3 = nn.Linear(latent_dim, hidden_dim)
         self.fc4 = nn.Linear(hidden_dim, 3 * n_genes)
+        if dispersion == "gene":
+            # one inverse dispersion per gene (as DCA's and scVI's defaults): softplus(2) ~ 2.1 at start;
+            # the decoder's third head is then unused.
+            self.theta_raw = nn.Parameter(torch.full((n_genes,), 2.0))
 
     def encode(self, x: torch.Tensor):
         h = torch.log1p(x) if self.log_input else x
@@ -134,7 +142,10 @@ class ZIVAE(nn.Module):
             mu = (torch.softmax(out[:, G:2 * G], dim=-1) * library).clamp(MU_MIN, None)
         else:
             mu = F.softplus(out[:, G:2 * G]).clamp(MU_MIN, MU_MAX)
-        theta = F.softplus(out[:, 2 * G:]).clamp(THETA_MIN, THETA_MAX)
+        if self.dispersion == "gene":
+            theta = F.softplus(self.theta_raw).clamp(THETA_MIN, THETA_MAX).expand_as(mu)
+        else:
+            theta = F.softplus(out[:, 2 * G:]).clamp(THETA_MIN, THETA_MAX)
         return pi, mu, theta
 
     def forward(self, x: torch.Tensor, library: torch.Tensor | None = None, sample: bool = True):

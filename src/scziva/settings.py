@@ -13,7 +13,7 @@ IMPUTE_VALUES = ("pi_mu", "mu", "posterior", "denoise")
 # Keys recorded in FittedZIVA.config (and adata.uns by scziva.impute).
 _RECORDED = ("seed", "num_epochs", "lr", "hidden_dim", "latent_dim", "tau", "mode", "batch_size",
              "kernel", "validation_fraction", "patience", "min_delta", "kl_warmup_epochs",
-             "impute_value")
+             "impute_value", "aux_scale", "dispersion")
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class ZivaSettings:
     lam_reg: float = 1e-3
     impute_value: str = "pi_mu"
     aux_scale: float = 0.1
+    dispersion: str = "gene-cell"
 
     def __post_init__(self):
         if self.mode not in MODES:
