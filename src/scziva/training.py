@@ -161,7 +161,8 @@ class EarlyStopping:
 
     def update(self, monitor: float, model: nn.Module) -> bool:
         """Record one epoch's monitored loss; True when training should stop."""
-        if monitor < self.best - self.min_delta * abs(self.best):
+        # The first judged epoch is always an improvement (inf - min_delta * inf is NaN).
+        if not math.isfinite(self.best) or monitor < self.best - self.min_delta * abs(self.best):
             self.best, self.bad = monitor, 0
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             return False
