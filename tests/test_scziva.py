@@ -459,3 +459,21 @@ def test_settings_reject_bad_values_with_one_clear_message():
         ZivaSettings(mode="fast")
     with pytest.raises(ValueError, match="num_epochs"):
         ZivaSettings(num_epochs=0)
+
+
+def test_early_stopping_keeps_the_best_weights_from_the_first_judged_epoch():
+    from scziva.training import EarlyStopping
+    net = torch.nn.Linear(2, 1)
+    stopper = EarlyStopping(patience=2, min_delta=0.0)
+    states = []
+    for monitor in (5.0, 4.0, 4.5, 4.6):
+        with torch.no_grad():
+            net.weight.fill_(monitor)
+        states.append(monitor)
+        stop = stopper.update(monitor, net)
+    assert stop and stopper.best == 4.0
+    stopper.restore(net)
+    assert float(net.weight[0, 0]) == 4.0
+    # the first judged epoch counts as an improvement (best starts at +inf)
+    first = EarlyStopping(patience=1, min_delta=1e-3)
+    assert first.update(7.0, net) is False and first.best == 7.0 and first.best_state is not None
