@@ -95,7 +95,7 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
                verbose=False, tau=0.001, *, mode="scziva", batch_size=128, kernel=64,
                gene_order="auto", validation_fraction=0.1, patience=15, min_delta=1e-3,
                kl_warmup_epochs=10, w_min=0.5, w_max=1.5, lam_reg=1e-3, return_params=False,
-               progress=None, impute_value="pi_mu", aux_scale=0.1):
+               progress=None, impute_value="pi_mu", aux_scale=0.1, dispersion="gene-cell"):
     """Impute dropouts in a cells x genes count matrix with scZiva.
 
     Parameters (the first nine as the scZiva authors document them)
@@ -122,13 +122,17 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
         ``MAX_WARMUP_STEPS`` optimiser steps on large data).
     w_min, w_max, lam_reg : range of the learnable auxiliary weight and its pull towards 1.
     aux_scale : weight of the auxiliary term relative to the per-cell ELBO (0.1, measured).
+    dispersion : ``"gene-cell"`` (the decoder's third head, the authors' design) or
+        ``"gene"`` (one learned inverse dispersion per gene; ``mode="scziva"`` only).
     return_params : also fill ``model.pi``, ``model.mu`` and ``model.latent``.
     progress : show a tqdm bar (default: same as ``verbose``).
     impute_value : ``"pi_mu"`` (``(1 - pi) * mu``, the authors' rule), ``"mu"`` (the NB
         mean), or ``"posterior"`` (the expected true count given an observed zero:
         ``P(dropout | 0) * mu`` with ``P(dropout | 0) = pi / (pi + (1 - pi) NB(0))``), or
         ``"denoise"``: EVERY entry, observed non-zeros included, becomes the model's
-        expected count ``(1 - pi) * mu`` (``tau`` is then not used).
+        expected count given the observation (:func:`posterior_rate`; ``tau`` is not
+        used), or ``"zinb_mean"``: every entry becomes ``(1 - pi) * mu`` (the observation
+        ignored).
 
     Returns
     -------
@@ -142,7 +146,7 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
                      gene_order=gene_order, validation_fraction=validation_fraction,
                      patience=patience, min_delta=min_delta, kl_warmup_epochs=kl_warmup_epochs,
                      w_min=w_min, w_max=w_max, lam_reg=lam_reg, impute_value=impute_value,
-                     aux_scale=aux_scale)
+                     aux_scale=aux_scale, dispersion=dispersion)
     frame_labels = (X.index, X.columns) if hasattr(X, "columns") and hasattr(X, "index") else None
     M, _notes = check_counts(X, "ZIVAimpute input")
     dev = resolve_device(device)
@@ -166,7 +170,8 @@ def fit(prepared: PreparedData, s: ZivaSettings, dev: torch.device, *, verbose=F
     G = prepared.matrix.shape[1]
     torch.manual_seed(s.seed)  # the network's initial weights
     model = ZIVAE(G, s.hidden_dim, s.latent_dim, kernel=s.kernel,
-                  library_size=not s.authors, log_input=not s.authors).to(dev)
+                  library_size=not s.authors, log_input=not s.authors,
+                  dispersion="gene-cell" if s.authors else s.dispersion).to(dev)
     report = Reporter(s.num_epochs, verbose, progress)
     if s.authors:
         plan = AuthorsPlan(model, s, report)
@@ -216,11 +221,30 @@ def impute_batches(model: ZIVAE, data: Batches, prepared: PreparedData, s: ZivaS
 
 def impute_rule(x, pi, mu, theta, s: ZivaSettings) -> torch.Tensor:
     """The output for one batch: observed zeros with ``pi > tau`` get the imputed value."""
-    if s.impute_value == "denoise":  # every entry: the ZINB mean, observed counts included
+    if s.impute_value == "denoise":  # every entry, observed counts included
+        return posterior_rate(x, pi, mu, theta)
+    if s.impute_value == "zinb_mean":  # every entry: the model's mean, ignoring the observation
         return (1 - pi) * mu
     recon = imputed_value(s.impute_value, pi, mu, theta)
     fill = (x == 0) & (pi > s.tau)
     return torch.where(fill, recon, x)
+
+
+def posterior_rate(x, pi, mu, theta):
+    """The model's expected count given the observed one (``impute_value="denoise"``).
+
+    Under the NB (a Gamma(theta, theta / mu) rate, Poisson counts) the posterior mean rate
+    after observing ``x`` is ``mu (theta + x) / (theta + mu)``: close to ``x`` where the
+    gene is deep relative to its dispersion, close to ``mu`` where it is shallow. A zero may
+    also be a dropout (probability ``P(dropout | 0) = pi / (pi + (1 - pi) NB(0))``), which
+    is expected to stay a zero: its expected count is ``(1 - P(dropout | 0))`` times the
+    NB posterior. This is the ZINB's expected count of a new draw of the same cell, the
+    quantity molecular cross-validation scores.
+    """
+    post = mu * (theta + x) / (theta + mu)
+    log_nb0 = theta * (torch.log(theta) - torch.log(theta + mu))
+    p_drop = pi / (pi + (1 - pi) * torch.exp(log_nb0))
+    return torch.where(x > 0, post, (1 - p_drop) * post)
 
 
 def imputed_value(rule, pi, mu, theta):

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 MODES = ("scziva", "authors")
-IMPUTE_VALUES = ("pi_mu", "mu", "posterior", "denoise")
+IMPUTE_VALUES = ("pi_mu", "mu", "posterior", "denoise", "zinb_mean")
 
 # Keys recorded in FittedZIVA.config (and adata.uns by scziva.impute).
 _RECORDED = ("seed", "num_epochs", "lr", "hidden_dim", "latent_dim", "tau", "mode", "batch_size",
