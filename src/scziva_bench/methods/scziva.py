@@ -3,8 +3,8 @@
 - ``scziva``: ``ZIVAimpute(counts, seed=seed, device=device, verbose=False, **params)``,
   the project's default (mini-batch ELBO with library size, early stopping);
 - ``scziva_denoise``: the default model with ``impute_value="denoise"``: every entry,
-  observed non-zeros included, is the model's expected count (a denoiser, like DCA and
-  scVI's outputs);
+  observed non-zeros included, is the model's expected count given the observation (the
+  ZINB posterior mean; a denoiser, like DCA's and scVI's outputs);
 - ``scziva_authors``: the same call with ``mode="authors"``, the authors' full-batch
   schedule and likelihood.
 
