@@ -501,3 +501,17 @@ def test_early_stopping_keeps_the_best_weights_from_the_first_judged_epoch():
     # the first judged epoch counts as an improvement (best starts at +inf)
     first = EarlyStopping(patience=1, min_delta=1e-3)
     assert first.update(7.0, net) is False and first.best == 7.0 and first.best_state is not None
+
+
+def test_benchmark_runs_scziva_denoise():
+    from scziva_bench import methods
+    X, _ = small_counts(n_cells=60, n_genes=20)
+    adata = ad.AnnData(X=sp.csr_matrix(X))
+    adata.layers["counts"] = adata.X.copy()
+    assert "scziva_denoise" in methods.available()
+    assert methods.defaults("scziva_denoise")["impute_value"] == "denoise"
+    fast = dict(num_epochs=3, hidden_dim=8, latent_dim=2)
+    Y = methods.run("scziva_denoise", adata, seed=0, device="cpu", **fast)
+    Yd = methods.run("scziva", adata, seed=0, device="cpu", **fast)
+    nz = X > 0
+    assert np.array_equal(Yd[nz], X[nz]) and not np.array_equal(Y[nz], X[nz])
