@@ -51,6 +51,7 @@ VARIANTS = {
     "post": ({}, "nb_post"),
     "post_true": ({}, "nb_post_true"),
     "post_keep": ({}, "nb_post_keep"),
+    "post_fill": ({}, "post_fill"),
     "noorder": ({"gene_order": "none"}, "pi_mu"),
     "noorder_dn": ({"gene_order": "none"}, "denoise"),
 }
@@ -139,6 +140,10 @@ def _apply_rule(rule, X, pi, mu, theta, tau=0.001):
         return ((1 - pi) * mu).astype(np.float32)
     if rule == "mu_all":
         return mu.astype(np.float32)
+    if rule == "post_fill":  # the fill value of impute_value="posterior": P(dropout | 0) * mu
+        nb0 = np.exp(theta * (np.log(theta) - np.log(theta + mu)))
+        p_drop = pi / (pi + (1 - pi) * nb0)
+        return np.where((X == 0) & (pi > tau), p_drop * mu, X).astype(np.float32)
     if rule in ("nb_post", "nb_post_true", "nb_post_keep"):
         post = mu * (theta + X) / (theta + mu)
         nb0 = np.exp(theta * (np.log(theta) - np.log(theta + mu)))
@@ -154,7 +159,7 @@ def _apply_rule(rule, X, pi, mu, theta, tau=0.001):
     return np.where(fill, value, X)
 
 
-def scziva_outputs(scen, names, seed=0):
+def scziva_outputs(scen, names, seed=0, params_path=None):
     """{variant: output} for scZiva variants, one fit per distinct training setting."""
     from scziva import ZIVAimpute
     groups = {}
@@ -166,8 +171,14 @@ def scziva_outputs(scen, names, seed=0):
     for kw_s, members in groups.items():
         kw = json.loads(kw_s)
         t0 = time.perf_counter()
+        c0 = time.process_time()
         _, model = ZIVAimpute(X, seed=seed, device="cpu", return_params=True, **kw)
         dt = time.perf_counter() - t0
+        print(f"# fit {kw}: {dt:.1f} s wall, {time.process_time() - c0:.1f} s CPU, "
+              f"{model.stopped_epoch} epochs", file=sys.stderr, flush=True)
+        if params_path is not None:  # so that new output rules need no refit
+            np.savez_compressed(OUT / f"{params_path}__{abs(hash(kw_s)) % 10**8}.npz",
+                                pi=model.pi, mu=model.mu, theta=model.theta, kw=kw_s)
         for n, rule in members:
             outs[n] = _apply_rule(rule, X, model.pi, model.mu, model.theta)
             secs[n] = dt
@@ -251,7 +262,7 @@ def cmd_mcv(args):
             key = lambda v: f"{ds}_{args.cells}_scziva{args.tag}_{v}_s{args.seed}"  # noqa: E731
             todo = [v for v in variants if not _cache_path("mcv", key(v)).exists()]
             if todo:
-                outs, secs = scziva_outputs(scen, todo, seed=args.seed)
+                outs, secs = scziva_outputs(scen, todo, seed=args.seed, params_path=f"params_mcv_{ds}_{args.cells}{args.tag}")
                 for v in todo:
                     res = dict(mcv_poisson=mcv_score(scen, outs[v]), seconds=secs[v])
                     _cached("mcv", key(v), lambda res=res: res)
@@ -273,8 +284,15 @@ def cmd_sim(args):
     res = {}
     for rate in [int(r) for r in args.rates.split(",")]:
         for seed in [int(s) for s in args.seeds.split(",")]:
-            scen = sim_scenario(seed, rate / 100, n_cells=args.cells, n_genes=args.genes)
             tag = f"{args.cells}x{args.genes}_d{rate}_s{seed}"
+            if args.cached_only:
+                for col, key in [(b, f"{tag}_{b}") for b in bases] + \
+                        [("z:" + v, f"{tag}_scziva{args.tag}_{v}_s{args.model_seed}") for v in variants]:
+                    p = _cache_path("sim", key)
+                    if p.exists():
+                        res.setdefault((rate, col), []).append(json.loads(p.read_text()))
+                continue
+            scen = sim_scenario(seed, rate / 100, n_cells=args.cells, n_genes=args.genes)
             for b in bases:
                 def run_b(b=b):
                     Y, dt = baseline_output(b, scen)
@@ -283,7 +301,7 @@ def cmd_sim(args):
             key = lambda v: f"{tag}_scziva{args.tag}_{v}_s{args.model_seed}"  # noqa: E731
             todo = [v for v in variants if not _cache_path("sim", key(v)).exists()]
             if todo:
-                outs, secs = scziva_outputs(scen, todo, seed=args.model_seed)
+                outs, secs = scziva_outputs(scen, todo, seed=args.model_seed, params_path=f"params_sim_{tag}{args.tag}")
                 for v in todo:
                     r = {**sim_scores(scen, outs[v]), "seconds": secs[v]}
                     _cached("sim", key(v), lambda r=r: r)
@@ -312,7 +330,7 @@ def main():
     p.add_argument("--seeds", default="100", help="simulation seeds")
     p.add_argument("--rates", default="20,50,80")
     p.add_argument("--tag", default="", help="appended to scZiva cache keys (code version)")
-    p.add_argument("--cached-only", action="store_true", help="print what is cached, compute nothing (mcv)")
+    p.add_argument("--cached-only", action="store_true", help="print what is cached, compute nothing")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     import torch

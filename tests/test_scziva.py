@@ -166,7 +166,11 @@ def test_imputation_rule_only_touches_zeros_above_tau():
     nz = X > 0
     assert np.array_equal(Y[nz], X[nz])                   # observed counts kept
     fill = (X == 0) & (model.pi > 0.001)
-    np.testing.assert_allclose(Y[fill], ((1 - model.pi) * model.mu)[fill], rtol=1e-6)
+    np.testing.assert_allclose(Y[fill], model.mu[fill], rtol=1e-6)   # default fill: the NB mean
+    Ya, model_a = ZIVAimpute(X, seed=3, tau=0.001, return_params=True, impute_value="pi_mu", **FAST)
+    assert np.array_equal(Ya[nz], X[nz])
+    np.testing.assert_allclose(Ya[fill], ((1 - model_a.pi) * model_a.mu)[fill], rtol=1e-6)  # authors' rule
+    assert model.config["impute_value"] == "mu" and model_a.config["impute_value"] == "pi_mu"
     assert np.all(Y[(X == 0) & ~fill] == 0)
     assert fill.sum() > 0
     # tau = 1: no probability exceeds it, nothing is imputed
@@ -229,6 +233,7 @@ def test_authors_mode_runs_full_batch_for_exactly_num_epochs():
     X, _ = small_counts()
     Y, model = ZIVAimpute(X, mode="authors", num_epochs=7, hidden_dim=16, latent_dim=4)
     assert model.mode == "authors" and len(model.history) == 7 and model.stopped_epoch == 7
+    assert model.config["impute_value"] == "pi_mu"      # the authors' rule in their mode
     assert np.array_equal(Y[X > 0], X[X > 0])
     w = [h["w_aux"] for h in model.history]
     assert all(0.5 <= v <= 1.5 for v in w)
