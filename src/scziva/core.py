@@ -144,8 +144,6 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
         unchanged (except with ``impute_value="denoise"``); all-zero cells and genes stay zero.
     model : :class:`FittedZIVA` (the trained network, gene order, loss history).
     """
-    if isinstance(impute_value, str) and impute_value == "auto":
-        impute_value = "pi_mu" if mode == "authors" else "mu"
     s = ZivaSettings(seed=seed, num_epochs=num_epochs, lr=lr, hidden_dim=hidden_dim,
                      latent_dim=latent_dim, tau=tau, mode=mode, batch_size=batch_size, kernel=kernel,
                      gene_order=gene_order, validation_fraction=validation_fraction,

@@ -37,11 +37,13 @@ class ZivaSettings:
     w_min: float = 0.5
     w_max: float = 1.5
     lam_reg: float = 1e-3
-    impute_value: str = "pi_mu"
+    impute_value: str = "auto"  # resolved: "mu", or "pi_mu" in the authors' mode
     aux_scale: float = 0.1
     dispersion: str = "gene-cell"
 
     def __post_init__(self):
+        if isinstance(self.impute_value, str) and self.impute_value == "auto":
+            object.__setattr__(self, "impute_value", "pi_mu" if self.mode == "authors" else "mu")
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; use one of {MODES}")
         if self.impute_value not in IMPUTE_VALUES:
