@@ -2,7 +2,7 @@
 
     python3 examples/my_command.py INPUT.csv OUTPUT.csv --threads N
 
-The benchmark's CSV contract (docs/methods.md "Your own method"): INPUT has a header
+The benchmark's CSV contract (docs/own_method.md): INPUT has a header
 ``cell,<gene>,...`` and one row per cell, ``<cell name>,<count>,...``; OUTPUT has the same
 layout, cells and genes in the same order, with imputed counts. Standard library only,
 as a program in another language would be: each zero becomes the gene's mean count

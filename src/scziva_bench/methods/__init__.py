@@ -23,7 +23,7 @@ the paper it was re-implemented from) and ``impute(counts, *, seed, device, adat
 **params) -> np.ndarray`` (``counts`` a CSR float32 matrix of integer counts), then add
 one line to ``_REGISTRY`` and one to ``_FACTS`` below. (A method outside the package needs
 no edit at all: name it in the config with ``callable:`` or ``command:``, see
-docs/methods.md "Your own method".) Modules are imported only when their method is used,
+docs/own_method.md.) Modules are imported only when their method is used,
 so heavy dependencies (torch, scvi-tools, MAGIC) load lazily.
 """
 
