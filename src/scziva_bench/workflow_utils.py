@@ -23,6 +23,8 @@ import os
 import re
 from pathlib import Path
 
+from . import scenario_ids as scenario_ids_mod
+
 __all__ = [
     "METHOD_ENVS", "CONTROLS", "scenario_id", "scenario_ids", "dataset_scenarios",
     "datasets_by_source", "dataset_regex", "method_env", "method_resources",
@@ -46,34 +48,13 @@ _NEVER = "(?!x)x"  # a regular expression that matches nothing
 
 
 def scenario_id(kind: str, rate: float | None = None, seed: int | None = None) -> str:
-    """The ``{scenario}`` wildcard of docs/contract.md: ``dropout50_s1``, ``mask10_s1``,
-    ``mcv_s1``, ``none``."""
-    if kind == "none":
-        return "none"
-    if kind == "mcv":
-        return f"mcv_s{int(seed)}"
-    if kind in ("dropout", "mask"):
-        pct = int(round(float(rate) * 100))
-        return f"{kind}{pct:02d}_s{int(seed)}"
-    raise ValueError(f"unknown scenario kind {kind!r}")
+    """The ``{scenario}`` wildcard (:func:`scziva_bench.scenario_ids.format_id`)."""
+    return scenario_ids_mod.format_id(kind, rate, seed)
 
 
 def scenario_ids(spec: dict) -> list[str]:
     """Every scenario id of one ``scenarios:`` block of the config, in a stable order."""
-    spec = spec or {}
-    ids: list[str] = []
-    if spec.get("none"):
-        ids.append("none")
-    for kind in ("dropout", "mask"):
-        block = spec.get(kind) or {}
-        for rate in block.get("rates", []) or []:
-            for seed in block.get("seeds", [1]) or []:
-                ids.append(scenario_id(kind, rate, seed))
-    block = spec.get("mcv") or {}
-    for seed in block.get("seeds", []) or []:
-        ids.append(scenario_id("mcv", None, seed))
-    # keep the first of any duplicates (e.g. 0.5 and 0.501 both give dropout50)
-    return list(dict.fromkeys(ids))
+    return scenario_ids_mod.ids_from_spec(spec)
 
 
 def scenario_spec(config: dict, dataset: str) -> dict:
@@ -88,23 +69,19 @@ def dataset_scenarios(config: dict, dataset: str) -> list[str]:
 
 
 def scenario_params(config: dict, dataset: str, scenario: str) -> dict:
-    """``kind``, ``rate``, ``seed`` (and extra keys) for ``scenarios.make``, from an id."""
-    spec = scenario_spec(config, dataset)
-    if scenario == "none":
+    """``kind``, ``rate``, ``seed`` (and the block's extra keys, e.g. ``train_fraction``)
+    for ``scenarios.make``, from an id; the rate is the configured value it came from."""
+    sid = scenario_ids_mod.parse_id(scenario)
+    if sid.kind == "none":
         return {"kind": "none", "rate": None, "seed": 0}
-    m = re.fullmatch(r"(dropout|mask)(\d+)_s(\d+)", scenario)
-    if m:
-        kind = m.group(1)
-        pct, seed = int(m.group(2)), int(m.group(3))
-        rate = next((float(r) for r in (spec.get(kind) or {}).get("rates", [])
-                     if int(round(float(r) * 100)) == pct), pct / 100.0)
-        extra = {k: v for k, v in (spec.get(kind) or {}).items() if k not in ("rates", "seeds")}
-        return {"kind": kind, "rate": rate, "seed": seed, **extra}
-    m = re.fullmatch(r"mcv_s(\d+)", scenario)
-    if m:
-        extra = {k: v for k, v in (spec.get("mcv") or {}).items() if k != "seeds"}
-        return {"kind": "mcv", "rate": None, "seed": int(m.group(1)), **extra}
-    raise ValueError(f"scenario id {scenario!r} is not one of dropoutNN_sS, maskNN_sS, mcv_sS, none")
+    block = scenario_spec(config, dataset).get(sid.kind) or {}
+    extra = {k: v for k, v in block.items() if k not in ("rates", "seeds")}
+    rate = sid.rate
+    if sid.kind in scenario_ids_mod.RATED:
+        pct = scenario_ids_mod.rate_pct(rate)
+        rate = next((float(r) for r in block.get("rates") or []
+                     if scenario_ids_mod.rate_pct(r) == pct), rate)
+    return {"kind": sid.kind, "rate": rate, "seed": sid.seed, **extra}
 
 
 def datasets_by_source(config: dict, source: str) -> list[str]:

@@ -9,6 +9,7 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from scziva_bench import workflow_utils as wu  # noqa: E402
+from scziva_bench.scenario_ids import WILDCARD as SCENARIO_WILDCARD  # noqa: E402
 
 DATASETS = list(config["datasets"])
 METHODS = list(config["methods"])
@@ -64,7 +65,7 @@ _check_config()
 
 wildcard_constraints:
     dataset=wu.dataset_regex(DATASETS),
-    scenario=r"none|(dropout|mask)\d+_s\d+|mcv_s\d+",
+    scenario=SCENARIO_WILDCARD,
     method=wu.dataset_regex(METHODS),
 
 
