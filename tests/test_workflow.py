@@ -134,9 +134,9 @@ def test_read_benchmark(tmp_path):
 
 
 def test_dataset_regex_and_resources():
-    rx = wu.dataset_regex(["a", "a_b"])
+    rx = wu.name_regex(["a", "a_b"])
     assert re.fullmatch(rx, "a_b") and re.fullmatch(rx, "a") and not re.fullmatch(rx, "b")
-    assert not re.fullmatch(wu.dataset_regex([]), "")
+    assert not re.fullmatch(wu.name_regex([]), "")
     cfg = {"default_resources": {"threads": 2}, "methods": {"scvi": {"resources": {"gpu": 1}}}}
     assert wu.method_resources(cfg, "scvi") == {"threads": 2, "mem_mb": 4000, "runtime": 60, "gpu": 1}
     assert wu.method_env("scziva") == "../../envs/torch.yaml"

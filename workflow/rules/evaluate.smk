@@ -27,7 +27,7 @@ rule evaluate:
 
 rule aggregate:
     input:
-        wu.metric_targets(config),
+        ct.metric_targets(config),
     output:
         report(
             "results/metrics.tsv",
@@ -37,7 +37,7 @@ rule aggregate:
     log:
         "results/logs/aggregate.log",
     params:
-        describe=wu.describe_config(config),
+        describe=ct.describe_config(config),
     conda:
         "../../envs/bench.yaml"
     script:

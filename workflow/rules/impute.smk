@@ -5,7 +5,7 @@
 # one such job at a time (locally only where an NVIDIA GPU is present, see common.smk).
 
 for _method in METHODS:
-    _res = wu.method_resources(config, _method)
+    _res = ct.method_resources(config, _method)
 
     rule:
         name:
@@ -30,6 +30,6 @@ for _method in METHODS:
             runtime=_res["runtime"],
             gpu=gpu_resource(_res["gpu"]),
         conda:
-            wu.method_env(_method, config)
+            ct.method_env(_method, config)
         script:
             "../scripts/impute.py"

@@ -4,7 +4,7 @@ rule figures:
     input:
         "results/metrics.tsv",
     output:
-        _figure_outputs([n for n in wu.figure_names(config) if n != "umap"]),
+        _figure_outputs([n for n in ct.figure_names(config) if n != "umap"]),
     log:
         "results/logs/figures.log",
     params:
@@ -66,8 +66,8 @@ rule report:
     log:
         "results/logs/report.log",
     params:
-        title=config.get("report", {}).get("title", "scZiva imputation benchmark"),
-        describe=wu.describe_config(config),
+        title=config["report"]["title"],
+        describe=ct.describe_config(config),
     conda:
         "../../envs/bench.yaml"
     script:
