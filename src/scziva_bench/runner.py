@@ -42,7 +42,7 @@ from scziva.errors import InputError
 
 from . import methods
 from .methods.external import ExternalMethod, MethodFailure, _one_line
-from .workflow_utils import h5_safe
+from .job_setup import h5_safe
 
 __all__ = ["impute_scenario", "check_output", "success_record", "failure_record",
            "injected_failure", "MethodFailure", "INJECT_VAR", "NEGATIVE_TOLERANCE"]
