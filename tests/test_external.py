@@ -538,3 +538,26 @@ def test_workflow_benchmarks_a_callable_and_a_command(tmp_path):
     assert ("mine" in ticks or "Mine (py)" in ticks) and "mycmd" in ticks, ticks
     html = (R / "report.html").read_text()
     assert "mine" in html and "mycmd" in html
+
+
+def test_record_messages_and_provenance(scenario, tmp_path):
+    _write(tmp_path, "logm.py", "import numpy as np\n"
+           "def impute(adata):\n    return np.log1p(adata.X.toarray())\n")
+    spec = {"callable": f"{tmp_path}/logm.py:impute"}
+    rec = _run(scenario, spec)
+    path = tmp_path / "rec.h5ad"
+    from scziva_bench import io
+
+    io.write_h5ad_atomic(rec, path)  # the record survives the round trip
+    rows = runner.record_messages(ad.read_h5ad(path))
+    assert [r["level"] for r in rows] == ["warning"] and "log-scale" in rows[0]["message"]
+    assert rows[0]["method"] == "mine" and rows[0]["scenario"] == "dropout30_s1"
+    bad = runner.failure_record(scenario, "method 'x' failed: boom", method="x", dataset_id="d")
+    assert runner.record_messages(bad)[0]["level"] == "error"
+    cfg = {"mine": spec, "alra": {}, "cmd": {"command": f"{PY} {tmp_path}/logm.py {{input}} {{output}}"}}
+    prov = external.provenance(cfg)
+    assert prov["alra"]["kind"] == "reimplementation" and prov["mine"]["kind"] == "user"
+    assert f"{tmp_path}/logm.py" in prov["cmd"]["source_sha256"]
+    external.check_config(cfg)
+    with pytest.raises(InputError, match="methods.bad"):
+        external.check_config({**cfg, "bad": {"command": "x {input}"}})

@@ -45,7 +45,7 @@ from .methods.external import ExternalMethod, MethodFailure, _one_line
 from .job_setup import h5_safe
 
 __all__ = ["impute_scenario", "check_output", "success_record", "failure_record",
-           "injected_failure", "MethodFailure", "INJECT_VAR", "NEGATIVE_TOLERANCE"]
+           "record_messages", "MESSAGE_COLUMNS", "injected_failure", "MethodFailure", "INJECT_VAR", "NEGATIVE_TOLERANCE"]
 
 INJECT_VAR = "SCZIVA_BENCH_INJECT_FAILURE"
 NEGATIVE_TOLERANCE = 1e-6  # below -this a value is an error, above it rounding
@@ -196,6 +196,27 @@ def failure_record(scenario, error: str, *, method, spec=None, params=None, runt
     out.uns["status"] = "failed"
     out.uns["error"] = _one_line(error, 2000)
     return _facts_uns(out, method, spec, params, runtime_s, dataset_id, scenario_id)
+
+
+MESSAGE_COLUMNS = ["dataset", "scenario", "method", "level", "message"]
+
+
+def record_messages(record, dataset="", scenario="", method="") -> list[dict]:
+    """What a method output says beyond its numbers, as rows of :data:`MESSAGE_COLUMNS`:
+    ``level`` "error" (``uns["error"]`` of a failed run), "warning" (each of
+    ``uns["warnings"]``, e.g. the log-scale check) or "note" (``uns["note"]``, e.g. the
+    output equals the input). For a report's list of method problems."""
+    uns = record.uns
+    method = method or str(uns.get("method_id", ""))
+    dataset = dataset or str(uns.get("dataset_id", ""))
+    scenario = scenario or str(uns.get("scenario_id", ""))
+    rows = []
+    if str(uns.get("status", "ok")) != "ok":
+        rows.append(("error", str(uns.get("error", "failed (no reason recorded)"))))
+    rows += [("warning", str(w)) for w in np.atleast_1d(uns.get("warnings", [])) if str(w)]
+    if uns.get("note"):
+        rows.append(("note", str(uns["note"])))
+    return [dict(zip(MESSAGE_COLUMNS, (dataset, scenario, method, lvl, msg))) for lvl, msg in rows]
 
 
 # ------------------------------------------------------------------------ one job

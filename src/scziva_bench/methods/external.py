@@ -63,8 +63,8 @@ from pathlib import Path
 
 from scziva.errors import InputError
 
-__all__ = ["MethodFailure", "ExternalMethod", "check_spec", "from_config", "INPUT_FORMATS",
-           "PLACEHOLDERS"]
+__all__ = ["MethodFailure", "ExternalMethod", "check_spec", "check_config", "from_config",
+           "provenance", "INPUT_FORMATS", "PLACEHOLDERS"]
 
 INPUT_FORMATS = ("h5ad", "csv")
 PLACEHOLDERS = ("input", "output", "threads", "seed", "device")
@@ -212,7 +212,7 @@ class ExternalMethod:
     # ------------------------------------------------------------------ provenance
     def provenance(self) -> dict:
         """kind, label, source, and the SHA-256 of the files the source names (the .py
-        file of a callable; the command's words that are existing files)."""
+        file of a callable; the command's words that are existing files of <= 5 MB)."""
         files = {}
         if self.is_command:
             words = _command_words(self.spec["command"])
@@ -222,7 +222,8 @@ class ExternalMethod:
             cands = [target] if target.endswith(".py") else []
         for w in cands:
             p = Path(w)
-            if p.is_file():
+            # scripts and sources, not interpreters or data (at most 5 MB)
+            if p.is_file() and p.stat().st_size <= 5 * 2 ** 20:
                 try:
                     files[w] = _sha256(p)
                 except OSError:
@@ -438,3 +439,27 @@ def _kill_group(proc) -> None:
 def from_config(name: str, spec: dict) -> ExternalMethod:
     """The external method ``name`` of a config (InputError when its entry is invalid)."""
     return ExternalMethod(name, spec)
+
+
+def check_config(config_methods: dict) -> None:
+    """:func:`check_spec` for every external method of a config's ``methods:`` (for the
+    workflow's start: InputError naming the first bad entry)."""
+    from . import is_external
+
+    for name, spec in (config_methods or {}).items():
+        if is_external(spec):
+            check_spec(name, spec)
+
+
+def provenance(config_methods: dict) -> dict:
+    """``{name: {kind, label, source, source_sha256}}`` for every method of a config
+    (built-in ones from :func:`scziva_bench.methods.describe`; no method is imported)."""
+    from . import describe, is_external
+
+    out = {}
+    for name, spec in (config_methods or {}).items():
+        if is_external(spec):
+            out[name] = ExternalMethod(name, spec).provenance()
+        else:
+            out[name] = {**describe(name, {name: spec or {}}), "source_sha256": {}}
+    return out
