@@ -70,6 +70,19 @@ wildcard_constraints:
     method=ct.name_regex(METHODS),
 
 
+def scenario_files(wildcards):
+    """Every scenario file of one dataset (the inputs of its impute jobs)."""
+    return [
+        f"results/scenarios/{wildcards.dataset}/{sc}.h5ad"
+        for sc in ct.dataset_scenarios(config, wildcards.dataset)
+    ]
+
+
+def imputed_dirs(wildcards):
+    """The output folder of every method for one dataset."""
+    return [f"results/imputed/{wildcards.dataset}/{m}" for m in METHODS]
+
+
 def method_params(name):
     return dict((config["methods"].get(name) or {}).get("params") or {})
 

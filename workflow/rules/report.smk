@@ -22,10 +22,7 @@ if UMAP is not None:
         input:
             scenario=f"results/scenarios/{UMAP[0]}/{UMAP[1]}.h5ad",
             imputed=expand(
-                "results/imputed/{dataset}/{scenario}/{method}.h5ad",
-                dataset=UMAP[0],
-                scenario=UMAP[1],
-                method=METHODS,
+                "results/imputed/{dataset}/{method}", dataset=UMAP[0], method=METHODS
             ),
         output:
             _figure_outputs(["umap"]),
