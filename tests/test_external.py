@@ -524,8 +524,10 @@ def test_workflow_benchmarks_a_callable_and_a_command(tmp_path):
         assert (rows.status == "ok").all(), rows
     vals = df[df.metric == "pearson_dropped"].set_index("method").value
     assert vals["mine"] > vals["no_imputation"] or np.isnan(vals["no_imputation"])
-    rec = ad.read_h5ad(next((R / "imputed").rglob("mycmd.h5ad")))
+    rec = ad.read_h5ad(R / "imputed" / "tiny" / "mycmd" / "dropout50_s1.h5ad")
     assert rec.uns["method_kind"] == "user" and "my_command.py" in rec.uns["method_source"]
+    assert rec.uns["method_seed"] == 1  # seed 0 + the scenario's seed
+    assert "'{input}'" not in str(rec.uns["method_source"])
     assert (R / "figures" / "ranks.png").stat().st_size > 1000
     import matplotlib
 

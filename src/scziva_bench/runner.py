@@ -152,11 +152,13 @@ def check_output(out, counts, cells, genes, method: str = "") -> tuple[np.ndarra
 
 # ------------------------------------------------------------------------ records
 
-def _facts_uns(out, method, spec, params, runtime_s, dataset_id, scenario_id):
+def _facts_uns(out, method, spec, params, runtime_s, dataset_id, scenario_id, seed):
     facts = (ExternalMethod(method, spec).provenance() if methods.is_external(spec)
              else {**methods.describe(method, {method: spec or {}}), "source_sha256": {}})
     out.uns["method_id"] = str(method)
     out.uns["method_params"] = h5_safe(dict(params or {}))
+    if seed is not None:
+        out.uns["method_seed"] = int(seed)
     out.uns["method_kind"] = facts["kind"]
     out.uns["method_label"] = facts["label"]
     out.uns["method_source"] = facts["source"]
@@ -171,7 +173,7 @@ def _facts_uns(out, method, spec, params, runtime_s, dataset_id, scenario_id):
 
 
 def success_record(scenario, X, *, method, spec=None, params=None, runtime_s=0.0,
-                   dataset_id="", scenario_id=None, warnings=(), note=""):
+                   dataset_id="", scenario_id=None, seed=None, warnings=(), note=""):
     """The method output of docs/contract.md: ``X`` = ``layers["imputed"]``, the
     scenario's obs/var, ``uns`` status ok, method facts, runtime, warnings, note."""
     import anndata as ad
@@ -183,11 +185,11 @@ def success_record(scenario, X, *, method, spec=None, params=None, runtime_s=0.0
         out.uns["warnings"] = [str(w) for w in warnings]
     if note:
         out.uns["note"] = str(note)
-    return _facts_uns(out, method, spec, params, runtime_s, dataset_id, scenario_id)
+    return _facts_uns(out, method, spec, params, runtime_s, dataset_id, scenario_id, seed)
 
 
 def failure_record(scenario, error: str, *, method, spec=None, params=None, runtime_s=0.0,
-                   dataset_id="", scenario_id=None):
+                   dataset_id="", scenario_id=None, seed=None):
     """A failed method's output: the scenario's cells and genes, no data, no
     ``layers["imputed"]``, ``uns["status"] = "failed"``, ``uns["error"]`` (one line)."""
     import anndata as ad
@@ -195,7 +197,7 @@ def failure_record(scenario, error: str, *, method, spec=None, params=None, runt
     out = ad.AnnData(obs=scenario.obs[[]].copy(), var=scenario.var[[]].copy())
     out.uns["status"] = "failed"
     out.uns["error"] = _one_line(error, 2000)
-    return _facts_uns(out, method, spec, params, runtime_s, dataset_id, scenario_id)
+    return _facts_uns(out, method, spec, params, runtime_s, dataset_id, scenario_id, seed)
 
 
 MESSAGE_COLUMNS = ["dataset", "scenario", "method", "level", "message"]
@@ -246,7 +248,7 @@ def impute_scenario(scenario, method: str, *, spec=None, params=None, seed=0, de
     log.info("method %s on %s (%d cells x %d genes), device %s, seed %s, params %s",
              method, where, scenario.n_obs, scenario.n_vars, device or "auto", seed, params)
     common = dict(method=method, spec=spec, params=params, dataset_id=dataset_id,
-                  scenario_id=scenario_id)
+                  scenario_id=scenario_id, seed=int(seed))
     t0 = time.perf_counter()
     runtime = 0.0
     try:
