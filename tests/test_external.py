@@ -527,7 +527,6 @@ def test_workflow_benchmarks_a_callable_and_a_command(tmp_path):
     rec = ad.read_h5ad(R / "imputed" / "tiny" / "mycmd" / "dropout50_s1.h5ad")
     assert rec.uns["method_kind"] == "user" and "my_command.py" in rec.uns["method_source"]
     assert rec.uns["method_seed"] == 1  # seed 0 + the scenario's seed
-    assert "'{input}'" not in str(rec.uns["method_source"])
     assert (R / "figures" / "ranks.png").stat().st_size > 1000
     import matplotlib
 
