@@ -527,6 +527,8 @@ def test_workflow_benchmarks_a_callable_and_a_command(tmp_path):
     rec = ad.read_h5ad(R / "imputed" / "tiny" / "mycmd" / "dropout50_s1.h5ad")
     assert rec.uns["method_kind"] == "user" and "my_command.py" in rec.uns["method_source"]
     assert rec.uns["method_seed"] == 1  # seed 0 + the scenario's seed
+    msgs = pd.read_csv(R / "imputed" / "tiny" / "mine" / "messages.tsv", sep="\t")
+    assert list(msgs.columns) == runner.MESSAGE_COLUMNS and msgs.empty  # nothing to say
     assert (R / "figures" / "ranks.png").stat().st_size > 1000
     import matplotlib
 
@@ -553,8 +555,12 @@ def test_record_messages_and_provenance(scenario, tmp_path):
     rows = runner.record_messages(ad.read_h5ad(path))
     assert [r["level"] for r in rows] == ["warning"] and "log-scale" in rows[0]["message"]
     assert rows[0]["method"] == "mine" and rows[0]["scenario"] == "dropout30_s1"
-    bad = runner.failure_record(scenario, "method 'x' failed: boom", method="x", dataset_id="d")
+    bad = runner.failure_record(scenario, "method 'x' failed:\tboom", method="x", dataset_id="d")
     assert runner.record_messages(bad)[0]["level"] == "error"
+    text = runner.messages_tsv(rows + runner.record_messages(bad))
+    table = pd.read_csv(__import__("io").StringIO(text), sep="\t")
+    assert list(table.columns) == runner.MESSAGE_COLUMNS and list(table.level) == ["warning", "error"]
+    assert table.message[1] == "method 'x' failed: boom"
     cfg = {"mine": spec, "alra": {}, "cmd": {"command": f"{PY} {tmp_path}/logm.py {{input}} {{output}}"}}
     prov = external.provenance(cfg)
     assert prov["alra"]["kind"] == "reimplementation" and prov["mine"]["kind"] == "user"

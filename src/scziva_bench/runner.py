@@ -45,7 +45,7 @@ from .methods.external import ExternalMethod, MethodFailure, _one_line
 from .job_setup import h5_safe
 
 __all__ = ["impute_scenario", "check_output", "success_record", "failure_record",
-           "record_messages", "MESSAGE_COLUMNS", "injected_failure", "MethodFailure", "INJECT_VAR", "NEGATIVE_TOLERANCE"]
+           "record_messages", "messages_tsv", "MESSAGE_COLUMNS", "injected_failure", "MethodFailure", "INJECT_VAR", "NEGATIVE_TOLERANCE"]
 
 INJECT_VAR = "SCZIVA_BENCH_INJECT_FAILURE"
 NEGATIVE_TOLERANCE = 1e-6  # below -this a value is an error, above it rounding
@@ -219,6 +219,15 @@ def record_messages(record, dataset="", scenario="", method="") -> list[dict]:
     if uns.get("note"):
         rows.append(("note", str(uns["note"])))
     return [dict(zip(MESSAGE_COLUMNS, (dataset, scenario, method, lvl, msg))) for lvl, msg in rows]
+
+
+def messages_tsv(rows) -> str:
+    """Rows of :func:`record_messages` as a TSV text with a header (tabs and newlines in
+    a message become spaces), e.g. for ``results/imputed/{dataset}/{method}/messages.tsv``."""
+    lines = ["\t".join(MESSAGE_COLUMNS)]
+    for r in rows:
+        lines.append("\t".join(" ".join(str(r[c]).split()) for c in MESSAGE_COLUMNS))
+    return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------------ one job

@@ -6,12 +6,14 @@ the scenario's seed. The work is scziva_bench.runner.impute_scenario: the method
 observed counts only, its output is checked, and a failure (with ``on_error: mark``) is
 recorded in the output (uns status/error) and as one ERROR line in this log, without
 stopping the run. InputError (bad configuration) fails the job with its one sentence.
+The folder also gets messages.tsv: each scenario's error, warnings and note (if any).
 """
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
-from scziva_bench.workflow_utils import imputed_file, method_resources, start_script  # noqa: E402
+from scziva_bench.workflow_utils import (  # noqa: E402
+    imputed_file, method_resources, start_script, write_text_atomic)
 
 log = start_script(snakemake)  # noqa: F821
 
@@ -23,6 +25,7 @@ spec = dict((sm.config.get("methods") or {}).get(name) or {})
 timeout_s = 60 * float(method_resources(sm.config, name)["runtime"])  # per scenario
 outdir = Path(sm.output.imputed)
 outdir.mkdir(parents=True, exist_ok=True)
+messages = []  # errors, warnings and notes of every scenario -> messages.tsv
 
 for scenario, path in zip(sm.params.scenario_ids, sm.input.scenarios, strict=True):
     record = runner.impute_scenario(
@@ -32,3 +35,5 @@ for scenario, path in zip(sm.params.scenario_ids, sm.input.scenarios, strict=Tru
         timeout_s=timeout_s, dataset_id=str(sm.wildcards.dataset), scenario_id=scenario,
         on_error=sm.params.on_error, workdir=outdir, log=log)
     io.write_h5ad_atomic(record, imputed_file(outdir, scenario))
+    messages += runner.record_messages(record)
+write_text_atomic(runner.messages_tsv(messages), outdir / "messages.tsv")
