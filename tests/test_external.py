@@ -504,6 +504,8 @@ def test_workflow_benchmarks_a_callable_and_a_command(tmp_path):
             "mycmd": {"command": f"{PY} {shlex.quote(str(mine / 'my_command.py'))} "
                                  "{input} {output} --threads {threads}",
                       "input_format": "csv", "resources": {"runtime": 2}},
+            "broken": {"command": f"{PY} -c \"import sys; sys.exit('my tool broke')\" "
+                                  "{input} {output}"},
         },
         "default_resources": {"threads": 1, "mem_mb": 2000, "runtime": 10},
         "metrics": ["pearson_dropped", "rmse_dropped", "ari_kmeans"],
@@ -522,6 +524,16 @@ def test_workflow_benchmarks_a_callable_and_a_command(tmp_path):
         rows = df[df.method == m]
         assert set(cfg["metrics"]) <= set(rows.metric), m
         assert (rows.status == "ok").all(), rows
+    # the broken method fails alone, with its one-line reason in its log and its output
+    assert (df[df.method == "broken"].status == "failed").all()
+    line = "method 'broken' failed: command exited with status 1; last output line: my tool broke"
+    errors = [ln for ln in (R / "logs" / "impute" / "tiny" / "broken.log").read_text().splitlines()
+              if " ERROR " in ln]
+    assert len(errors) == 1 and line in errors[0], errors
+    bad = ad.read_h5ad(R / "imputed" / "tiny" / "broken" / "dropout50_s1.h5ad")
+    assert bad.uns["status"] == "failed" and bad.uns["error"] == line
+    msgs = pd.read_csv(R / "imputed" / "tiny" / "broken" / "messages.tsv", sep="\t")
+    assert list(msgs.level) == ["error"] and msgs.message[0] == line
     vals = df[df.metric == "pearson_dropped"].set_index("method").value
     assert vals["mine"] > vals["no_imputation"] or np.isnan(vals["no_imputation"])
     rec = ad.read_h5ad(R / "imputed" / "tiny" / "mycmd" / "dropout50_s1.h5ad")
@@ -540,7 +552,7 @@ def test_workflow_benchmarks_a_callable_and_a_command(tmp_path):
                      ax.get_xticklabels())
     assert ("mine" in ticks or "Mine (py)" in ticks) and "mycmd" in ticks, ticks
     html = (R / "report.html").read_text()
-    assert "mine" in html and "mycmd" in html
+    assert "mine" in html and "mycmd" in html and "broken" in html
 
 
 def test_record_messages_and_provenance(scenario, tmp_path):
