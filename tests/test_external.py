@@ -580,3 +580,20 @@ def test_record_messages_and_provenance(scenario, tmp_path):
     external.check_config(cfg)
     with pytest.raises(InputError, match="methods.bad"):
         external.check_config({**cfg, "bad": {"command": "x {input}"}})
+
+
+def test_a_file_is_loaded_once_per_job_and_again_when_it_changes(scenario, tmp_path):
+    code = ("import pathlib\n"
+            "p = pathlib.Path(__file__).with_suffix('.count')\n"
+            "p.write_text(str(int(p.read_text()) + 1 if p.exists() else 1))\n"
+            "def impute(adata):\n    return adata.X.toarray() + {}\n")
+    path = _write(tmp_path, "once.py", code.format(1))
+    spec = {"callable": f"{path}:impute"}
+    for _ in range(2):
+        assert _run(scenario, spec).uns["status"] == "ok"
+    assert path.with_suffix(".count").read_text() == "1"
+    path.write_text(code.format(2))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10 ** 9))
+    rec = _run(scenario, spec)
+    np.testing.assert_array_equal(rec.layers["imputed"], _counts(scenario) + 2)
+    assert path.with_suffix(".count").read_text() == "2"

@@ -115,6 +115,16 @@ def _as_matrix(out, cells, genes):
     return np.ascontiguousarray(X)
 
 
+def _equals_counts(X: np.ndarray, counts, block: int = 2048) -> bool:
+    """Whether ``X`` equals ``counts`` exactly, densifying ``block`` rows at a time."""
+    for i in range(0, X.shape[0], block):
+        part = counts[i:i + block]
+        part = part.toarray() if sp.issparse(part) else np.asarray(part)
+        if not np.array_equal(X[i:i + block], part.astype(np.float32, copy=False)):
+            return False
+    return True
+
+
 def check_output(out, counts, cells, genes, method: str = "") -> tuple[np.ndarray, list, str]:
     """``(X, warnings, note)`` for a method's output, or MethodFailure saying what is wrong.
 
@@ -135,16 +145,16 @@ def check_output(out, counts, cells, genes, method: str = "") -> tuple[np.ndarra
         raise MethodFailure(f"returned {int(neg.sum())} negative value(s) (smallest "
                             f"{float(X.min()):.4g}); imputed counts must be >= 0")
     np.maximum(X, 0.0, out=X)
-    dense = counts.toarray() if sp.issparse(counts) else np.asarray(counts)
     warnings = []
-    in_max, out_max = float(dense.max(initial=0.0)), float(X.max(initial=0.0))
+    in_max = float(counts.max()) if min(counts.shape) else 0.0
+    out_max = float(X.max(initial=0.0))
     if in_max >= 50 and 0 < out_max < 2 * np.log1p(in_max):
         warnings.append(
             f"log-scale check: the largest output value is {out_max:.3g} while the largest "
             f"input count is {in_max:.0f} (log1p = {np.log1p(in_max):.2f}); the output looks "
             f"log-transformed, but methods must return the count scale")
     note = ""
-    if method not in methods.CONTROLS and np.array_equal(X, dense.astype(np.float32)):
+    if method not in methods.CONTROLS and _equals_counts(X, counts):
         note = ("output equals the observed input counts: the method changed nothing and is "
                 "scored as no_imputation would be")
     return X, warnings, note

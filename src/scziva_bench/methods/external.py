@@ -239,23 +239,7 @@ class ExternalMethod:
         target, func = m.group("target"), m.group("func")
         try:
             if target.endswith(".py") or os.sep in target or "/" in target:
-                path = Path(target)
-                if not path.is_file():
-                    raise MethodFailure(f"callable {spec!r}: file {target} not found "
-                                        f"(relative to {Path.cwd()})")
-                mod_name = f"scziva_user_{self.name}_{hashlib.md5(str(path.resolve()).encode()).hexdigest()[:8]}"
-                loader_spec = importlib.util.spec_from_file_location(mod_name, path)
-                module = importlib.util.module_from_spec(loader_spec)
-                sys.modules[mod_name] = module
-                # the file's folder is importable, as `python file.py` would make it
-                sys.path.insert(0, str(path.resolve().parent))
-                try:
-                    loader_spec.loader.exec_module(module)
-                finally:
-                    try:
-                        sys.path.remove(str(path.resolve().parent))
-                    except ValueError:
-                        pass
+                module = _load_file(spec, Path(target))
             else:
                 module = importlib.import_module(target)
         except MethodFailure:
@@ -407,6 +391,38 @@ class ExternalMethod:
                 raise
             except (Exception, SystemExit) as exc:  # noqa: BLE001 -- the user's code raised
                 raise MethodFailure(f"raised {type(exc).__name__}: {_one_line(exc)}") from exc
+
+
+# files already loaded: (resolved path, mtime) -> module; every scenario of a job reuses
+# the module instead of running the file again
+_FILE_MODULES: dict = {}
+
+
+def _load_file(spec: str, path: Path):
+    if not path.is_file():
+        raise MethodFailure(f"callable {spec!r}: file {path} not found (relative to {Path.cwd()})")
+    real = path.resolve()
+    key = (str(real), real.stat().st_mtime_ns)
+    if key in _FILE_MODULES:
+        return _FILE_MODULES[key]
+    mod_name = f"scziva_user_{hashlib.md5(str(real).encode()).hexdigest()[:12]}"
+    loader_spec = importlib.util.spec_from_file_location(mod_name, real)
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[mod_name] = module  # so that pickle, dataclasses etc. find it
+    # the file's folder is importable while it loads, as `python file.py` would make it
+    sys.path.insert(0, str(real.parent))
+    try:
+        loader_spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(mod_name, None)
+        raise
+    finally:
+        try:
+            sys.path.remove(str(real.parent))
+        except ValueError:
+            pass
+    _FILE_MODULES[key] = module
+    return module
 
 
 def _csv_field(text) -> str:
