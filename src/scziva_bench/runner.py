@@ -45,7 +45,8 @@ from .methods.external import ExternalMethod, MethodFailure, _one_line
 from .job_setup import h5_safe
 
 __all__ = ["impute_scenario", "check_output", "success_record", "failure_record",
-           "record_messages", "messages_tsv", "MESSAGE_COLUMNS", "injected_failure", "MethodFailure", "INJECT_VAR", "NEGATIVE_TOLERANCE"]
+           "record_messages", "messages_tsv", "MESSAGE_COLUMNS", "injected_failure",
+           "MethodFailure", "INJECT_VAR", "NEGATIVE_TOLERANCE"]
 
 INJECT_VAR = "SCZIVA_BENCH_INJECT_FAILURE"
 NEGATIVE_TOLERANCE = 1e-6  # below -this a value is an error, above it rounding

@@ -47,8 +47,8 @@ one line naming the cause; the runner (:mod:`scziva_bench.runner`) records it.
 
 from __future__ import annotations
 
-import importlib
 import hashlib
+import importlib
 import importlib.util
 import inspect
 import os
@@ -339,7 +339,7 @@ class ExternalMethod:
             ext = self.input_format
             inp, outp = (tmp / f"input.{ext}").resolve(), (tmp / f"output.{ext}").resolve()
             self._write_input(adata, inp)
-            values = {**{k: v for k, v in self.params.items()}, "input": inp, "output": outp,
+            values = {**self.params, "input": inp, "output": outp,
                       "threads": int(threads), "seed": int(seed), "device": device}
             argv = [_fill(w, values) for w in _command_words(self.spec["command"])]
             if log is not None:
@@ -367,8 +367,8 @@ class ExternalMethod:
                 last = next((ln for ln in reversed(text.splitlines()) if ln.strip()), "")
                 how = (f"was killed by signal {-proc.returncode}" if proc.returncode < 0
                        else f"exited with status {proc.returncode}")
-                raise MethodFailure(f"command {how}" + (f"; last output line: {_one_line(last, 200)}"
-                                                         if last else ""))
+                last = f"; last output line: {_one_line(last, 200)}" if last else ""
+                raise MethodFailure(f"command {how}{last}")
             return self._read_output(outp, adata)
         finally:
             import shutil
