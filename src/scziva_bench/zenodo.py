@@ -22,6 +22,7 @@ import argparse
 import fnmatch
 import hashlib
 import os
+import re
 import shutil
 import sys
 import tarfile
@@ -298,58 +299,101 @@ def _archive_stem(name: str) -> str | None:
     return None
 
 
-def _inside(root: Path, rel) -> bool:
-    target = (root / rel).resolve()
-    return target == root or root in target.parents
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def _check_name(member: str, where: str) -> PurePosixPath:
+    """A relative, ``..``-free POSIX path for an archive member or record key, or
+    :class:`DownloadError`. Checked on the name alone, before anything touches the disk:
+    no absolute path, no drive letter, no ``..`` component, no backslash, no control
+    character, not empty."""
+    if not isinstance(member, str) or not member.strip("/"):
+        raise DownloadError(f"{where}: member {member!r} has an empty name; refusing to unpack")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in member):
+        raise DownloadError(f"{where}: member {member!r} has a control character in its name; "
+                            "refusing to unpack")
+    if "\\" in member:
+        raise DownloadError(f"{where}: member {member!r} has a backslash in its name; refusing to unpack")
+    if member.startswith("/") or _DRIVE.match(member):
+        raise DownloadError(f"{where}: member {member!r} has an absolute path; refusing to unpack")
+    pure = PurePosixPath(member)
+    if ".." in pure.parts:
+        raise DownloadError(f"{where}: member {member!r} has a '..' component and could be "
+                            "written outside the folder; refusing to unpack")
+    return pure
 
 
 def _safe_target(root: Path, member: str, archive: Path) -> Path:
-    pure = PurePosixPath(member.replace("\\", "/"))
-    if pure.is_absolute() or (pure.parts and pure.parts[0].endswith(":")):
-        raise DownloadError(f"{archive.name}: member {member!r} has an absolute path; refusing to unpack")
-    target = (root / pure).resolve()
-    if target != root and root not in target.parents:
+    pure = _check_name(member, archive.name)
+    target = root / pure
+    # second line of defence: nothing under root may already be a link we would follow
+    if target.resolve() != root.resolve() and root.resolve() not in target.resolve().parents:
         raise DownloadError(f"{archive.name}: member {member!r} would be written outside "
                             f"{root}; refusing to unpack")
     return target
 
 
 def _check_members(archive: Path, root: Path):
-    """Validate every member before anything is written; return the opener kind."""
+    """Validate every member before anything is written; return the opener kind.
+
+    Only regular files and folders are accepted: every symbolic or hard link is refused
+    (whatever it points to: link chains and links through links defeat any lexical
+    check, CVE-2025-4517), and so is every device, fifo or socket.
+    """
     if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                _safe_target(root, info.filename, archive)
-                if (info.external_attr >> 16) & 0o170000 == 0o120000:  # a symlink
-                    raise DownloadError(f"{archive.name}: member {info.filename!r} is a symbolic link; "
-                                        "refusing to unpack")
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                infos = zf.infolist()
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise DownloadError(f"{archive.name}: not a readable zip archive ({exc})") from None
+        for info in infos:
+            _safe_target(root, info.filename, archive)
+            kind = (info.external_attr >> 16) & 0o170000
+            if kind == 0o120000:
+                raise DownloadError(f"{archive.name}: member {info.filename!r} is a symbolic link; "
+                                    "refusing to unpack")
+            if kind not in (0, 0o100000, 0o040000):
+                raise DownloadError(f"{archive.name}: member {info.filename!r} is a device, fifo or "
+                                    "socket; refusing to unpack")
         return "zip"
     try:
-        tf = tarfile.open(archive)
-    except tarfile.TarError as exc:
+        with tarfile.open(archive) as tf:
+            members = tf.getmembers()
+    except (tarfile.TarError, OSError, EOFError) as exc:
         raise DownloadError(f"{archive.name}: not a readable zip or tar archive ({exc})") from None
-    with tf:
-        for m in tf.getmembers():
-            target = _safe_target(root, m.name, archive)
-            if m.issym() or m.islnk():
-                link = PurePosixPath(m.linkname.replace("\\", "/"))
-                base = PurePosixPath(m.name).parent if m.issym() else PurePosixPath()
-                if link.is_absolute() or not _inside(root, base / link):
-                    raise DownloadError(f"{archive.name}: link member {m.name!r} points to "
-                                        f"{m.linkname!r}, outside the folder; refusing to unpack")
-            elif not (m.isfile() or m.isdir()):
-                raise DownloadError(f"{archive.name}: member {m.name!r} is a device or fifo; refusing to unpack")
+    for m in members:
+        _safe_target(root, m.name, archive)
+        if m.issym():
+            raise DownloadError(f"{archive.name}: member {m.name!r} is a symbolic link (to "
+                                f"{m.linkname!r}); refusing to unpack archives with links")
+        if m.islnk():
+            raise DownloadError(f"{archive.name}: member {m.name!r} is a hard link (to "
+                                f"{m.linkname!r}); refusing to unpack archives with links")
+        if m.ischr() or m.isblk():
+            raise DownloadError(f"{archive.name}: member {m.name!r} is a device; refusing to unpack")
+        if m.isfifo():
+            raise DownloadError(f"{archive.name}: member {m.name!r} is a fifo; refusing to unpack")
+        if not (m.isfile() or m.isdir()):
+            raise DownloadError(f"{archive.name}: member {m.name!r} is not a regular file or "
+                                "folder; refusing to unpack")
     return "tar"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def extract_archive(archive, dest_dir=None) -> Path:
     """Unpack a ``.zip`` / ``.tar[.gz|.bz2|.xz]`` into ``dest_dir`` (default: beside it,
     in a folder named after the archive) and return that folder.
 
-    Every member is checked first: absolute paths, ``..`` that leaves the folder and
-    links pointing outside it raise :class:`DownloadError` naming the member, and then
-    nothing at all is written. Unpacking goes to a temporary folder renamed into place,
-    so the folder exists only when complete.
+    Every member is checked first (see :func:`_check_members`): absolute paths, drive
+    letters, ``..``, links of any kind, devices and fifos raise :class:`DownloadError`
+    naming the member, and then nothing at all is written. Unpacking goes to a temporary
+    folder renamed into place, so the folder exists only when complete. Any error of the
+    unpacking itself (the stdlib's ``tarfile`` filter, a full disk) is a
+    :class:`DownloadError` too, and the temporary folder is removed.
     """
     archive = Path(archive)
     if dest_dir is None:
@@ -360,12 +404,16 @@ def extract_archive(archive, dest_dir=None) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest_dir.name}.", dir=dest_dir.parent)).resolve()
     try:
         kind = _check_members(archive, tmp)
-        if kind == "zip":
-            with zipfile.ZipFile(archive) as zf:
-                zf.extractall(tmp)
-        else:
-            with tarfile.open(archive) as tf:
-                tf.extractall(tmp, filter="data")  # a second guard, after our own checks
+        try:
+            if kind == "zip":
+                with zipfile.ZipFile(archive) as zf:
+                    zf.extractall(tmp)
+            else:
+                with tarfile.open(archive) as tf:
+                    tf.extractall(tmp, filter="data")  # a second guard, after our own checks
+        except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            raise DownloadError(f"{archive.name}: cannot be unpacked into {dest_dir} "
+                                f"({_one_line(exc)}); nothing was kept") from None
         if dest_dir.exists():
             shutil.rmtree(dest_dir)
         os.replace(tmp, dest_dir)
