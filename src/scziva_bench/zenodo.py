@@ -30,7 +30,7 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path, PurePosixPath
-from urllib.parse import quote
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 from tqdm.auto import tqdm
@@ -96,10 +96,53 @@ def _offline_message(url: str, exc: Exception) -> str:
             "put it where the workflow expects it, or try again later")
 
 
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def _check_url(url, what: str) -> None:
+    """Raise :class:`DownloadError` unless ``url`` is https (plain http only for a
+    loopback host: 127.0.0.1, ::1, localhost, e.g. a local stand-in in tests)."""
+    try:
+        parts = urlsplit(str(url))
+        host = (parts.hostname or "").lower()
+        scheme = parts.scheme.lower()
+    except ValueError as exc:
+        raise DownloadError(f"{what}: {url!r} is not a valid address ({exc})") from None
+    if scheme == "https" and host:
+        return None
+    if scheme == "http" and host in _LOOPBACK:
+        return None
+    if scheme == "http":
+        why = "uses plain http, which would send the data (and any token) unencrypted"
+    elif not scheme:
+        why = "has no scheme"
+    elif not host:
+        why = "names no host"
+    else:
+        why = f"uses {scheme}://"
+    raise DownloadError(f"{what}: {url!r} {why}; only https:// addresses are accepted "
+                        "(http:// only for 127.0.0.1, ::1 or localhost)")
+
+
+def _origin(url) -> tuple:
+    parts = urlsplit(str(url))
+    return (parts.scheme.lower(), (parts.hostname or "").lower(), parts.port)
+
+
+def _redirect_guard(r, *args, **kwargs):
+    """A response hook: follow a redirect only to an address :func:`_check_url` accepts."""
+    if r.is_redirect:
+        _check_url(urljoin(r.url, r.headers.get("location", "")), f"redirect from {r.url}")
+    return r
+
+
 def _session(token: str | None = None) -> requests.Session:
+    """A session for one host. ``token`` goes into its headers: callers pass it only
+    for the API host (requests drops it on a redirect to another host)."""
     s = requests.Session()
     # identity: Range offsets and Content-Length must count the bytes we store.
     s.headers.update({"Accept-Encoding": "identity", "User-Agent": "scziva-bench"})
+    s.hooks["response"].append(_redirect_guard)
     if token:
         s.headers["Authorization"] = f"Bearer {token}"
     return s
@@ -140,6 +183,9 @@ def list_record_files(record_id, api_url: str = ZENODO_API, timeout: float = 60,
     token) is only needed for restricted or draft records.
     """
     record_id = str(record_id).strip()
+    _check_url(api_url, "Zenodo API address")
+    if not record_id or not all(ch.isalnum() or ch in "-_." for ch in record_id) or record_id in (".", ".."):
+        raise DownloadError(f"Zenodo record id {record_id!r} is not a record id (letters, digits, '-', '_')")
     url = f"{api_url.rstrip('/')}/records/{record_id}"
     try:
         with _session(token) as s:
@@ -171,8 +217,11 @@ def list_record_files(record_id, api_url: str = ZENODO_API, timeout: float = 60,
 
 
 # --------------------------------------------------------------------------- download
-def _transfer(session, url, part: Path, size, timeout, progress, name):
-    """One attempt: continue ``part`` from where it ends. Raises _Retry on transient trouble."""
+def _transfer(session, url, part: Path, size, timeout, progress, name, resume: bool = True):
+    """One attempt: continue ``part`` from where it ends (from zero when ``resume`` is
+    false). Raises _Retry on transient trouble."""
+    if not resume:
+        part.unlink(missing_ok=True)
     have = part.stat().st_size if part.exists() else 0
     if size is not None and have > size:
         part.unlink()
@@ -208,6 +257,11 @@ def _transfer(session, url, part: Path, size, timeout, progress, name):
                 r.raw.enforce_content_length = False
             length = r.headers.get("Content-Length")
             expected = start + int(length) if length is not None else size
+            if expected is None and not resume:
+                # no checksum, no size, no length: a cut-short body could not be told apart
+                raise DownloadError(f"{name}: {url} gives no size (no Content-Length) and the "
+                                    "record lists neither MD5 nor size, so a complete download "
+                                    "cannot be told from a truncated one; refusing it")
             bar = tqdm(total=expected, initial=start, unit="B", unit_scale=True,
                        unit_divisor=1024, desc=name, disable=not progress, leave=False)
             try:
@@ -215,6 +269,10 @@ def _transfer(session, url, part: Path, size, timeout, progress, name):
                     for block in r.iter_content(_CHUNK):
                         fh.write(block)
                         bar.update(len(block))
+            except OSError as exc:  # ENOSPC, EDQUOT, EIO, ... (not a network error)
+                if isinstance(exc, requests.RequestException):
+                    raise
+                raise DownloadError(_disk_message(name, part, exc)) from None
             finally:
                 bar.close()
     except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError,
@@ -223,6 +281,12 @@ def _transfer(session, url, part: Path, size, timeout, progress, name):
     got = part.stat().st_size
     if expected is not None and got < expected:
         raise _Retry(f"transfer of {name} cut short ({got} of {expected} bytes)")
+
+
+def _disk_message(name: str, path: Path, exc: OSError) -> str:
+    why = exc.strerror or type(exc).__name__
+    return (f"{name}: cannot write {path} ({why}); free some disk space (or choose another "
+            "folder) and run again: the bytes already downloaded are kept and resumed")
 
 
 def download_file(url, dest, md5: str | None = None, size: int | None = None, retries: int = 4,
@@ -242,11 +306,17 @@ def download_file(url, dest, md5: str | None = None, size: int | None = None, re
     """
     dest = Path(dest)
     name = dest.name
+    _check_url(url, name)
     md5 = md5.lower().removeprefix("md5:") if md5 else None
+    # Nothing to verify a resumed file against: always download it in full.
+    resume = bool(md5) or size is not None
     if dest.is_file():
         if (md5 and md5sum(dest) == md5) or (not md5 and size is not None and dest.stat().st_size == size):
             return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DownloadError(f"{name}: cannot create the folder {dest.parent} ({exc.strerror})") from None
     part = dest.with_name(dest.name + ".part")
     last = None
     bad_md5 = None
@@ -256,7 +326,7 @@ def download_file(url, dest, md5: str | None = None, size: int | None = None, re
                 time.sleep(backoff * 2 ** (attempt - 1))
             before = part.stat().st_size if part.exists() else 0
             try:
-                _transfer(session, url, part, size, timeout, progress, name)
+                _transfer(session, url, part, size, timeout, progress, name, resume=resume)
             except _Retry as exc:
                 last = str(exc)
                 continue
@@ -280,8 +350,13 @@ def download_file(url, dest, md5: str | None = None, size: int | None = None, re
                     bad_md5 = got
                     last = f"{name}: MD5 {got} does not match the expected {md5}"
                     continue
-            os.replace(part, dest)
+            try:
+                os.replace(part, dest)
+            except OSError as exc:
+                raise DownloadError(_disk_message(name, dest, exc)) from None
             return dest
+    if not resume:
+        part.unlink(missing_ok=True)  # never kept: it could not be checked later either
     if bad_md5 is not None and last and "MD5" in last:
         raise DownloadError(
             f"{name}: checksum mismatch after {retries + 1} attempt(s) from {url}: expected MD5 "
@@ -424,29 +499,54 @@ def extract_archive(archive, dest_dir=None) -> Path:
 
 
 # --------------------------------------------------------------------------- records
+def _check_key(key, record_id) -> str:
+    """A record's file key as a plain file name (no folder, no '..'), or DownloadError."""
+    where = f"Zenodo record {record_id}"
+    if not isinstance(key, str) or "/" in key or "\\" in key or key in (".", ".."):
+        raise DownloadError(f"{where}: file key {key!r} is not a plain file name (it contains a "
+                            "folder part or is '.'/'..'); refusing to download it")
+    _check_name(key, where)
+    return key
+
+
 def fetch_record(record_id, dest_dir, api_url: str = ZENODO_API, include=None, extract: bool = True,
                  retries: int = 4, backoff: float = 1.0, timeout: float = 60, progress: bool = True,
-                 token: str | None = None) -> list[Path]:
+                 token: str | None = None, names=None) -> list[Path]:
     """Download the files of a Zenodo record into ``dest_dir``; return their paths.
 
+    ``names``: exact file names to download (matched literally; each must exist).
     ``include``: file names or glob patterns (``["*.csv", "Lung.csv"]``) to restrict the
     download. Files already present with the right MD5 are not downloaded again.
     Archives are unpacked (see :func:`extract_archive`) into ``dest_dir/<archive name
-    without extension>/`` unless that folder exists already.
+    without extension>/`` unless that folder exists already. Every file address must be
+    https (see :func:`_check_url`); ``token`` is sent only to the API's own host.
     """
     dest_dir = Path(dest_dir)
     files = list_record_files(record_id, api_url=api_url, timeout=timeout, token=token)
+    if names is not None:
+        wanted = [names] if isinstance(names, str) else list(names)
+        by_key = {f["key"]: f for f in files}
+        missing = [n for n in wanted if n not in by_key]
+        if missing:
+            raise DownloadError(f"Zenodo record {record_id}: no file named {missing[0]!r} "
+                                f"(files: {', '.join(repr(k) for k in list(by_key)[:10])})")
+        files = [by_key[n] for n in dict.fromkeys(wanted)]
     if include is not None:
         pats = [include] if isinstance(include, str) else list(include)
         files = [f for f in files if any(f["key"] == p or fnmatch.fnmatchcase(f["key"], p) for p in pats)]
         if not files:
             raise DownloadError(f"Zenodo record {record_id}: no file matches {pats}")
+    for f in files:  # check every key and address before downloading anything
+        _check_key(f["key"], record_id)
+        _check_url(f["url"], f"Zenodo record {record_id}, file {f['key']!r}")
+    api_origin = _origin(api_url)
     out = []
     for f in files:
         key = f["key"]
         dest = _safe_target(dest_dir.resolve(), key, Path(f"record {record_id}"))
         download_file(f["url"], dest, md5=f["checksum"], size=f["size"], retries=retries,
-                      backoff=backoff, timeout=timeout, progress=progress, token=token)
+                      backoff=backoff, timeout=timeout, progress=progress,
+                      token=token if _origin(f["url"]) == api_origin else None)
         out.append(dest)
         stem = _archive_stem(dest.name)
         if extract and stem and not (dest.parent / stem).exists():
@@ -459,7 +559,9 @@ def main(argv=None) -> int:
                                  description="Download (and unpack) the files of a Zenodo record.")
     ap.add_argument("record", help=f"record id (the scZiva authors name {SCZIVA_RECORD})")
     ap.add_argument("dest", help="destination folder")
-    ap.add_argument("--include", nargs="*", default=None, help="file names or glob patterns")
+    ap.add_argument("--include", nargs="*", default=None, help="glob patterns of file names")
+    ap.add_argument("--file", nargs="*", default=None, dest="names",
+                    help="exact file names (matched literally)")
     ap.add_argument("--api-url", default=ZENODO_API)
     ap.add_argument("--no-extract", action="store_true")
     ap.add_argument("--token", default=os.environ.get("ZENODO_TOKEN") or None,
@@ -467,7 +569,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     try:
         paths = fetch_record(args.record, args.dest, api_url=args.api_url, include=args.include,
-                             extract=not args.no_extract, token=args.token)
+                             extract=not args.no_extract, token=args.token, names=args.names)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
