@@ -217,3 +217,115 @@ def test_zip_names_checked(victim, capsys):
         archive = arc_dir / f"bad{i}.zip"
         archive.write_bytes(buf.getvalue())
         _assert_refused(archive, top, flag, capsys, "")
+
+
+# ----------------------------------------------------------------------------- workflow scripts
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = REPO / "workflow" / "scripts"
+RULE_SCRIPTS = sorted(p for p in SCRIPTS.glob("*.py") if not p.name.startswith("_"))
+
+
+def _preamble(script: Path) -> str:
+    """A script's lines up to and including ``import _bootstrap`` (its import-path part)."""
+    lines = script.read_text().splitlines()
+    end = next((i for i, ln in enumerate(lines) if ln.startswith("import _bootstrap")), None)
+    assert end is not None, f"{script.name} does not import _bootstrap"
+    return "\n".join(lines[: end + 1]) + "\n"
+
+
+def _fake_checkout(root: Path, tag: str) -> Path:
+    """A checkout with the real workflow/scripts/_bootstrap.py and marker packages."""
+    (root / "workflow" / "rules").mkdir(parents=True)
+    (root / "workflow" / "scripts").mkdir()
+    (root / "workflow" / "scripts" / "_bootstrap.py").write_bytes((SCRIPTS / "_bootstrap.py").read_bytes())
+    for pkg in ("scziva", "scziva_bench"):
+        (root / "src" / pkg).mkdir(parents=True)
+        (root / "src" / pkg / "__init__.py").write_text(f"TAG = {tag!r}\n")
+    return root
+
+
+@pytest.mark.parametrize("script", RULE_SCRIPTS, ids=lambda p: p.name)
+def test_every_script_imports_its_own_checkout(tmp_path, script):
+    """Run each script's import-path lines as Snakemake would (from a copy elsewhere,
+    ``scriptdir`` spelled ``workflow/rules/../scripts``) with another checkout's
+    packages first on PYTHONPATH: the packages must come from the script's checkout."""
+    import subprocess
+    import sys
+
+    mine = _fake_checkout(tmp_path / "mine", "mine")
+    other = _fake_checkout(tmp_path / "other", "other")
+    runner = tmp_path / "job" / "tmpscript.py"  # Snakemake's copy lives elsewhere
+    runner.parent.mkdir()
+    scriptdir = str(mine / "workflow" / "rules" / ".." / "scripts")
+    runner.write_text(
+        "import types\n"
+        f"snakemake = types.SimpleNamespace(scriptdir={scriptdir!r})\n"
+        + _preamble(script)
+        + "import scziva, scziva_bench, os\n"
+        "print(scziva.TAG, scziva_bench.TAG, os.environ['PYTHONPATH'].split(os.pathsep)[0])\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(other / "src"))
+    res = subprocess.run([sys.executable, str(runner)], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["mine", "mine", str((mine / "src").resolve())], res.stdout
+
+
+def test_bootstrap_refuses_a_copy_imported_before_it(tmp_path):
+    import subprocess
+    import sys
+
+    mine = _fake_checkout(tmp_path / "mine", "mine")
+    other = _fake_checkout(tmp_path / "other", "other")
+    code = (f"import sys; sys.path.insert(0, {str(other / 'src')!r}); import scziva; "
+            f"sys.path.insert(0, {str(mine / 'workflow' / 'scripts')!r}); import _bootstrap")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=60, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    err = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode != 0 and len(err) == 1 and "scziva" in err[0] and "other" in err[0], res.stderr
+
+
+@pytest.mark.slow
+def test_workflow_in_a_copy_runs_the_copys_code(tmp_path):
+    """Copy the repository, break ``no_imputation`` in the copy only, run the copy's
+    workflow (with this checkout first on PYTHONPATH, as a developer's shell has it):
+    the copy's broken method must be what ran."""
+    import shutil
+    import subprocess
+
+    from slurm import runs
+
+    reason = runs.workflow_missing()
+    if reason:
+        pytest.skip(reason)
+    listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard", "-z"],
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    copy = tmp_path / "copy"
+    for rel in filter(None, listed):
+        src = REPO / rel
+        if rel.startswith(".venv") or not src.is_file():
+            continue
+        (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, copy / rel)
+    controls = copy / "src" / "scziva_bench" / "methods" / "controls.py"
+    text = controls.read_text()
+    marker = "BROKEN-IN-THE-COPY-7f3a"
+    needle = "def _no_imputation(counts, *, seed, device, adata):\n"
+    assert needle in text
+    controls.write_text(text.replace(needle, needle + f"    raise RuntimeError({marker!r})\n"))
+    cfg = runs.mini_config(methods=("no_imputation",))
+    cfg.pop("figures", None)
+    cfgfile = runs.write_config(cfg, tmp_path / "config.yaml")
+    wd = tmp_path / "run"
+    wd.mkdir()
+    env = runs.base_env(PYTHONPATH=str(REPO / "src"))
+    cmd = [str(runs.SNAKEMAKE), "-s", str(copy / "Snakefile"), "-d", str(wd), "--configfile", str(cfgfile),
+           "--workflow-profile", "none", "--cores", "2", "--nocolor", "results/metrics.tsv"]
+    res = subprocess.run(cmd, cwd=wd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True, timeout=300)
+    runs.check(res, "the copy's workflow")
+    logs = "".join(p.read_text() for p in (wd / "results" / "logs").rglob("*.log"))
+    assert marker in logs, "the copy's broken no_imputation did not run"
+    table = runs.read_metrics(wd / "results" / "metrics.tsv")
+    statuses = set(table.loc[table["method"] == "no_imputation", "status"])
+    assert statuses == {"failed"}, statuses
