@@ -329,3 +329,73 @@ def test_workflow_in_a_copy_runs_the_copys_code(tmp_path):
     table = runs.read_metrics(wd / "results" / "metrics.tsv")
     statuses = set(table.loc[table["method"] == "no_imputation", "status"])
     assert statuses == {"failed"}, statuses
+
+
+# ----------------------------------------------------------------------------- report captions
+REPORT_DIR = REPO / "workflow" / "report"
+LINK = "see `here <javascript:alert(document.cookie)>`_ and javascript:alert(2)"
+RAW = "x\n\n.. raw:: html\n\n   <script>alert(1)</script>\n"
+
+
+def _include_attack(tmp_path) -> tuple[str, str]:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-CONTENT-91\n")
+    return f"data.csv\n\n.. include:: {secret}\n\nmore", "TOP-SECRET-CONTENT-91"
+
+
+def _html(rst: str) -> str:
+    from docutils.core import publish_parts
+
+    # docutils' defaults, as Snakemake's report uses them (include and raw enabled)
+    return publish_parts(rst, writer="html",
+                         settings_overrides={"report_level": 5, "halt_level": 5})["body"]
+
+
+def _assert_inert(html: str, secret: str):
+    low = html.lower()
+    assert 'href="javascript:' not in low, html
+    assert "<script" not in low, html
+    assert secret not in html, html
+
+
+def test_rst_escape_and_literal_block(tmp_path):
+    from scziva_bench import textsafe
+
+    attack, secret = _include_attack(tmp_path)
+    for value in (LINK, attack, RAW, "`x`_ |sub| [#]_ **b** :role:`x` __ http://x.org"):
+        for rst in (f"- Dataset d: local file {textsafe.rst_escape(value)}.\n",
+                    f"Paragraph {textsafe.rst_escape(value)} end.\n",
+                    textsafe.rst_escape(value) + "\n",
+                    "Summary" + textsafe.rst_literal_block(value) + "\nafter\n"):
+            html = _html(rst)
+            _assert_inert(html, secret)
+            assert "<a " not in html, html
+    # shown as given: escaping only changes how, not what
+    html = _html(textsafe.rst_escape("a_b *c* `d`") + "\n")
+    assert "a_b *c* `d`" in html.replace("&lt;", "<")
+    assert textsafe.one_line("a\nb\r\u2028c\x1b") == "a\\nb\\r\\u2028c\\x1b"
+    assert "\n" not in textsafe.rst_escape(attack)
+
+
+def _fake_snakemake(**params):
+    import types
+
+    return types.SimpleNamespace(params=types.SimpleNamespace(**params), config={}, wildcards={})
+
+
+@pytest.mark.parametrize("template", sorted(p.name for p in REPORT_DIR.glob("*.rst")))
+def test_report_captions_show_user_text_inert(tmp_path, template):
+    """Each caption as Snakemake renders it (Jinja with trim_blocks/lstrip_blocks, then
+    docutils with its defaults), with hostile text in every parameter."""
+    jinja2 = pytest.importorskip("jinja2")
+    attack, secret = _include_attack(tmp_path)
+    describe = "\n".join([f"Dataset d: local file {LINK}.", f"Dataset e: local file {attack}.", RAW,
+                          ".. include:: " + str(tmp_path / "secret.txt")])
+    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+    text = (REPORT_DIR / template).read_text()
+    rst = env.from_string(text).render(snakemake=_fake_snakemake(describe=describe, dataset=attack,
+                                                                 scenario=LINK))
+    html = _html(rst)
+    _assert_inert(html, secret)
+    if "describe" in text:  # the summary is still shown, verbatim
+        assert "Dataset d: local file see `here" in html.replace("&lt;", "<")
