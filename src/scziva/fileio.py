@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .errors import OutputError
 
-__all__ = ["atomic_write", "h5ad_size_estimate", "check_free_space", "os_error_message"]
+__all__ = ["atomic_write", "atomic_dir", "h5ad_size_estimate", "check_free_space", "os_error_message"]
 
 #: kept free beyond an estimated size (file system metadata, HDF5 overhead, rounding)
 FREE_MARGIN_BYTES = 8 << 20
@@ -91,6 +91,27 @@ def atomic_write(path, *, need_bytes: int | None = None, make_parents: bool = Fa
             pass
         except OSError:  # pragma: no cover - nothing more can be done
             pass
+
+
+@contextmanager
+def atomic_dir(path):
+    """``with atomic_dir(out) as tmp: fill(tmp)`` -> the folder ``out`` appears only when
+    complete (an existing ``out`` is replaced); on any error ``tmp`` is removed."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)).resolve()
+    except OSError as exc:
+        raise OutputError(os_error_message(path, exc)) from None
+    try:
+        yield tmp
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(os_error_message(path, exc)) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _nbytes(M) -> int:

@@ -23,10 +23,8 @@ import fnmatch
 import hashlib
 import os
 import re
-import shutil
 import sys
 import tarfile
-import tempfile
 import time
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -36,6 +34,7 @@ import requests
 from tqdm.auto import tqdm
 
 from scziva.errors import InputError
+from scziva.fileio import atomic_dir
 
 __all__ = [
     "DownloadError",
@@ -475,9 +474,7 @@ def extract_archive(archive, dest_dir=None) -> Path:
         stem = _archive_stem(archive.name) or archive.name + "_files"
         dest_dir = archive.parent / stem
     dest_dir = Path(dest_dir)
-    dest_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest_dir.name}.", dir=dest_dir.parent)).resolve()
-    try:
+    with atomic_dir(dest_dir) as tmp:
         kind = _check_members(archive, tmp)
         try:
             if kind == "zip":
@@ -489,12 +486,6 @@ def extract_archive(archive, dest_dir=None) -> Path:
         except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
             raise DownloadError(f"{archive.name}: cannot be unpacked into {dest_dir} "
                                 f"({_one_line(exc)}); nothing was kept") from None
-        if dest_dir.exists():
-            shutil.rmtree(dest_dir)
-        os.replace(tmp, dest_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest_dir
 
 
@@ -571,7 +562,10 @@ def main(argv=None) -> int:
         paths = fetch_record(args.record, args.dest, api_url=args.api_url, include=args.include,
                              extract=not args.no_extract, token=args.token, names=args.names)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # anything the download and unpack steps did not name themselves
+        print(f"error: {exc.filename or args.dest}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     for p in paths:
         print(p)
