@@ -50,7 +50,7 @@ PANEL: dict[str, dict] = {
                               obs=["cell_line_demuxlet"]),
     "islam": dict(file="islam.h5ad", n_genes=3000, obs=[]),
     "worm_neuron": dict(file="worm_neuron.h5ad", n_genes=2000, obs=[]),
-    "mouse_bladder": dict(file="mouse_bladder_2100.h5ad", n_genes=2000, obs=[]),
+    "mouse_bladder_2100": dict(file="mouse_bladder_2100.h5ad", n_genes=2000, obs=[]),
 }
 
 
