@@ -182,3 +182,22 @@ def test_no_shipped_file_points_outside_the_repository():
 
 
 OWNED = {"config.yaml", "docs/data.md", "Makefile", "README.md", "workflow/scripts/load_local.py"}
+
+
+def test_paper_config_is_the_paper_experiment_offline():
+    conf = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    ds = conf["datasets"]
+    assert {d["source"] for d in ds.values()} == {"simulate", "local"}  # nothing to download
+    real = {n for n, d in ds.items() if d["source"] == "local"}
+    assert real == {"Yan", "Deng", "Darmanis", "Lung_substitute"}
+    for name in real:  # real data: masking and MCV, never `none` (no truth)
+        spec = ds[name].get("scenarios") or conf["scenarios"]
+        assert not spec.get("none") and spec["mask"]["rates"] == [0.1] and spec["mcv"]["seeds"]
+    sims = [d for d in ds.values() if d["source"] == "simulate"]
+    assert sorted(r for d in sims for r in d["scenarios"]["dropout"]["rates"]) == [0.2, 0.5, 0.8]
+    metrics = set(conf["metrics"])
+    assert {"pearson_dropped", "rmse_dropped", "mae_dropped", "log_mse_dropped",
+            "ari_kmeans", "nmi_kmeans", "mcv_poisson"} <= metrics
+    zen = yaml.safe_load((REPO / "config" / "paper_zenodo.yaml").read_text())
+    assert {d["source"] for d in zen["datasets"].values()} == {"zenodo"}
+    assert "WAITING FOR THE ZENODO RECORD" in (REPO / "config" / "paper_zenodo.yaml").read_text()
