@@ -11,7 +11,8 @@ The folder also gets messages.tsv: each scenario's error, warnings and note (if 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
+sys.path.insert(0, str(Path(snakemake.scriptdir).resolve()))  # noqa: F821  (finds _bootstrap)
+import _bootstrap  # noqa: E402,F401  (this checkout's src/ first on sys.path)
 from scziva_bench.workflow_utils import (  # noqa: E402
     imputed_file, method_resources, start_script, write_text_atomic)
 
