@@ -76,7 +76,7 @@ def test_schema_enums_match_the_library():
     from scziva_bench import methods, metrics
 
     schema = load(SCHEMA)
-    assert schema["properties"]["methods"]["propertyNames"]["enum"] == methods.available()
+    assert sorted(schema["properties"]["methods"]["properties"]) == methods.available()
     assert schema["properties"]["metrics"]["items"]["enum"] == metrics.METRICS
 
 
@@ -97,7 +97,23 @@ def test_default_config_covers_every_method_and_metric():
     cfg = load(REPO / "config.yaml")
     assert sorted(cfg["methods"]) == methods.available()
     assert cfg["metrics"] == metrics.METRICS
-    assert wu.scenario_ids(cfg["scenarios"]) == ["dropout20_s1", "dropout50_s1", "dropout80_s1"]
+    # issue 10/11: >= 3 seeds per scenario, >= 2 simulation regimes, >= 2 real datasets
+    # (shipped in the repository) with MCV and masking, clustering against their labels
+    from scziva_bench import scenario_ids
+
+    for ds in cfg["datasets"]:
+        groups = {}
+        for sid in wu.dataset_scenarios(cfg, ds):
+            groups.setdefault(scenario_ids.group_of(sid), []).append(scenario_ids.seed_of(sid))
+        assert groups and all(len(set(seeds)) >= 3 for seeds in groups.values()), (ds, groups)
+    sims = [d for d in cfg["datasets"].values() if d["source"] == "simulate"]
+    assert len({d["regime"] for d in sims}) >= 2
+    real = {n: d for n, d in cfg["datasets"].items() if d["source"] == "local"}
+    assert len(real) >= 2
+    for name, d in real.items():
+        assert d["path"].startswith("resources/datasets/") and (REPO / d["path"]).is_file()
+        kinds = {scenario_ids.parse_id(s).kind for s in wu.dataset_scenarios(cfg, name)}
+        assert {"mcv", "mask"} <= kinds, name
     test_cfg = load(REPO / "config" / "test.yaml")
     assert sorted(test_cfg["methods"]) == methods.available()
 

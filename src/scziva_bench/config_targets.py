@@ -17,6 +17,7 @@ from . import scenario_ids as scenario_ids_mod
 METHOD_ENVS = {
     "scziva": "torch",
     "scziva_authors": "torch",
+    "scziva_denoise": "torch",
     "dca": "torch",
     "deepimpute": "torch",
     "scvi": "scvi",
@@ -25,6 +26,8 @@ METHOD_ENVS = {
 
 
 DEFAULT_ENV = "bench"
+#: the conda environment files shipped in envs/
+ENV_FAMILIES = ("bench", "torch", "scvi", "magic")
 
 
 _NEVER = "(?!x)x"  # a regular expression that matches nothing
@@ -82,12 +85,19 @@ def name_regex(names) -> str:
 
 
 def method_env(name: str, config: dict | None = None) -> str:
-    """Relative path (from workflow/rules) of the conda env file for a method."""
+    """The conda environment of a method's jobs: a file of envs/ (relative to
+    workflow/rules) for the method families; for a user method's ``conda_env``, the
+    absolute path of its .yaml/.yml file (given relative to the working directory), or
+    the name of an existing conda environment."""
     env = None
     if config is not None:
         env = (config.get("methods", {}).get(name) or {}).get("conda_env")
     env = env or METHOD_ENVS.get(name, DEFAULT_ENV)
-    return f"../../envs/{env}.yaml"
+    if env in ENV_FAMILIES:
+        return f"../../envs/{env}.yaml"
+    if str(env).endswith((".yaml", ".yml")):
+        return str(Path(env).resolve())
+    return str(env)
 
 
 def method_resources(config: dict, name: str) -> dict:

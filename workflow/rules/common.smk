@@ -55,6 +55,14 @@ def _check_config():
             f"config: figures.umap.scenario {UMAP[1]!r} is not a scenario of dataset "
             f"{UMAP[0]!r} ({ct.dataset_scenarios(config, UMAP[0])})"
         )
+    # user-supplied methods (callable / command): placeholders, paths, one of the two
+    from scziva.errors import InputError
+    from scziva_bench.methods import external
+
+    try:
+        external.check_config(config["methods"])
+    except InputError as exc:
+        raise WorkflowError(str(exc)) from None
     # Method names are checked by the schema (an enum equal to methods.available(), see
     # tests/test_workflow.py); method parameters by methods.run in each impute job (an
     # unknown one fails that job with a message naming it). Importing every method

@@ -9,6 +9,11 @@
 # GPU methods ask for resources gpu=1 (set in the config); the default profile allows
 # one such job at a time (locally only where an NVIDIA GPU is present, see common.smk).
 
+def job_runtime(minutes):
+    """A job imputes every scenario of its dataset: `runtime` (minutes) is per scenario."""
+    return lambda wildcards: minutes * len(ct.dataset_scenarios(config, wildcards.dataset))
+
+
 for _method in METHODS:
     _res = ct.method_resources(config, _method)
 
@@ -33,7 +38,7 @@ for _method in METHODS:
         threads: _res["threads"]
         resources:
             mem_mb=_res["mem_mb"],
-            runtime=_res["runtime"],
+            runtime=job_runtime(_res["runtime"]),
             gpu=gpu_resource(_res["gpu"]),
         conda:
             ct.method_env(_method, config)
