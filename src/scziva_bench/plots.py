@@ -18,13 +18,10 @@ with the word "failed" on the metric panels, counted as last and marked ``F`` on
 rank heatmap, drawn in red on the resource plot, and as an empty panel saying "failed"
 among the UMAPs.
 
-Direction: :func:`higher_is_better` says, per metric, whether larger values are better
-(correlations, ARI, NMI, silhouette, AUC: yes; errors, losses, runtime, memory: no).
+Ranks and metric directions live in :mod:`scziva_bench.ranking` (re-exported here).
 """
 
 from __future__ import annotations
-
-import re
 
 import matplotlib
 
@@ -36,40 +33,21 @@ import matplotlib.transforms as mtransforms  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from scziva_bench import scenario_ids  # noqa: E402
+from scziva_bench.ranking import (  # noqa: E402
+    _ABS_BEST_ZERO, CONTROLS, RESOURCE_METRICS, higher_is_better, method_order, rank_table)
+
 __all__ = [
     "CONTROLS", "RESOURCE_METRICS", "higher_is_better", "scenario_group", "scenario_label",
     "method_order", "plot_metric", "rank_table", "plot_ranks", "plot_resources",
     "umap_embedding", "plot_umaps", "save_figure",
 ]
 
-CONTROLS = ("no_imputation", "perfect")
-RESOURCE_METRICS = ("runtime_s", "max_rss_mb")
 CONTROL_STYLE = {
     "no_imputation": dict(color="0.3", linestyle="--", linewidth=1.4),
     "perfect": dict(color="tab:green", linestyle=":", linewidth=1.8),
 }
 FAILED_COLOR = "tab:red"
-
-# metrics where smaller is better (name contains one of these); all others: larger is
-# better. Agrees with scziva_bench.metrics.HIGHER_IS_BETTER (tests check it) without
-# importing it (that pulls in torch).
-_LOWER_PARTS = ("mse", "rmse", "mae", "median_l1", "poisson", "loss", "error",
-                "false_positives", "inflation", "runtime", "max_rss", "memory")
-# metrics whose best value is 0 in either direction: ranked by their absolute value
-_ABS_BEST_ZERO = ("genecorr_inflation",)
-
-
-def higher_is_better(metric: str) -> bool:
-    """True where a larger value is better (correlations, ARI, NMI, silhouette, AUROC,
-    Jaccard, gene-correlation agreement), False for errors, losses, false positives,
-    correlation inflation (best at 0; ranked by absolute value), runtime and memory."""
-    m = str(metric).lower()
-    return not any(part in m for part in _LOWER_PARTS)
-
-
-def _rank_values(metric: str, values: pd.Series) -> pd.Series:
-    values = values.astype(float)
-    return values.abs() if metric in _ABS_BEST_ZERO else values
 
 
 def _status(df: pd.DataFrame) -> pd.Series:
@@ -78,29 +56,8 @@ def _status(df: pd.DataFrame) -> pd.Series:
     return pd.Series("ok", index=df.index)
 
 
-def scenario_group(scenario: str) -> str:
-    """The scenario id without its seed: ``dropout50_s2`` -> ``dropout50``."""
-    return re.sub(r"_s\d+$", "", str(scenario))
-
-
-def scenario_label(group: str) -> str:
-    """Readable label of a scenario group: ``dropout50`` -> ``dropout 50 %``."""
-    m = re.fullmatch(r"(dropout|mask)(\d+)", group)
-    if m:
-        return f"{m.group(1)} {int(m.group(2))} %"
-    if group == "mcv":
-        return "MCV split"
-    if group == "none":
-        return "as given"
-    return group
-
-
-def method_order(df: pd.DataFrame, controls: bool = False) -> list[str]:
-    """Methods in order of first appearance; controls excluded unless ``controls``."""
-    names = list(dict.fromkeys(df["method"].astype(str)))
-    if controls:
-        return [m for m in names if m not in CONTROLS] + [m for m in CONTROLS if m in names]
-    return [m for m in names if m not in CONTROLS]
+scenario_group = scenario_ids.group_of
+scenario_label = scenario_ids.label_of
 
 
 def _panels(df: pd.DataFrame) -> list[tuple[str, str]]:
@@ -208,61 +165,6 @@ def plot_metric(df: pd.DataFrame, metric: str, ncols: int = 3) -> plt.Figure:
     fig.legend(handles=handles, loc="lower left", fontsize=8, frameon=False,
                ncol=len(handles), bbox_to_anchor=(0.0, 0.0))
     return fig
-
-
-def rank_table(df: pd.DataFrame, metrics=None, by_dataset: bool = True):
-    """Mean rank (1 = best) of every non-control method per metric (and dataset).
-
-    Within each (dataset, scenario, metric) the methods are ranked by value, in the
-    metric's direction (:func:`higher_is_better`), ties sharing the mean rank. A failed
-    run takes the last rank (number of methods); a method without a value there while
-    not failed (metric not applicable) gets no rank. Ranks are then averaged over the
-    scenarios (and seeds). Returns ``(ranks, failed)``: two DataFrames, methods x columns
-    (``metric`` or ``metric / dataset``) plus a column ``mean``; ``failed`` counts the
-    failed runs behind each cell.
-    """
-    d = df[~df["method"].isin(CONTROLS)].copy()
-    d["status"] = _status(d)
-    if metrics is None:
-        metrics = [m for m in dict.fromkeys(d["metric"]) if m not in RESOURCE_METRICS]
-    d = d[d["metric"].isin(metrics)]
-    methods = method_order(df)
-    d["value"] = d["value"].astype(float)
-    rows = []
-    for (ds, sc, met), g in d.groupby(["dataset", "scenario", "metric"], sort=False):
-        ok = g[(g["status"] == "ok") & np.isfinite(g["value"])]
-        failed = g[g["status"] == "failed"]
-        if ok.empty:
-            continue  # nothing to rank against (metric not applicable here)
-        n = len(methods)
-        r = _rank_values(met, ok["value"]).rank(ascending=not higher_is_better(met),
-                                                method="average")
-        for m, rk in zip(ok["method"], r):
-            rows.append((m, ds, met, float(rk), 0))
-        for m in failed["method"]:
-            rows.append((m, ds, met, float(n), 1))
-    cols_order = []
-    for met in metrics:
-        if by_dataset and d["dataset"].nunique() > 1:
-            cols_order += [f"{met} / {ds}" for ds in dict.fromkeys(d["dataset"].astype(str))]
-        else:
-            cols_order.append(met)
-    if not rows:
-        empty = pd.DataFrame(index=methods, columns=cols_order + ["mean"], dtype=float)
-        return empty, empty.fillna(0).astype(int)
-    long = pd.DataFrame(rows, columns=["method", "dataset", "metric", "rank", "failed"])
-    if by_dataset and d["dataset"].nunique() > 1:
-        long["column"] = long["metric"] + " / " + long["dataset"].astype(str)
-    else:
-        long["column"] = long["metric"]
-    ranks = long.pivot_table(index="method", columns="column", values="rank", aggfunc="mean")
-    failed = long.pivot_table(index="method", columns="column", values="failed", aggfunc="sum")
-    cols = [c for c in cols_order if c in ranks.columns]
-    ranks = ranks.reindex(index=methods, columns=cols)
-    failed = failed.reindex(index=methods, columns=cols).fillna(0).astype(int)
-    ranks["mean"] = ranks.mean(axis=1)
-    failed["mean"] = failed.sum(axis=1)
-    return ranks, failed
 
 
 def plot_ranks(df: pd.DataFrame, metrics=None) -> plt.Figure:
