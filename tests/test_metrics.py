@@ -313,3 +313,30 @@ def test_constant_output_scores_worst(sim_scenario, fill):
         assert v[m] == pytest.approx(0.0, abs=1e-12), m
     assert v["de_auroc"] == pytest.approx(0.5) and math.isnan(v["silhouette"])
     assert v["de_false_positives"] == 0.0
+
+
+# ----------------------------------------------------------------------------- metric facts
+
+def test_metric_specs_are_the_one_source():
+    from scziva_bench import metric_specs as ms
+    assert metrics.METRICS == ms.names()
+    assert set(metrics.METRICS) | set(ms.RESOURCE_METRICS) == set(ms.SPECS)
+    assert metrics.HIGHER_IS_BETTER == {m: ms.SPECS[m].maximize is True for m in metrics.METRICS}
+    for g, names in metrics.GROUPS.items():
+        assert all(ms.SPECS[m].group == g for m in names)
+    assert ms.better("rmse_dropped", 1.0, 2.0) and not ms.better("rmse_dropped", 2.0, 1.0)
+    assert ms.better("pearson_dropped", 0.9, 0.1)
+    assert ms.better("genecorr_inflation", -0.01, 0.05) and ms.better("genecorr_inflation", 0.01, -0.05)
+    assert not ms.better("pearson_dropped", float("nan"), -1.0)  # NaN is never better
+    assert sorted([0.2, float("nan"), 0.9], key=ms.sort_key("ari_kmeans"))[:2] == [0.9, 0.2]
+    with pytest.raises(KeyError):
+        ms.better("no_such_metric", 1, 2)
+
+
+def test_metric_specs_import_needs_only_the_standard_library():
+    import subprocess
+    import sys
+    code = ("import sys; import scziva_bench.metric_specs; "
+            "bad = [m for m in ('numpy', 'pandas', 'scipy', 'torch', 'anndata') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -11,10 +11,7 @@ every truth-scored metric; :func:`no_imputation` is the observed counts.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,27 +20,23 @@ from scipy.special import gammaln
 
 from scziva.errors import InputError
 
+from . import metric_specs
+from .scenarios import MCV_TRAIN_FRACTION
+from .tables import COLUMNS, aggregate, write_tsv_atomic
+
 __all__ = ["GROUPS", "METRICS", "HIGHER_IS_BETTER", "evaluate", "failed_rows", "perfect",
            "no_imputation", "aggregate", "write_tsv_atomic", "lognorm",
            "entry_metrics", "mcv_metrics"]
 
-COLUMNS = ["dataset", "scenario", "method", "metric", "value", "status"]
 TARGET_SUM = 1e4
 _ENTRY = ("pearson", "rmse", "mae", "log_mse", "median_l1")
 
-GROUPS = {
-    "entries": [f"{m}_{s}" for s in ("dropped", "all") for m in _ENTRY],
-    "mcv": ["mcv_mse", "mcv_poisson"],
-    "clustering": ["ari_kmeans", "nmi_kmeans", "ari_leiden", "nmi_leiden", "silhouette"],
-    "de": ["de_auroc", "de_auprc", "de_jaccard_top100", "de_false_positives"],
-    "genecorr": ["genecorr_agreement", "genecorr_inflation"],
-}
+#: computation group -> metric names (from :data:`scziva_bench.metric_specs.SPECS`)
+GROUPS = {g: metric_specs.names(group=g) for g in metric_specs.GROUPS if g != "resources"}
 METRICS = [m for g in GROUPS.values() for m in g]
-_HIGHER = {"pearson", "ari_kmeans", "nmi_kmeans", "ari_leiden", "nmi_leiden", "silhouette",
-           "de_auroc", "de_auprc", "de_jaccard_top100", "genecorr_agreement"}
-#: True where a larger value is better, False where smaller is better;
-#: genecorr_inflation is best at 0 (listed as False: compare its absolute value).
-HIGHER_IS_BETTER = {m: (m.rsplit("_", 1)[0] in _HIGHER or m in _HIGHER) for m in METRICS}
+#: True where a larger value is better, False where smaller is better (derived from
+#: metric_specs; genecorr_inflation is best at 0 and listed as False: compare |value|).
+HIGHER_IS_BETTER = {m: metric_specs.higher_is_better(m) for m in METRICS}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -178,7 +171,7 @@ def perfect(scenario_adata) -> np.ndarray:
     T = _dense(scenario_adata.layers["truth"], np.float32)
     kind, info = _scenario_info(scenario_adata)
     if kind == "mcv":
-        p = float(info.get("train_fraction", 0.9))
+        p = float(info.get("train_fraction", MCV_TRAIN_FRACTION))
         T = T * np.float32(p / (1.0 - p))
     return T
 
@@ -538,7 +531,7 @@ def evaluate(scenario_adata, imputed, dataset, scenario, method, which=None, see
             for k, v in entry_metrics(Ximp[r, c], T[r, c]).items():
                 vals[f"{k}_dropped"] = v
     if "mcv" in groups and has_truth and kind == "mcv":
-        vals.update(mcv_metrics(Ximp, T, info.get("train_fraction", 0.9)))
+        vals.update(mcv_metrics(Ximp, T, info.get("train_fraction", MCV_TRAIN_FRACTION)))
 
     need_log = any(g in groups for g in ("clustering", "de", "genecorr"))
     if need_log:
@@ -552,44 +545,3 @@ def evaluate(scenario_adata, imputed, dataset, scenario, method, which=None, see
         if "genecorr" in groups:
             vals.update(_genecorr(L, T_log))
     return _rows(vals, names, dataset, scenario, method)
-
-
-# ----------------------------------------------------------------------------- files
-
-def write_tsv_atomic(df: pd.DataFrame, path) -> None:
-    """Write ``df`` as a tab-separated file (no index) atomically (temp file + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            df.to_csv(fh, sep="\t", index=False, na_rep="NaN")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def aggregate(paths) -> pd.DataFrame:
-    """Concatenate tidy metric TSVs (as written by :func:`write_tsv_atomic`)."""
-    frames = []
-    for p in paths:
-        try:
-            frames.append(pd.read_csv(p, sep="\t"))
-        except FileNotFoundError:
-            raise InputError(f"metrics file {p} does not exist") from None
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise InputError(f"metrics file {p} is not a readable TSV ({exc})") from None
-        missing = [c for c in COLUMNS[:5] if c not in frames[-1].columns]
-        if missing:
-            raise InputError(f"metrics file {p} lacks column(s) {', '.join(missing)}")
-    if not frames:
-        return pd.DataFrame(columns=COLUMNS)
-    out = pd.concat(frames, ignore_index=True)
-    if "status" not in out:
-        out["status"] = "ok"
-    out["status"] = out["status"].fillna("ok")
-    return out[COLUMNS + [c for c in out.columns if c not in COLUMNS]]

@@ -19,7 +19,6 @@ Rates may be given as fractions (0.5) or percents (50).
 from __future__ import annotations
 
 import copy
-import re
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,12 +26,15 @@ import scipy.sparse as sp
 from scziva.errors import InputError
 from scziva.validate import check_counts
 
-from . import simulate
+from . import scenario_ids, simulate
 
-__all__ = ["KINDS", "DEFAULT_RATE", "make", "scenario_id", "parse_scenario_id"]
+__all__ = ["KINDS", "DEFAULT_RATE", "MCV_TRAIN_FRACTION", "make", "scenario_id", "parse_scenario_id"]
 
-KINDS = ("dropout", "mask", "mcv", "none")
+KINDS = scenario_ids.KINDS
 DEFAULT_RATE = {"dropout": 0.5, "mask": 0.1}
+#: share of each count's molecules that methods see in an MCV scenario (the rest is the
+#: test truth); every other place reads it from ``uns["scenario"]["train_fraction"]``
+MCV_TRAIN_FRACTION = 0.9
 
 
 def _rate_fraction(kind: str, rate) -> float:
@@ -66,40 +68,31 @@ def _check_seed(seed):
 
 
 def scenario_id(kind: str, rate=None, seed: int = 0) -> str:
-    """The scenario wildcard: ``dropout50_s1``, ``mask10_s1``, ``mcv_s1`` or ``none``."""
+    """The scenario wildcard (:func:`scziva_bench.scenario_ids.format_id`): ``dropout50_s1``,
+    ``mask10_s1``, ``mcv_s1`` or ``none``; a missing rate is the kind's default."""
     _check_kind(kind)
     if kind == "none":
         return "none"
     seed = _check_seed(seed)
-    if kind == "mcv":
-        return f"mcv_s{seed}"
-    pct = _rate_fraction(kind, rate) * 100.0
-    ipct = int(round(pct))
-    if abs(pct - ipct) > 1e-6:
-        raise InputError(f"scenario {kind}: rate {rate!r} is not a whole percent, which scenario ids need")
-    return f"{kind}{ipct:02d}_s{seed}"
-
-
-_ID_RE = re.compile(r"^(?:(?P<kind>dropout|mask)(?P<pct>\d{1,2})_s(?P<seed>\d+)|mcv_s(?P<mseed>\d+)|(?P<none>none))$")
+    if kind in DEFAULT_RATE:
+        rate = _rate_fraction(kind, rate)
+    try:
+        return scenario_ids.format_id(kind, rate, seed)
+    except ValueError as exc:
+        raise InputError(f"scenario {kind}: {exc}") from None
 
 
 def parse_scenario_id(sid: str):
-    """Inverse of :func:`scenario_id`: ``(kind, rate, seed)``.
+    """Inverse of :func:`scenario_id`: ``(kind, rate, seed)``
+    (:func:`scziva_bench.scenario_ids.parse_id`, raising InputError).
 
     ``rate`` is a fraction (``dropout50_s1`` -> ``("dropout", 0.5, 1)``), ``None`` for
     ``mcv`` and ``none``; ``none`` has seed 0.
     """
-    m = _ID_RE.match(sid) if isinstance(sid, str) else None
-    if m is None:
-        raise InputError(f"scenario id {sid!r} is not one of dropoutNN_sS, maskNN_sS, mcv_sS, none")
-    if m.group("none"):
-        return "none", None, 0
-    if m.group("mseed") is not None:
-        return "mcv", None, int(m.group("mseed"))
-    pct = int(m.group("pct"))
-    if pct == 0:
-        raise InputError(f"scenario id {sid!r}: rate 0 % is not a perturbation")
-    return m.group("kind"), pct / 100.0, int(m.group("seed"))
+    try:
+        return tuple(scenario_ids.parse_id(sid))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _counts(adata):
@@ -113,7 +106,7 @@ def _counts(adata):
     return M
 
 
-def make(adata, kind: str, rate=None, seed: int = 0, train_fraction: float = 0.9,
+def make(adata, kind: str, rate=None, seed: int = 0, train_fraction: float = MCV_TRAIN_FRACTION,
          shape: float = -1.0):
     """Turn a dataset into a scenario (a new AnnData; the input is not modified).
 
@@ -143,11 +136,7 @@ def make(adata, kind: str, rate=None, seed: int = 0, train_fraction: float = 0.9
         n_drop = int(round(r * X.nnz))
         drop = np.zeros(X.nnz, dtype=bool)
         drop[rng.choice(X.nnz, size=n_drop, replace=False)] = True
-        mask = sp.csr_matrix((drop.copy(), X.indices.copy(), X.indptr.copy()), shape=X.shape, dtype=bool)
-        mask.eliminate_zeros()
-        counts = X.copy()
-        counts.data = np.where(drop, 0, X.data).astype(np.float32)
-        counts.eliminate_zeros()
+        counts, mask = simulate.zero_entries(X, drop)
         truth = X
         info["rate"] = r
         info["realised_rate"] = float(n_drop / X.nnz) if X.nnz else 0.0
