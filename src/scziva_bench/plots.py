@@ -273,8 +273,8 @@ def plot_metric(df: pd.DataFrame, metric: str, ncols: int = 3) -> plt.Figure:
     if skipped:
         title += "\nnot applicable, not drawn: " + ", ".join(
             f"{a} - {scenario_ids.label_of(b)}" for a, b in skipped)
-    fig.suptitle(title, fontsize=10, x=0.01, ha="left")
-    fig.tight_layout(rect=(0, 0.05, 1, 0.92 if skipped else 0.95))
+    top = _header(fig, title)
+    fig.tight_layout(rect=(0, 0.3 / fig.get_figheight(), 1, top))
     _legend(fig, d)
     return fig
 
@@ -539,7 +539,7 @@ def plot_paper(df: pd.DataFrame, dataset: str, metrics=PAPER_METRICS) -> plt.Fig
                       "NMI) has values")
     methods = method_order(df)
     w = max(2.8, 0.38 * len(methods) + 1.0)
-    fig, axes = plt.subplots(len(groups), len(mets), figsize=(w * len(mets), 3.2 * len(groups)),
+    fig, axes = plt.subplots(len(groups), len(mets), figsize=(w * len(mets), 3.5 * len(groups)),
                              squeeze=False)
     for r, grp in enumerate(groups):
         for c, met in enumerate(mets):
@@ -553,14 +553,11 @@ def plot_paper(df: pd.DataFrame, dataset: str, metrics=PAPER_METRICS) -> plt.Fig
             _bars(ax, sub, methods)
             _control_lines(ax, sub)
             _method_axis(ax, methods)
-            if r < len(groups) - 1:
-                ax.set_xticklabels([])
-            ax.set_title(f"{met} {ranking.direction_arrow(met)}", fontsize=9)
-            if c == 0:
-                ax.set_ylabel(scenario_ids.label_of(grp), fontsize=9)
-    fig.suptitle(f"{dataset}: the paper's metrics, {_seeds_note(d)}", fontsize=10, x=0.01,
-                 ha="left")
-    fig.tight_layout(rect=(0, 0.05, 1, 0.95))
+            ax.set_title(f"{scenario_ids.label_of(grp)}: {met} "
+                         f"{ranking.direction_arrow(met)}", fontsize=9)
+    top = _header(fig, f"{dataset}: the paper's metrics (PCC, RMSE, MAE, log-MSE on the "
+                  f"dropped entries, ARI, NMI), {_seeds_note(d)}; one row per scenario")
+    fig.tight_layout(rect=(0, 0.3 / fig.get_figheight(), 1, top))
     _legend(fig, d)
     return fig
 
@@ -616,9 +613,9 @@ def plot_hexbin(truth, mask, imputed: dict, title: str = "", ncols: int = 4,
         ax.set_xlabel("log1p(true)", fontsize=8)
     for ax in axes[: len(vals)][::max(1, min(ncols, len(vals)))]:
         ax.set_ylabel("log1p(imputed)", fontsize=8)
-    fig.suptitle((title + "\n" if title else "") + f"imputed vs true on the {len(t):,} "
-                 "dropped entries (hexbin, log colour scale)", fontsize=10, x=0.01, ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 0.92))
+    top = _header(fig, (title + ": " if title else "") + f"imputed vs true on the {len(t):,} "
+                  "dropped entries\n(hexbin, log colour scale; dashed: y = x)")
+    fig.tight_layout(rect=(0, 0, 1, top))
     return fig
 
 
