@@ -113,7 +113,8 @@ def add_dropout(counts, share: float, shape: float = -1.0, seed: int = 0, means=
     """Drop a share of the non-zero entries of ``counts`` with the logistic dropout model.
 
     The expected count of entry (i, j) is estimated from the counts themselves as
-    ``libsize_i * genesum_j / total`` (unless ``means`` gives it, same shape), the
+    ``libsize_i * genesum_j / total`` (unless ``means`` gives it, same shape; a sparse
+    ``means`` with the stored pattern of ``counts`` is read without indexing), the
     logistic midpoint is solved so that a share ``share`` of the non-zero entries is
     expected to drop, and each non-zero entry is dropped with its probability.
     Sparse input is handled on its stored values only (never densified).
@@ -149,7 +150,11 @@ def add_dropout(counts, share: float, shape: float = -1.0, seed: int = 0, means=
         M = means
         if sp.issparse(M):
             M = M.tocsr()
-            mu = np.asarray(M[rows, cols]).ravel()
+            if sp.issparse(counts) and M.shape == X.shape and np.array_equal(M.indptr, X.indptr) \
+                    and np.array_equal(M.indices, X.indices):
+                mu = M.data  # the means of exactly the stored counts
+            else:
+                mu = np.asarray(M[rows, cols]).ravel()
         else:
             M = np.asarray(M)
             if M.shape != X.shape:
@@ -286,14 +291,19 @@ def _trended_means(rng, cm, bcv_common, bcv_gene):
     return trended
 
 
-def _true_counts(rng, means: _CellMeans, n_cells, n_genes, bcv_common, bcv_gene, keep_log_mu):
+def _true_counts(rng, means: _CellMeans, n_cells, n_genes, bcv_common, bcv_gene, keep_log_mu,
+                 keep_mean):
     """Steps 4-6 in blocks of rows (bounded memory): true counts ``Poisson(trended mean)``
-    as float32 CSR, and the log trended mean of each stored count (for dropout) if asked."""
+    as float32 CSR, the log trended mean of each stored count (for dropout) if asked, and
+    the trended means themselves (dense float32, cells x genes) if asked."""
     blocks, log_mu_blocks = [], []
+    true_mean = np.empty((n_cells, n_genes), dtype=np.float32) if keep_mean else None
     step = max(1, 2_000_000 // n_genes)
     for r0 in range(0, n_cells, step):
         r1 = min(n_cells, r0 + step)
         trended = _trended_means(rng, means.block(r0, r1), bcv_common, bcv_gene)
+        if keep_mean:
+            true_mean[r0:r1] = trended
         block, rows = _dense_to_csr(rng.poisson(trended))
         if keep_log_mu:
             log_mu_blocks.append(np.log(np.maximum(trended[rows, block.indices], 1e-300)))
@@ -301,7 +311,7 @@ def _true_counts(rng, means: _CellMeans, n_cells, n_genes, bcv_common, bcv_gene,
         del trended
     truth = sp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
     log_mu = np.concatenate(log_mu_blocks) if keep_log_mu else None
-    return sp.csr_matrix(truth, dtype=np.float32), log_mu
+    return sp.csr_matrix(truth, dtype=np.float32), log_mu, true_mean
 
 
 def _splat_anndata(counts, truth, mask, group, n_groups, means: _CellMeans, gene_mean, is_out,
@@ -336,7 +346,7 @@ def splat(n_cells: int = 600, n_genes: int = 2000, n_groups: int = 5, group_prob
           lib_loc: float = 11, lib_scale: float = 0.2, out_prob: float = 0.05,
           out_loc: float = 4, out_scale: float = 0.5, bcv_common: float = 0.1,
           bcv_df: float = 60, dropout_share=None, dropout_shape: float = -1.0,
-          path: bool = False, seed: int = 0, dataset_id: str = "sim"):
+          path: bool = False, seed: int = 0, dataset_id: str = "sim", true_mean: bool = True):
     """Simulate a Splat-style count dataset (AnnData, cells x genes).
 
     Returns an AnnData following docs/contract.md "Dataset" for simulations:
@@ -344,7 +354,10 @@ def splat(n_cells: int = 600, n_genes: int = 2000, n_groups: int = 5, group_prob
     dropout), ``layers["mask"]`` (truth > 0 and dropped), ``obs["group"]`` and
     ``obs["cell_type"]``, ``var["is_de"]``, ``varm["de_factor"]`` (genes x groups),
     ``uns["group_names"]``, ``uns["sim_params"]``, ``uns["dataset_id"]``; with
-    ``path=True`` also ``obs["pseudotime"]`` (0 to 1 along the trajectory).
+    ``path=True`` also ``obs["pseudotime"]`` (0 to 1 along the trajectory). With
+    ``true_mean=True`` (default) ``layers["true_mean"]`` holds the pre-Poisson cell-gene
+    means (the Poisson rates of ``truth``: the denoising truth), dense float32, i.e.
+    4 bytes per cell and gene (``false`` saves that memory; the counts do not change).
     ``dropout_share=None`` gives no dropout (counts == truth, empty mask; stored as NaN
     in ``uns["sim_params"]``, which also records the solved ``dropout_midpoint`` and the
     ``dropout_share_realised`` when dropout was applied).
@@ -370,8 +383,9 @@ def splat(n_cells: int = 600, n_genes: int = 2000, n_groups: int = 5, group_prob
     means = _CellMeans(rng, gene_mean, log_fac, group, lib, path)                      # 4
     chi = rng.chisquare(p["bcv_df"], size=n_genes)                                     # 5
     bcv_gene = np.sqrt(p["bcv_df"] / chi)[None, :]
-    truth, log_mu = _true_counts(rng, means, n_cells, n_genes, p["bcv_common"], bcv_gene,
-                                 keep_log_mu=dropout_share is not None)                # 4-6
+    truth, log_mu, mean_matrix = _true_counts(rng, means, n_cells, n_genes, p["bcv_common"], bcv_gene,
+                                              keep_log_mu=dropout_share is not None,
+                                              keep_mean=bool(true_mean))               # 4-6
 
     params = dict(n_cells=n_cells, n_genes=n_genes, n_groups=n_groups,
                   group_probs=probs.tolist(), de_prob=p["de_prob"], de_down_prob=p["de_down_prob"],
@@ -389,8 +403,11 @@ def splat(n_cells: int = 600, n_genes: int = 2000, n_groups: int = 5, group_prob
     else:
         mask = sp.csr_matrix((n_cells, n_genes), dtype=bool)
         counts = truth.copy()
-    return _splat_anndata(counts, truth, mask, group, n_groups, means, gene_mean, is_out,
-                          params, seed, dataset_id)
+    adata = _splat_anndata(counts, truth, mask, group, n_groups, means, gene_mean, is_out,
+                           params, seed, dataset_id)
+    if mean_matrix is not None:
+        adata.layers["true_mean"] = mean_matrix
+    return adata
 
 
 # ----------------------------------------------------------------------------- estimation

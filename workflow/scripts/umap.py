@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
-from scziva_bench.workflow_utils import start_script  # noqa: E402
+from scziva_bench.workflow_utils import imputed_file, start_script  # noqa: E402
 
 log = start_script(snakemake)  # noqa: F821
 
@@ -19,7 +19,7 @@ scen = ad.read_h5ad(sm.input.scenario)
 imputed = {}
 for method, path in zip(sm.params.methods, sm.input.imputed):
     if method not in plots.CONTROLS:  # perfect = truth, no_imputation = observed
-        imp = ad.read_h5ad(path)
+        imp = ad.read_h5ad(imputed_file(path, sm.params.scenario))
         ok = imp.uns.get("status", "ok") == "ok" and "imputed" in imp.layers
         imputed[method] = imp.layers["imputed"] if ok else None
         log.info("%s: %s", method, "ok" if ok else "failed")
