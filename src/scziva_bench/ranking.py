@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 
 from scziva_bench import metric_specs, scenario_ids
-from scziva_bench.workflow_utils import CONTROLS
 
 __all__ = [
     "CONTROLS", "RESOURCE_METRICS", "BASELINE", "REFERENCE", "FAMILY_LABELS", "spec", "maximize",
@@ -38,8 +37,11 @@ __all__ = [
 ]
 
 RESOURCE_METRICS = metric_specs.RESOURCE_METRICS
+#: the control methods (``methods.controls``): the observed counts, a competitor that
+#: every method should beat, and the truth itself, a reference rather than a competitor
 BASELINE = "no_imputation"
 REFERENCE = "perfect"
+CONTROLS = (BASELINE, REFERENCE)
 
 FAMILY_LABELS = {
     "accuracy_imputation": "imputation (dropped / masked entries)",
