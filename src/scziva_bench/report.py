@@ -137,7 +137,30 @@ def _reading_section(d: pd.DataFrame, prov) -> list[str]:
              "methods (<i>tuning</i>) or only to report (<i>reporting</i>), as the config "
              "says.</p></div>",
              _table_html(pd.DataFrame(rows).set_index("dataset"))]
+    parts += _methods_table(d, prov)
     return parts
+
+
+def _methods_table(d: pd.DataFrame, prov) -> list[str]:
+    """Name, figure label, kind (re-implementations say so) and source of each method."""
+    try:
+        from scziva_bench.methods import describe
+    except ImportError:  # a registry without descriptions: names only
+        describe = None
+    config_methods = (prov.get("config") or {}).get("methods") or {}
+    rows = []
+    for m in ranking.method_order(d, controls=True):
+        info = {}
+        if describe is not None:
+            try:
+                info = describe(m, config_methods)
+            except TypeError:
+                info = describe(m)
+        rows.append({"method": m, "label in figures": info.get("label", m),
+                     "kind": info.get("kind", "?"), "source": info.get("source", "")})
+    return ["<p><b>Methods.</b> <i>reimplementation</i>: re-implemented in this repository "
+            "from the paper, not the authors' package; its results may differ from the "
+            "package's.</p>", _table_html(pd.DataFrame(rows).set_index("method"))]
 
 
 def clustering_flags(df: pd.DataFrame, metrics=CLUSTERING_FLAG_METRICS) -> pd.DataFrame:
