@@ -21,7 +21,8 @@ def _value(metric, q, rate, rng):
     return max(0.0, (1 - q) * (1 + rate) + noise)
 
 
-def tidy_table(seeds=(1, 2, 3), fail=(), nan=(), metrics=None, rng_seed=0):
+def tidy_table(seeds=(1, 2, 3), fail=(), nan=(), metrics=None, rng_seed=0, methods=None,
+               datasets=None):
     """``fail``: (method, scenario) pairs whose rows are status=failed, NaN;
     ``nan``: (method, metric) pairs with NaN and status ok."""
     from scziva_bench import metrics as mt
@@ -31,10 +32,16 @@ def tidy_table(seeds=(1, 2, 3), fail=(), nan=(), metrics=None, rng_seed=0):
     rows = []
     plan = {"splat_a": [f"dropout{r}_s{s}" for r in (20, 50, 80) for s in seeds],
             "real_b": [f"mask10_s{s}" for s in seeds] + [f"mcv_s{s}" for s in seeds]}
+    for extra in (datasets or []):
+        plan[extra] = plan["splat_a"] if extra.startswith("sim") else plan["real_b"]
+    quality = dict(QUALITY)
+    for m in methods or []:
+        quality.setdefault(m, float(rng.uniform(-0.3, 0.9)))
+    methods = list(methods or METHODS)
     for ds, scs in plan.items():
         for sc in scs:
             rate = int(sc[7:9]) / 100 if sc.startswith("dropout") else 0.1
-            for m in METHODS:
+            for m in methods:
                 for met in metrics + ["runtime_s", "max_rss_mb"]:
                     status = "ok"
                     if met.startswith("mcv") != sc.startswith("mcv") and \
@@ -46,7 +53,7 @@ def tidy_table(seeds=(1, 2, 3), fail=(), nan=(), metrics=None, rng_seed=0):
                     elif met == "max_rss_mb":
                         v = float(rng.uniform(100, 2000))
                     else:
-                        v = _value(met, QUALITY[m], rate, rng)
+                        v = _value(met, quality[m], rate, rng)
                     if (m, sc) in fail and met not in ("runtime_s", "max_rss_mb"):
                         v, status = np.nan, "failed"
                     elif (m, sc) in fail:

@@ -190,27 +190,45 @@ def draw(name: str, df: pd.DataFrame) -> plt.Figure:
 # ------------------------------------------------------------------ one metric
 
 def _bars(ax, sub: pd.DataFrame, methods: list, trans_y=0.04):
-    """Mean bar, 95 % interval and seed dots per method; failed cross; n/a text."""
+    """Mean bar, 95 % interval and seed dots per method; failed cross; n/a text (one
+    artist per kind and panel, so that panels with many methods stay fast)."""
     trans = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
+    ok_rows = sub[(sub["status"] == "ok") & np.isfinite(sub["value"])]
+    by = {m: g["value"].to_numpy(dtype=float) for m, g in ok_rows.groupby("method")}
+    failed = set(sub.loc[sub["status"] == "failed", "method"])
+    xs, means, halves, colors, dx, dy, dc, bad, na = [], [], [], [], [], [], [], [], []
     for i, m in enumerate(methods):
-        rows = sub[sub["method"] == m]
-        ok = rows.loc[rows["status"] == "ok", "value"]
-        ok = ok[np.isfinite(ok)]
-        if len(ok):
-            mean, half, _ = mean_ci(ok)
-            ax.bar(i, mean, width=0.7, color=method_color(m), alpha=0.45, zorder=2)
-            if np.isfinite(half):
-                ax.errorbar(i, mean, yerr=half, color="k", capsize=3, linewidth=1, zorder=4)
-            ax.scatter(np.full(len(ok), i), ok, s=14, color=method_color(m), edgecolor="k",
-                       linewidth=0.4, zorder=3)
-        if (rows["status"] == "failed").any():
-            ax.plot(i, trans_y, marker="x", color=FAILED_COLOR, markersize=9, mew=2.2,
-                    transform=trans, zorder=5, clip_on=False)
-            ax.text(i, trans_y + 0.05, "failed", color=FAILED_COLOR, rotation=90,
-                    ha="center", va="bottom", fontsize=8, transform=trans, zorder=5)
-        elif not len(ok):
-            ax.text(i, trans_y, "n/a", color="0.4", rotation=90, ha="center", va="bottom",
-                    fontsize=8, transform=trans)
+        v = by.get(m, np.array([]))
+        if len(v):
+            mean, half, _ = mean_ci(v)
+            xs.append(i)
+            means.append(mean)
+            halves.append(half)
+            colors.append(method_color(m))
+            dx += [i] * len(v)
+            dy += list(v)
+            dc += [method_color(m)] * len(v)
+        if m in failed:
+            bad.append(i)
+        elif not len(v):
+            na.append(i)
+    if xs:
+        ax.bar(xs, means, width=0.7, color=colors, alpha=0.45, zorder=2)
+        h = np.asarray(halves, dtype=float)
+        fin = np.isfinite(h)
+        if fin.any():
+            ax.errorbar(np.asarray(xs)[fin], np.asarray(means)[fin], yerr=h[fin], fmt="none",
+                        ecolor="k", capsize=3, linewidth=1, zorder=4)
+        ax.scatter(dx, dy, s=14, c=dc, edgecolors="k", linewidths=0.4, zorder=3)
+    if bad:
+        ax.plot(bad, [trans_y] * len(bad), linestyle="none", marker="x", color=FAILED_COLOR,
+                markersize=9, mew=2.2, transform=trans, zorder=5, clip_on=False)
+    for i in bad:
+        ax.text(i, trans_y + 0.05, "failed", color=FAILED_COLOR, rotation=90, ha="center",
+                va="bottom", fontsize=8, transform=trans, zorder=5)
+    for i in na:
+        ax.text(i, trans_y, "n/a", color="0.4", rotation=90, ha="center", va="bottom",
+                fontsize=8, transform=trans)
 
 
 def _control_lines(ax, sub: pd.DataFrame):

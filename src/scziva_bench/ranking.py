@@ -100,10 +100,17 @@ def is_ranked(metric: str) -> bool:
     return bool(spec(metric).ranked)
 
 
-def oriented(metric: str, values) -> np.ndarray:
-    """``values`` turned so that smaller is better, NaN -> +inf
-    (:func:`scziva_bench.metric_specs.oriented`, element-wise)."""
-    return np.array([metric_specs.oriented(metric, v) for v in values], dtype=float)
+def oriented(metrics, values) -> np.ndarray:
+    """``values`` turned so that smaller is better, NaN -> +inf, element-wise (the same
+    rule as :func:`scziva_bench.metric_specs.oriented`, vectorised); ``metrics`` is one
+    name or one per value."""
+    v = np.asarray(values, dtype=float)
+    names = [metrics] * len(v) if isinstance(metrics, str) else list(metrics)
+    mx = [maximize(m) for m in names]
+    zero = np.array([m == "zero" for m in mx], dtype=bool)
+    up = np.array([m is True for m in mx], dtype=bool)
+    out = np.where(zero, np.abs(v), np.where(up, -v, v))
+    return np.where(np.isnan(out), np.inf, out)
 
 
 # ------------------------------------------------------------------ the table
@@ -155,44 +162,46 @@ def rank_runs(df: pd.DataFrame, metrics=None) -> pd.DataFrame:
         metrics = list(dict.fromkeys(d["metric"]))
     metrics = [m for m in metrics if is_ranked(m)]
     d = d[d["metric"].isin(metrics) & (d["status"] != "not_applicable")]
-    out = []
-    for (ds, sc, met), g in d.groupby(["dataset", "scenario", "metric"], sort=False):
-        g = g.drop_duplicates("method", keep="last")
-        loss = pd.Series(oriented(met, g["value"]), index=g.index)  # smaller = better
-        loss[g["status"] == "failed"] = np.inf
-        pool = g["method"] != REFERENCE
-        if not np.isfinite(loss[pool]).any():
-            continue
-        n = int(pool.sum())
-        ranks = loss[pool].rank(method="average")  # failed / NaN (+inf) share the last places
-        rows = g[pool].assign(rank=ranks.to_numpy(), n=n, reference=False)
-        out.append(rows)
-        if (~pool).any():
-            ref = g[~pool].copy()
-            s = float(loss[~pool].iloc[0])
-            others = loss[pool].to_numpy()
-            if np.isfinite(s):
-                r = 1.0 + float((others < s).sum()) + 0.5 * float((others == s).sum())
-            else:
-                r = float(n + 1)
-            out.append(ref.assign(rank=r, n=n, reference=True))
+    d = d.drop_duplicates(["dataset", "scenario", "metric", "method"], keep="last").copy()
     cols = ["dataset", "scenario", "group", "seed", "metric", "family", "method", "rank",
             "n", "failed", "missing", "reference"]
-    if not out:
+    keys = ["dataset", "scenario", "metric"]
+    d["failed"] = d["status"] == "failed"
+    d["missing"] = ~d["failed"] & ~np.isfinite(d["value"])
+    d["loss"] = np.where(d["failed"], np.inf, oriented(d["metric"], d["value"]))
+    d["reference"] = d["method"] == REFERENCE
+    comp = d[~d["reference"]].copy()
+    # groups where no competitor has a value: nothing to rank (metric not applicable)
+    comp = comp[comp.groupby(keys, sort=False)["loss"].transform(
+        lambda x: np.isfinite(x).any())]
+    if comp.empty:
         return pd.DataFrame(columns=cols)
-    r = pd.concat(out, ignore_index=True)
-    r["failed"] = r["status"] == "failed"
-    r["missing"] = ~r["failed"] & ~np.isfinite(r["value"])
-    r["family"] = r["metric"].map(family)
-    return r[cols]
+    g = comp.groupby(keys, sort=False)["loss"]
+    comp["rank"] = g.rank(method="average")  # failed / NaN (+inf) share the last places
+    comp["n"] = g.transform("size")
+    ref = d[d["reference"]].merge(comp[keys + ["loss"]].rename(columns={"loss": "other"}),
+                                  on=keys)
+    if not ref.empty:
+        ref["_b"] = (ref["other"] < ref["loss"]).astype(float) + \
+            0.5 * (ref["other"] == ref["loss"]).astype(float)
+        first = ref.drop_duplicates(keys).set_index(keys)
+        agg = ref.groupby(keys, sort=False).agg(b=("_b", "sum"), n=("other", "size"))
+        first = first.join(agg)
+        first["rank"] = np.where(np.isfinite(first["loss"]), 1.0 + first["b"],
+                                 first["n"] + 1.0)
+        ref = first.reset_index()
+    out = pd.concat([comp, ref], ignore_index=True) if not ref.empty else comp
+    out["family"] = out["metric"].map(family)
+    out["n"] = out["n"].astype(int)
+    return out[cols].reset_index(drop=True)
 
 
 @functools.lru_cache(maxsize=None)
 def _t975(n: int) -> float:
     """The 97.5 % quantile of Student's t with ``n - 1`` degrees of freedom."""
-    from scipy import stats
+    from scipy.special import stdtrit  # lighter than importing scipy.stats
 
-    return float(stats.t.ppf(0.975, n - 1)) if n >= 2 else math.nan
+    return float(stdtrit(n - 1, 0.975)) if n >= 2 else math.nan
 
 
 def seed_ranks(runs: pd.DataFrame) -> pd.DataFrame:
@@ -234,7 +243,8 @@ def summary(df: pd.DataFrame, metrics=None) -> pd.DataFrame:
             half = _t975(k) * float(v.std(ddof=1)) / math.sqrt(k) if k >= 2 else math.nan
             stats_[m] = (mean, half, k)
         order = sorted(stats_, key=lambda m: stats_[m][0])
-        tied = {m: [o for o in order if o != m and _tied(wide[m], wide[o])] for m in order}
+        cols_ = {m: wide[m].to_numpy(dtype=float) for m in order}
+        tied = {m: [o for o in order if o != m and _tied(cols_[m], cols_[o])] for m in order}
         best = order[0]
         sub = g.groupby("method", sort=False).agg(failed=("failed", "sum"),
                                                   missing=("missing", "sum"), n=("n", "max"),
@@ -267,11 +277,12 @@ def summary(df: pd.DataFrame, metrics=None) -> pd.DataFrame:
         .drop(columns=["_f", "_d"]).reset_index(drop=True)
 
 
-def _tied(a: pd.Series, b: pd.Series) -> bool:
-    """Paired per-seed ranks ``a``, ``b``: is 0 inside the 95 % t-interval of a - b?
-    With one common seed, only an exact tie counts as tied... unless nothing can be told:
-    one seed gives no noise estimate, so every pair is tied (not separable)."""
-    dif = (a - b).dropna().to_numpy()
+def _tied(a: np.ndarray, b: np.ndarray) -> bool:
+    """Paired per-seed ranks ``a``, ``b`` (aligned by seed, NaN where absent): is 0 inside
+    the 95 % t-interval of a - b? One common seed gives no noise estimate: tied (not
+    separable)."""
+    dif = a - b
+    dif = dif[np.isfinite(dif)]
     k = len(dif)
     if k == 0:
         return False
