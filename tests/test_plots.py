@@ -187,3 +187,14 @@ def test_hexbin_and_umap_panels_from_matrices():
     fig = plots.draw_imputed("hexbin", nomask, imputed, "d, none")
     assert "drops no entries" in fig.axes[0].texts[0].get_text()
     plt.close(fig)
+
+
+def test_figures_name_the_dataset_description():
+    df = tidy_table(seeds=(1, 2), metrics=["pearson_dropped", "ari_kmeans"])
+    desc = {"splat_a": "UMI droplet-like regime"}
+    fig = plots.draw("families", df, desc)
+    assert any("splat_a (UMI droplet-like regime)" in ax.get_title() for ax in fig.axes)
+    plt.close(fig)
+    fig = plots.draw("ranks", df, desc)
+    assert "splat_a: UMI droplet-like regime" in fig.axes[0].get_xlabel()
+    plt.close(fig)

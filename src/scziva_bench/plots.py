@@ -49,7 +49,8 @@ from scziva_bench.ranking import (  # noqa: E402
 __all__ = [
     "CONTROLS", "RESOURCE_METRICS", "PAPER_METRICS", "method_color", "method_colors",
     "method_label", "method_order", "higher_is_better", "mean_ci", "figure_names", "draw",
-    "plot_metric", "plot_ranks", "plot_rates", "plot_families", "plot_paper", "plot_hexbin", "plot_resources",
+    "plot_metric", "plot_ranks", "plot_rates", "plot_families", "plot_paper", "plot_hexbin",
+    "plot_resources",
     "draw_imputed",
     "umap_embedding", "plot_umaps", "save_figure",
 ]
@@ -172,18 +173,21 @@ def _has_values(sub: pd.DataFrame) -> bool:
 
 # ------------------------------------------------------------------ figure names
 
-def draw(name: str, df: pd.DataFrame) -> plt.Figure:
+def draw(name: str, df: pd.DataFrame, datasets: dict | None = None) -> plt.Figure:
     """The figure called ``name`` (:func:`scziva_bench.figure_list.figure_names`) drawn
-    from the tidy metrics table; ValueError for a name it does not know."""
+    from the tidy metrics table; ``datasets`` (name -> description, e.g. the simulation
+    regime, from the config) is written next to each dataset. ValueError for a name it
+    does not know."""
     if name.startswith("metric_"):
-        return plot_metric(df, name[len("metric_"):])
+        return plot_metric(df, name[len("metric_"):], datasets=datasets)
     if name.startswith("rates_"):
-        return plot_rates(df, name[len("rates_"):])
+        return plot_rates(df, name[len("rates_"):], datasets=datasets)
     if name.startswith("paper_"):
-        return plot_paper(df, name[len("paper_"):])
-    simple = {"ranks": plot_ranks, "families": plot_families, "resources": plot_resources}
-    if name in simple:
-        return simple[name](df)
+        return plot_paper(df, name[len("paper_"):], datasets=datasets)
+    if name in ("ranks", "families"):
+        return (plot_ranks if name == "ranks" else plot_families)(df, datasets=datasets)
+    if name == "resources":
+        return plot_resources(df)
     raise ValueError(f"no figure called {name!r} is drawn from the metrics table")
 
 
@@ -262,7 +266,8 @@ def _legend(fig, d):
                ncol=len(handles), bbox_to_anchor=(0.0, 0.0))
 
 
-def plot_metric(df: pd.DataFrame, metric: str, ncols: int = 3) -> plt.Figure:
+def plot_metric(df: pd.DataFrame, metric: str, ncols: int = 3,
+                datasets: dict | None = None) -> plt.Figure:
     """Methods side by side for one metric; one panel per (dataset, scenario group).
 
     Bars: mean over seeds, black whisker: 95 % interval, dots: single seeds. Controls
@@ -291,6 +296,9 @@ def plot_metric(df: pd.DataFrame, metric: str, ncols: int = 3) -> plt.Figure:
     if skipped:
         title += "\nnot applicable, not drawn: " + ", ".join(
             f"{a} - {scenario_ids.label_of(b)}" for a, b in skipped)
+    note = _datasets_note(dict.fromkeys(k[0] for k in panels), datasets)
+    if note:
+        title += "\n" + note
     top = _header(fig, title)
     fig.tight_layout(rect=(0, 0.3 / fig.get_figheight(), 1, top))
     _legend(fig, d)
@@ -299,7 +307,7 @@ def plot_metric(df: pd.DataFrame, metric: str, ncols: int = 3) -> plt.Figure:
 
 # ------------------------------------------------------------------ ranks
 
-def plot_ranks(df: pd.DataFrame, metrics=None) -> plt.Figure:
+def plot_ranks(df: pd.DataFrame, metrics=None, datasets: dict | None = None) -> plt.Figure:
     """Family ranks (:func:`ranking.summary`): one row per (dataset, family), one column
     per method (best overall first, ``no_imputation`` among them, ``perfect`` apart as a
     reference). Cells: mean rank over seeds (1 = best, colour) and its 95 % interval;
@@ -340,6 +348,9 @@ def plot_ranks(df: pd.DataFrame, metrics=None) -> plt.Figure:
             ax.text(x, i, txt, ha="center", va="center", fontsize=6.8,
                     color="white" if dark else "black",
                     fontweight="bold" if (r["failed"] or r["missing"]) else "normal")
+    for i in range(1, n_r):
+        if rows[i][0] != rows[i - 1][0]:  # a new dataset: a gap
+            ax.axhline(i - 0.5, color="white", linewidth=5, zorder=4)
     ax.set_xlim(-0.5, n_c - 0.5 + (0.3 if REFERENCE in cols else 0))
     ax.set_ylim(n_r - 0.5, -0.5)
     ax.set_yticks(range(n_r))
@@ -362,7 +373,11 @@ def plot_ranks(df: pd.DataFrame, metrics=None) -> plt.Figure:
     note += ("Black box: cannot be told apart from the row's best within noise (paired "
              "t-interval over seeds). " if seeds >= 2 else
              "One seed: no interval, ties cannot be judged. ")
-    note += "perfect: the place the truth itself would take (a check of the metric). F: failed/NaN."
+    note += ("perfect: the place the truth itself would take (a check of the metric). "
+             "F: failed/NaN.")
+    ds_note = _datasets_note(dict.fromkeys(r[0] for r in rows), datasets)
+    if ds_note:
+        note += "\n" + ds_note
     ax.set_xlabel(note, fontsize=7.5)
     fig.tight_layout()
     return fig
@@ -370,7 +385,8 @@ def plot_ranks(df: pd.DataFrame, metrics=None) -> plt.Figure:
 
 # ------------------------------------------------------------------ against the rate
 
-def plot_rates(df: pd.DataFrame, dataset: str, metrics=None, ncols: int = 4) -> plt.Figure:
+def plot_rates(df: pd.DataFrame, dataset: str, metrics=None, ncols: int = 4,
+               datasets: dict | None = None) -> plt.Figure:
     """Each metric of ``dataset`` against the dropout (or masking) rate: one line per
     method (mean over seeds), band = 95 % interval, controls dashed/dotted; failed
     points are red crosses on the axis."""
@@ -421,8 +437,8 @@ def plot_rates(df: pd.DataFrame, dataset: str, metrics=None, ncols: int = 4) -> 
                              if k != "color"}) for m in methods]
     handles.append(plt.Line2D([], [], marker="x", color=FAILED_COLOR, linestyle="none",
                               mew=2, label="failed (some seed)"))
-    top = _header(fig, f"{dataset}: metrics against the {kind} rate; lines and bands: "
-                  f"{_seeds_note(d)}", handles, ncol=8)
+    top = _header(fig, f"{_named(dataset, datasets)}: metrics against the {kind} rate; "
+                  f"lines and bands: {_seeds_note(d)}", handles, ncol=8)
     fig.tight_layout(rect=(0, 0, 1, top))
     return fig
 
@@ -474,7 +490,8 @@ def family_scores(df: pd.DataFrame) -> pd.DataFrame:
             .agg(score=("score", "mean"), failed=("failed", "any")).reset_index())
 
 
-def plot_families(df: pd.DataFrame, clip=(-1.0, 1.2)) -> plt.Figure:
+def plot_families(df: pd.DataFrame, clip=(-1.0, 1.2),
+                  datasets: dict | None = None) -> plt.Figure:
     """Summary by metric family, one panel per dataset: grouped bars of
     :func:`family_scores` (mean over seeds, 95 % interval), no_imputation at 0 and
     perfect at 1; bars beyond ``clip`` are cut and carry their value; ``F`` above a bar:
@@ -485,7 +502,8 @@ def plot_families(df: pd.DataFrame, clip=(-1.0, 1.2)) -> plt.Figure:
     datasets = list(dict.fromkeys(fs["dataset"]))
     methods = [m for m in method_order(df) if m in set(fs["method"])]
     n_f = fs.groupby("dataset")["family"].nunique().max()
-    fig, axes = _grid(len(datasets), 2, w=max(5.0, 0.22 * len(methods) * n_f + 2), h=3.4)
+    w = max(5.0, 0.2 * len(methods) * n_f + 2)
+    fig, axes = _grid(len(datasets), 2 if w < 8 else 1, w=w, h=3.2)
     width = 0.8 / max(1, len(methods))
     for ax, ds in zip(axes, datasets):
         sub = fs[fs["dataset"] == ds]
@@ -517,7 +535,7 @@ def plot_families(df: pd.DataFrame, clip=(-1.0, 1.2)) -> plt.Figure:
         ax.set_xticklabels([ranking.FAMILY_SHORT.get(f, f) for f in fams], fontsize=7.5)
         ax.set_xlim(-0.5, len(fams) - 0.5)
         ax.set_ylim(clip[0] - 0.1, clip[1] + 0.15)
-        ax.set_title(_dataset_title(df, ds), fontsize=9.5)
+        ax.set_title(_named(ds, datasets), fontsize=9.5)
         ax.set_ylabel("0 = no_imputation, 1 = perfect", fontsize=8)
         ax.grid(axis="y", alpha=0.3, zorder=0)
         ax.tick_params(axis="y", labelsize=8)
@@ -534,13 +552,21 @@ def plot_families(df: pd.DataFrame, clip=(-1.0, 1.2)) -> plt.Figure:
     return fig
 
 
-def _dataset_title(df, ds) -> str:
-    return str(ds)
+def _named(ds, datasets) -> str:
+    """``ds (description)`` where the config describes the dataset."""
+    desc = (datasets or {}).get(ds)
+    return f"{ds} ({desc})" if desc else str(ds)
+
+
+def _datasets_note(names, datasets) -> str:
+    known = [f"{d}: {(datasets or {}).get(d)}" for d in names if (datasets or {}).get(d)]
+    return ("Datasets - " + "; ".join(known)) if known else ""
 
 
 # ------------------------------------------------------------------ paper layout
 
-def plot_paper(df: pd.DataFrame, dataset: str, metrics=PAPER_METRICS) -> plt.Figure:
+def plot_paper(df: pd.DataFrame, dataset: str, metrics=PAPER_METRICS,
+               datasets: dict | None = None) -> plt.Figure:
     """The scZiva paper's per-dataset layout: one row per scenario group (e.g. dropout
     20/50/80 %), one panel per metric in the paper's order (PCC, RMSE, MAE, log-MSE on
     the dropped entries, then ARI, NMI), methods side by side (mean, 95 % interval, seed
@@ -573,8 +599,9 @@ def plot_paper(df: pd.DataFrame, dataset: str, metrics=PAPER_METRICS) -> plt.Fig
             _method_axis(ax, methods)
             ax.set_title(f"{scenario_ids.label_of(grp)}: {met} "
                          f"{ranking.direction_arrow(met)}", fontsize=9)
-    top = _header(fig, f"{dataset}: the paper's metrics (PCC, RMSE, MAE, log-MSE on the "
-                  f"dropped entries, ARI, NMI), {_seeds_note(d)}; one row per scenario")
+    top = _header(fig, f"{_named(dataset, datasets)}: the paper's metrics (PCC, RMSE, MAE, "
+                  f"log-MSE on the dropped entries, ARI, NMI), {_seeds_note(d)}; one row per "
+                  "scenario")
     fig.tight_layout(rect=(0, 0.3 / fig.get_figheight(), 1, top))
     _legend(fig, d)
     return fig

@@ -15,10 +15,11 @@ from scziva_bench import plots  # noqa: E402
 sm = snakemake  # noqa: F821
 df = pd.read_csv(sm.input[0], sep="\t")
 outdir = Path(sm.output[0]).parent
+described = dict(getattr(sm.params, "datasets", None) or {})  # name -> description
 for name in dict.fromkeys(Path(f).stem for f in sm.output):
     log.info("figure %s", name)
-    plots.save_figure(plots.draw(name, df), outdir / name, list(sm.params.formats),
-                      int(sm.params.dpi))
+    plots.save_figure(plots.draw(name, df, described), outdir / name,
+                      list(sm.params.formats), int(sm.params.dpi))
 missing = [f for f in sm.output if not Path(f).is_file()]
 if missing:
     raise FileNotFoundError(f"figures not written: {missing}")
