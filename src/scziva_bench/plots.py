@@ -499,13 +499,13 @@ def plot_families(df: pd.DataFrame, clip=(-1.0, 1.2),
     fs = family_scores(df)
     if fs.empty:
         return _empty("no family summary: no ranked metric with both controls")
-    datasets = list(dict.fromkeys(fs["dataset"]))
+    shown = list(dict.fromkeys(fs["dataset"]))
     methods = [m for m in method_order(df) if m in set(fs["method"])]
     n_f = fs.groupby("dataset")["family"].nunique().max()
     w = max(5.0, 0.2 * len(methods) * n_f + 2)
-    fig, axes = _grid(len(datasets), 2 if w < 8 else 1, w=w, h=3.2)
+    fig, axes = _grid(len(shown), 2 if w < 8 else 1, w=w, h=3.2)
     width = 0.8 / max(1, len(methods))
-    for ax, ds in zip(axes, datasets):
+    for ax, ds in zip(axes, shown):
         sub = fs[fs["dataset"] == ds]
         fams = [f for f in ranking.FAMILY_ORDER if f in set(sub["family"])]
         for j, m in enumerate(methods):
