@@ -44,13 +44,15 @@ def _table(ari_bad):
 def test_report_flags_ari_below_no_imputation():
     page = report.build_report(_table(ari_bad=True), [], PROV, "T <&>", "line 1\nline 2")
     assert page.startswith("<!DOCTYPE html>") and "T &lt;&amp;&gt;" in page
-    assert "<b>bad</b>: ari_kmeans 0.120 vs 0.320 (no_imputation)" in page
-    assert "lower in 3 of 3 seed(s)" in page
+    flags = page.split("Flags")[1].split("Verdicts")[0]
     # the flag names the dataset's description (the regime) and the split
-    assert "sim (Splat, UMI droplet-like regime; tuning split)" in page
-    assert "<b>good</b>" not in page.split("Flags")[1].split("Verdicts")[0]
+    assert ("<b>bad</b> on sim (Splat, UMI droplet-like regime; tuning split): dropout 50 % "
+            "(ARI kmeans 0.120 vs 0.320, lower in 3/3 seeds)") in flags
+    assert "<b>bad</b> on real (CellBench CEL-seq2): mask 10 %" in flags
+    assert "<b>good</b>" not in flags
     # failed method: flagged, listed, counted last
-    assert "<b>broken</b>: ari_kmeans: failed" in page and "broken" in page.split("Failed runs")[1]
+    assert "<b>broken</b> on sim" in flags and "ARI kmeans failed in 1/1 seeds" in flags
+    assert "broken" in page.split("Failed runs")[1]
     # seeds and what a rank means
     assert "with 3 seed(s)" in page and report.RANK_TEXT[:60] in page
     assert "not stated" in page  # real has no split

@@ -136,7 +136,7 @@ def _reading_section(d: pd.DataFrame, prov) -> list[str]:
              "regime) it names only. <i>split</i>: whether a dataset was used to tune "
              "methods (<i>tuning</i>) or only to report (<i>reporting</i>), as the config "
              "says.</p></div>",
-             _table_html(pd.DataFrame(rows).set_index("dataset"))]
+             pd.DataFrame(rows).to_html(index=False, border=0, escape=True)]
     parts += _methods_table(d, prov)
     return parts
 
@@ -157,10 +157,12 @@ def _methods_table(d: pd.DataFrame, prov) -> list[str]:
             except TypeError:
                 info = describe(m)
         rows.append({"method": m, "label in figures": info.get("label", m),
-                     "kind": info.get("kind", "?"), "source": info.get("source", "")})
+                     "kind": info.get("kind", ""), "source": info.get("source", "")})
+    table = pd.DataFrame(rows)
+    table = table[[c for c in table.columns if c == "method" or (table[c] != "").any()]]
     return ["<p><b>Methods.</b> <i>reimplementation</i>: re-implemented in this repository "
             "from the paper, not the authors' package; its results may differ from the "
-            "package's.</p>", _table_html(pd.DataFrame(rows).set_index("method"))]
+            "package's.</p>", table.to_html(index=False, border=0, escape=True)]
 
 
 def clustering_flags(df: pd.DataFrame, metrics=CLUSTERING_FLAG_METRICS) -> pd.DataFrame:
@@ -197,22 +199,28 @@ def _flags_section(df, prov) -> list[str]:
         parts.append("<p>No method has a lower mean ARI than no_imputation on any dataset "
                      "and scenario.</p>")
         return parts
-    parts.append(f"<p>{len(flags)} case(s) where a method's clustering of its imputed data "
-                 "agrees less with the true groups (ARI, mean over seeds) than clustering the "
-                 "observed counts does:</p>")
-    for r in flags.itertuples(index=False):
-        where = (f"on {esc(_where(r.dataset, prov))}, {esc(scenario_ids.label_of(r.group))}")
-        if np.isfinite(r.value) and r.value < r.baseline:
-            what = (f"{esc(r.metric)} {r.value:.3f} vs {r.baseline:.3f} (no_imputation) "
-                    f"{where}; lower in {r.worse_seeds} of {r.seeds} seed(s)")
-            if r.failed:
-                what += " (a failed seed counts as lower)"
-        else:
-            what = (f"{esc(r.metric)}: failed {where}, in {r.failed} of {r.seeds} "
-                    "seed(s); a failed run counts as worse than no imputation")
-            if np.isfinite(r.value):
-                what += f" (mean of the other seeds {r.value:.3f} vs {r.baseline:.3f})"
-        parts.append(f"<div class='flag'>&#9888; <b>{esc(r.method)}</b>: {what}.</div>")
+    n_cases = len(flags)
+    parts.append(f"<p>{n_cases} case(s) (dataset, scenario, ARI metric) where a method's "
+                 "clustering of its imputed data agrees less with the true groups (mean "
+                 "over seeds) than clustering the observed counts does, or the method "
+                 "failed (a failure counts as worse). One line per method and dataset:</p>")
+    for (ds, m), g in flags.groupby(["dataset", "method"], sort=False):
+        items = []
+        for grp, h in g.groupby("group", sort=False):
+            bits = []
+            for r in h.itertuples(index=False):
+                name = r.metric.replace("ari_", "ARI ")
+                if np.isfinite(r.value) and r.value < r.baseline:
+                    bit = (f"{name} {r.value:.3f} vs {r.baseline:.3f}, lower in "
+                           f"{r.worse_seeds}/{r.seeds} seeds")
+                else:
+                    bit = f"{name} failed in {r.failed}/{r.seeds} seeds"
+                if r.failed and np.isfinite(r.value) and r.value < r.baseline:
+                    bit += f", failed in {r.failed}"
+                bits.append(bit)
+            items.append(f"{esc(scenario_ids.label_of(grp))} ({esc('; '.join(bits))})")
+        parts.append(f"<div class='flag'>&#9888; <b>{esc(m)}</b> on "
+                     f"{esc(_where(ds, prov))}: {', '.join(items)}.</div>")
     return parts
 
 
@@ -232,9 +240,9 @@ def _verdicts_section(summary: pd.DataFrame, prov) -> list[str]:
                        "others")
             else:
                 tied = comp[comp["tied_best"] & (comp["method"] != best["method"])]
+                lo, hi = max(1.0, best["lo"]), min(best["n"] + 1.0, best["hi"])
                 txt = (f"best: <b>{esc(best['method'])}</b> (mean rank {best['mean']:.2f} "
-                       f"[{best['lo']:.2f}, {best['hi']:.2f}], {int(best['n_seeds'])} "
-                       "seeds)")
+                       f"[{lo:.2f}, {hi:.2f}], {int(best['n_seeds'])} seeds)")
                 txt += ("; tied with it within noise: " + esc(", ".join(tied["method"]))
                         if len(tied) else "; ahead of every other method beyond noise")
             base = comp[comp["method"] == ranking.BASELINE]
@@ -335,8 +343,14 @@ def _values_section(d: pd.DataFrame) -> list[str]:
 def _caption(stem: str) -> str:
     kind = stem.split("_")[0]
     text = CAPTIONS.get(kind, "")
+    rest = stem.split("_", 1)[1] if "_" in stem else ""
     if kind in ("rates", "paper"):
-        text = f"{stem.split('_', 1)[1]}: {text}"
+        text = f"{rest}: {text}"
+    if kind == "metric" and rest in ranking.metric_specs.SPECS:
+        spec = ranking.spec(rest)
+        text = (f"{rest}: {spec.description} ({ranking.direction_label(rest)}; family "
+                f"{ranking.FAMILY_LABELS.get(spec.family, spec.family)}; "
+                f"{'ranked' if spec.ranked else 'not ranked'}). {text}")
     return text
 
 
