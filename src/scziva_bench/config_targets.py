@@ -143,27 +143,37 @@ def _fmt_params(d: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in (d or {}).items()) or "defaults"
 
 
+def _dataset_line(name: str, ds: dict, config: dict) -> str:
+    src = ds.get("source")
+    if src == "simulate":
+        s = ds.get("simulate", {})
+        what = (f"Splat simulation, {s.get('n_cells')} cells x {s.get('n_genes')} genes, "
+                f"{s.get('n_groups')} groups, seed {s.get('seed')}")
+    elif src == "zenodo":
+        what = f"Zenodo record {ds.get('record')}, file {ds.get('file')}"
+    else:
+        what = f"local file {ds.get('path')}"
+    labels = [f"{k} {ds[k]}" for k in ("regime", "split") if ds.get(k)]
+    extra = f" ({'; '.join(labels)})" if labels else ""
+    desc = f" {ds['description']}." if ds.get("description") else ""
+    return (f"Dataset {name}{extra}: {what}; scenarios "
+            f"{', '.join(dataset_scenarios(config, name))}.{desc}")
+
+
 def describe_config(config: dict) -> str:
     """Plain-text summary of the data, protocol and seeds a config asks for (figure
-    captions, report). One sentence per line, reStructuredText-safe."""
-    lines = []
-    for name, ds in config.get("datasets", {}).items():
-        src = ds.get("source")
-        if src == "simulate":
-            s = ds.get("simulate", {})
-            what = (f"Splat simulation without dropout, {s.get('n_cells')} cells x "
-                    f"{s.get('n_genes')} genes, {s.get('n_groups')} groups, seed {s.get('seed')}")
-        elif src == "zenodo":
-            what = f"Zenodo record {ds.get('record')}, file {ds.get('file')}"
-        else:
-            what = f"local file {ds.get('path')}"
-        lines.append(f"Dataset {name}: {what}; scenarios "
-                     f"{', '.join(dataset_scenarios(config, name))}.")
+    captions, report): one sentence per line, every line passed through
+    :func:`scziva_bench.textsafe.one_line` (user text cannot start a new line). Captions
+    show it as a literal block, the HTML report escapes it."""
+    from .textsafe import one_line
+
+    lines = [_dataset_line(name, ds, config) for name, ds in config.get("datasets", {}).items()]
     lines.append("Scenario ids: dropoutNN_sS drops NN % of the non-zero counts (seed S), "
                  "maskNN_sS masks NN % of them uniformly, mcv_sS is a molecular "
                  "cross-validation split, none is the data as given.")
     meths = [f"{m} ({_fmt_params((spec or {}).get('params'))})"
              for m, spec in config.get("methods", {}).items()]
-    lines.append(f"Methods: {'; '.join(meths)}; method seed {config.get('seed', 0)}.")
+    lines.append(f"Methods: {'; '.join(meths)}; method seed {config.get('seed', 0)} plus "
+                 "the scenario's seed.")
     lines.append(f"Metrics: {', '.join(config.get('metrics', []))}.")
-    return "\n".join(lines)
+    return "\n".join(one_line(ln) for ln in lines)

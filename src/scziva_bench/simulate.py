@@ -36,11 +36,56 @@ from scipy import optimize, stats
 
 from scziva.errors import InputError
 
-__all__ = ["splat", "estimate_params", "add_dropout", "solve_midpoint", "zero_entries"]
+__all__ = ["splat", "estimate_params", "add_dropout", "solve_midpoint", "zero_entries", "REGIMES",
+           "REGIME_SOURCES", "regime"]
 
 # keys of estimate_params() -- all of them are keyword arguments of splat()
 PARAM_KEYS = ("mean_shape", "mean_rate", "lib_loc", "lib_scale", "out_prob", "out_loc",
               "out_scale", "bcv_common")
+
+
+# ----------------------------------------------------------------------------- regimes
+
+#: Splat parameters estimated with :func:`estimate_params` from real datasets (on their
+#: largest cell type, so that the differences between types do not inflate the BCV), at
+#: the real dataset's size (``n_genes``), plus a DE strength (``de_prob``, ``de_loc``)
+#: chosen so that the groups are recoverable from the truth (k-means ARI ~0.9-1 at
+#: 300 cells x 1000 genes) but not trivially from the observed counts at 50 % dropout.
+#: Use :func:`regime` to get splat() arguments at another size (it keeps the counts per
+#: entry). Numbers, so that no data file is needed.
+REGIMES = {
+    # UMI droplet: ~1.7 counts per entry, ~64 % zeros (the real data: 1.71, 62 %)
+    "umi": dict(n_genes=15127, mean_shape=0.7229, mean_rate=0.8663, lib_loc=9.9947,
+                lib_scale=0.5216, out_prob=0.019, out_loc=3.875, out_scale=0.565,
+                bcv_common=0.0, de_prob=0.2, de_loc=0.8, de_scale=0.4),
+    # full-length, deep (reads): ~27 counts per entry, ~75 % zeros (the real data: 26.7,
+    # 80 %), very over-dispersed (bcv_common ~3), so DE must be strong to show
+    "fulllength": dict(n_genes=21627, mean_shape=0.3492, mean_rate=0.0183, lib_loc=13.1516,
+                       lib_scale=0.5703, out_prob=0.0002, out_loc=6.4748, out_scale=0.7827,
+                       bcv_common=2.9808, de_prob=0.2, de_loc=2.0, de_scale=0.4),
+}
+REGIME_SOURCES = {
+    "umi": "CellBench Drop-seq (Tian et al. 2019), cell line H1975 (92 cells x 15127 genes)",
+    "fulllength": "Darmanis et al. 2015 brain (Fluidigm C1 SMARTer reads), neurons (131 cells x 21627 genes)",
+}
+
+
+def regime(name: str, n_cells: int = 300, n_genes: int = 1000, **overrides) -> dict:
+    """splat() keyword arguments of a named regime (:data:`REGIMES`) at ``n_genes`` genes.
+
+    The library size is scaled with the number of genes (``lib_loc + log(n_genes /
+    n_genes_real)``), so that the counts per entry, and with them the share of zeros,
+    stay those of the real data. ``overrides`` (e.g. ``seed``, ``n_groups``,
+    ``de_prob``) are applied last.
+    """
+    if name not in REGIMES:
+        raise InputError(f"unknown simulation regime {name!r}; known: {', '.join(REGIMES)}")
+    p = dict(REGIMES[name])
+    real_genes = p.pop("n_genes")
+    p["lib_loc"] = round(p["lib_loc"] + float(np.log(int(n_genes) / real_genes)), 4)
+    p.update(n_cells=int(n_cells), n_genes=int(n_genes))
+    p.update(overrides)
+    return p
 
 
 # ----------------------------------------------------------------------------- dropout
