@@ -111,7 +111,8 @@ def test_colours_are_stable_across_figures_and_method_sets():
     b = _colors(plots.plot_rates(df, "splat_a"))
     plt.close("all")
     for m in ("scziva", "magic", "dca", "scvi"):
-        assert a[m] == b[m] == plots.method_color(m)
+        lab = plots.method_label(m)
+        assert a[lab] == b[lab] == plots.method_color(m)
     assert len({plots.method_color(m) for m in ("scziva", "magic", "dca", "scvi")}) == 4
     # adding a method changes nobody else's colour
     more = pd.concat([df, df[df["method"] == "magic"].assign(method="zz_new")])

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from scziva_bench import metric_specs, scenario_ids
+from scziva_bench.methods import CONTROLS
 
 __all__ = [
     "CONTROLS", "RESOURCE_METRICS", "BASELINE", "REFERENCE", "FAMILY_LABELS", "spec", "maximize",
@@ -37,11 +38,9 @@ __all__ = [
 ]
 
 RESOURCE_METRICS = metric_specs.RESOURCE_METRICS
-#: the control methods (``methods.controls``): the observed counts, a competitor that
-#: every method should beat, and the truth itself, a reference rather than a competitor
-BASELINE = "no_imputation"
-REFERENCE = "perfect"
-CONTROLS = (BASELINE, REFERENCE)
+#: the control methods (the registry's list): the observed counts, a competitor that every
+#: method should beat, and the truth itself, a reference rather than a competitor
+BASELINE, REFERENCE = CONTROLS
 
 FAMILY_LABELS = {
     "accuracy_imputation": "imputation (dropped / masked entries)",
