@@ -21,6 +21,8 @@ PROV = {"created_utc": "2026-12-01T00:00:00", "git_commit": "abc123", "python": 
         "config": {"datasets": {
             "sim": {"source": "simulate", "description": "Splat, UMI droplet-like regime",
                     "split": "tuning"},
+            "sim2": {"source": "simulate", "regime": "full-length deep",
+                     "description": "Splat, long text"},
             "real": {"source": "local", "description": "CellBench CEL-seq2"}}}}
 
 
@@ -56,6 +58,7 @@ def test_report_flags_ari_below_no_imputation():
     # seeds and what a rank means
     assert "with 3 seed(s)" in page and report.RANK_TEXT[:60] in page
     assert "not stated" in page  # real has no split
+    assert report._where("sim2", PROV) == "sim2 (full-length deep regime)"
     assert "ranked below no_imputation" in page
 
 

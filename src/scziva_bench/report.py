@@ -91,9 +91,12 @@ def _datasets(prov) -> dict:
 
 
 def _where(ds, prov) -> str:
-    """``name (description; split)`` of a dataset, from the config in the provenance."""
+    """``name (regime, else description; split)`` of a dataset, from the config in the
+    provenance."""
     spec = _datasets(prov).get(ds) or {}
-    bits = [str(spec["description"])] if spec.get("description") else []
+    label = spec.get("regime") or spec.get("description")
+    bits = [f"{label} regime" if spec.get("regime") and "regime" not in str(label)
+            else str(label)] if label else []
     if spec.get("split"):
         bits.append(f"{spec['split']} split")
     return f"{ds} ({'; '.join(bits)})" if bits else str(ds)
@@ -109,6 +112,7 @@ def _reading_section(d: pd.DataFrame, prov) -> list[str]:
         groups = list(dict.fromkeys(g["group"]))
         rows.append({
             "dataset": ds,
+            "regime": spec.get("regime", "not given"),
             "description": spec.get("description", "not given"),
             "source": spec.get("source", "?"),
             "split": spec.get("split", "not stated"),
