@@ -7,6 +7,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve()))  # noqa: F821  (finds _bootstrap)
 import _bootstrap  # noqa: E402,F401  (this checkout's src/ first on sys.path)
+# this script's folder off sys.path again: this file is called umap.py and would shadow
+# the umap-learn package that scanpy imports for the UMAP ("from umap.umap_ import ...")
+sys.path.remove(str(Path(snakemake.scriptdir).resolve()))  # noqa: F821
 from scziva_bench.workflow_utils import imputed_file, start_script  # noqa: E402
 
 log = start_script(snakemake)  # noqa: F821
