@@ -462,8 +462,8 @@ def family_scores(df: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, family, method, seed): the mean over the family's ranked metrics and
     the scenarios of ``(value - no_imputation) / (perfect - no_imputation)`` in the
     metric's direction: 0 = as good as doing nothing, 1 = as good as the truth, below 0 =
-    worse than no imputation. Metrics where ``perfect`` is missing or equals
-    ``no_imputation`` are left out; failed runs give NaN (drawn as failed)."""
+    worse than no imputation. Metrics where ``perfect`` is missing or does not beat
+    ``no_imputation`` (no scale to measure on) are left out; failed runs give NaN."""
     d = ranking.tidy(df)
     d = d[d["metric"].map(lambda m: m not in RESOURCE_METRICS and ranking.is_ranked(m))]
     d = d[d["status"] != "not_applicable"]
@@ -478,11 +478,12 @@ def family_scores(df: pd.DataFrame) -> pd.DataFrame:
     sign = np.array([1.0 if ranking.maximize(m) is not False else -1.0 for m in d["metric"]])
     zero = np.array([ranking.maximize(m) == "zero" for m in d["metric"]])
     v, b, r = (np.where(zero, -np.abs(a), a * sign) for a in (v, b, r))
-    gap = r - b
+    gap = r - b  # > 0 where the truth scores better than doing nothing
+    usable = np.isfinite(gap) & (gap > 1e-12)
     with np.errstate(invalid="ignore", divide="ignore"):
-        score = np.where(np.abs(gap) > 1e-12, (v - b) / gap, np.nan)
+        score = np.where(usable, (v - b) / np.where(usable, gap, 1.0), np.nan)
     d["score"] = score
-    d["usable"] = np.isfinite(gap) & (np.abs(gap) > 1e-12)
+    d["usable"] = usable
     d = d[d["usable"]]
     d["family"] = d["metric"].map(ranking.family)
     d["failed"] = d["status"] == "failed"
@@ -494,8 +495,8 @@ def plot_families(df: pd.DataFrame, clip=(-1.0, 1.2),
                   datasets: dict | None = None) -> plt.Figure:
     """Summary by metric family, one panel per dataset: grouped bars of
     :func:`family_scores` (mean over seeds, 95 % interval), no_imputation at 0 and
-    perfect at 1; bars beyond ``clip`` are cut and carry their value; ``F`` above a bar:
-    some run failed (left out of its mean)."""
+    perfect at 1; bars beyond ``clip`` are cut at the axis and marked with a triangle;
+    ``F`` above a bar: some run failed (left out of its mean)."""
     fs = family_scores(df)
     if fs.empty:
         return _empty("no family summary: no ranked metric with both controls")
@@ -523,9 +524,9 @@ def plot_families(df: pd.DataFrame, clip=(-1.0, 1.2),
                 if np.isfinite(half) and shown == mean:
                     ax.errorbar(x, mean, yerr=half, color="k", linewidth=0.8, capsize=1.5,
                                 zorder=3)
-                if shown != mean:
-                    ax.text(x, shown, f"{mean:.1f}", fontsize=6, ha="center",
-                            va="bottom" if mean > 0 else "top", rotation=90)
+                if shown != mean:  # beyond the axis: a triangle at the edge
+                    ax.plot(x, shown, marker="^" if mean > 0 else "v", color="k",
+                            markersize=4, zorder=4, clip_on=False)
                 if g["failed"].any():
                     ax.text(x, max(shown, 0) + 0.03, "F", color=FAILED_COLOR, fontsize=7,
                             ha="center", va="bottom", fontweight="bold")
@@ -544,6 +545,8 @@ def plot_families(df: pd.DataFrame, clip=(-1.0, 1.2),
     handles += [plt.Line2D([], [], label=c, **CONTROL_STYLE[c]) for c in CONTROLS]
     handles.append(plt.Line2D([], [], color=FAILED_COLOR, marker="$F$", linestyle="none",
                               label="some run failed"))
+    handles.append(plt.Line2D([], [], color="k", marker="^", linestyle="none", markersize=4,
+                              label=f"beyond {clip[0]:g} / {clip[1]:g}"))
     top = _header(fig, "Summary by metric family: mean over the family's ranked metrics of "
                   "the score scaled to no_imputation = 0, perfect = 1 (below 0: worse than "
                   f"no imputation)\n{_seeds_note(ranking.tidy(df))}; failed runs left out "
