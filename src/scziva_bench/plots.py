@@ -699,8 +699,8 @@ def plot_resources(df: pd.DataFrame) -> plt.Figure:
                            s=40, color=FAILED_COLOR, linewidth=2, zorder=5)
             if bad_mask.any():
                 trans = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
-                ax.text(i, 0.98, "failed", color=FAILED_COLOR, rotation=90, ha="center",
-                        va="top", fontsize=8, transform=trans)
+                ax.text(i + 0.3, 0.98, "failed", color=FAILED_COLOR, rotation=90,
+                        ha="center", va="top", fontsize=7.5, transform=trans)
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(mticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
