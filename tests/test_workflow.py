@@ -236,8 +236,21 @@ def test_lint_is_clean(tmp_path):
     assert "Congratulations" in res.stdout + res.stderr
 
 
-def test_paper_dry_run_plans_the_downloads(tmp_path):
+def test_paper_config_plans_offline(tmp_path):
+    """config/paper.yaml: the paper's real datasets from resources/, its simulations from
+    our simulator; nothing to download, even run from another folder."""
     res = run_snakemake("-n", "--configfile", REPO / "config" / "paper.yaml", cwd=tmp_path)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M))
+    assert "download_zenodo" not in counts
+    assert int(counts["load_local"]) == 4 and int(counts["simulate"]) >= 1
+    assert str(REPO / "resources" / "datasets" / "yan.h5ad") in out
+
+
+def test_paper_zenodo_dry_run_plans_the_downloads(tmp_path):
+    res = run_snakemake("-n", "--configfile", REPO / "config" / "paper_zenodo.yaml",
+                        cwd=tmp_path)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M))

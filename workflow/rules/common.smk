@@ -100,6 +100,16 @@ FIGURES = [
 ]
 
 
+def _local_path(path):
+    """A local dataset's file: relative to the working directory, else (for the datasets
+    shipped in resources/datasets/, when `--directory` is elsewhere) to the checkout."""
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return str(path)
+    shipped = Path(workflow.basedir) / p
+    return str(shipped) if shipped.exists() else str(path)
+
+
 def _dataset_files(wildcards):
     """Counts file (and optional truth file) of a local or Zenodo dataset."""
     ds = config["datasets"][wildcards.dataset]
@@ -110,11 +120,11 @@ def _dataset_files(wildcards):
         if ds.get("labels_file"):
             files["labels"] = f"resources/zenodo/{ds['record']}/{ds['labels_file']}"
     else:
-        files = {"counts": ds["path"]}
+        files = {"counts": _local_path(ds["path"])}
         if ds.get("truth_path"):
-            files["truth"] = ds["truth_path"]
+            files["truth"] = _local_path(ds["truth_path"])
         if ds.get("labels_path"):
-            files["labels"] = ds["labels_path"]
+            files["labels"] = _local_path(ds["labels_path"])
     return files
 
 
