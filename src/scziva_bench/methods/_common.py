@@ -73,3 +73,36 @@ class EarlyStopping:
     def restore(self, model):
         if self.best_state is not None:
             model.load_state_dict(self.best_state)
+
+
+def train_with_early_stopping(model, train_epoch, validation_loss, *, epochs: int,
+                              patience: int, on_validation=None) -> int:
+    """The epoch loop shared by the torch re-implementations (DCA, DeepImpute).
+
+    Each epoch: ``model.train()``, ``train_epoch()`` (one pass over the training cells);
+    then, when ``validation_loss`` is given, ``model.eval()`` and ``validation_loss()``
+    under ``torch.no_grad()``, passed to ``on_validation`` (e.g. a learning-rate
+    scheduler) and to :class:`EarlyStopping`, which ends training after ``patience``
+    epochs without improvement. The best model (lowest validation loss) is restored at the
+    end. ``validation_loss=None`` (no validation cells) trains for ``epochs`` epochs.
+    Returns the number of epochs trained.
+    """
+    import torch
+
+    stopper = EarlyStopping(patience)
+    done = 0
+    for _ in range(int(epochs)):
+        model.train()
+        train_epoch()
+        done += 1
+        if validation_loss is None:
+            continue
+        model.eval()
+        with torch.no_grad():
+            vloss = float(validation_loss())
+        if on_validation is not None:
+            on_validation(vloss)
+        if stopper.step(vloss, model):
+            break
+    stopper.restore(model)
+    return done

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import EarlyStopping, dense, library_sizes, seed_torch, split_cells
+from ._common import dense, library_sizes, seed_torch, split_cells, train_with_early_stopping
 
 USES_GPU = True
 DEFAULTS = {"hidden": [64, 32, 64], "epochs": 300, "batch_size": 32, "lr": 1e-3,
@@ -114,7 +114,6 @@ def impute(counts, *, seed, device, adata, hidden, epochs, batch_size, lr, patie
     tX = torch.as_tensor(X, dtype=torch.float32, device=dev)
     tS = torch.as_tensor(sf, dtype=torch.float32, device=dev)[:, None]
     train, val = split_cells(n, float(validation), rng, min_val=2)
-    stopper = EarlyStopping(patience)
     bs = int(batch_size)
 
     def loss_of(idx):
@@ -122,8 +121,7 @@ def impute(counts, *, seed, device, adata, hidden, epochs, batch_size, lr, patie
         nll = zinb_nll(tX[idx], mean * tS[idx], theta, pi)
         return (nll + ridge * pi.pow(2)).mean()
 
-    for _ in range(int(epochs)):
-        model.train()
+    def train_epoch():
         perm = train[rng.permutation(len(train))]
         for start in range(0, len(perm), bs):
             idx = perm[start:start + bs]
@@ -135,14 +133,10 @@ def impute(counts, *, seed, device, adata, hidden, epochs, batch_size, lr, patie
             if clip_value:
                 torch.nn.utils.clip_grad_value_(model.parameters(), float(clip_value))
             opt.step()
-        if len(val):
-            model.eval()
-            with torch.no_grad():
-                vloss = float(loss_of(torch.as_tensor(val, device=dev)))
-            sched.step(vloss)
-            if stopper.step(vloss, model):
-                break
-    stopper.restore(model)
+
+    t_val = torch.as_tensor(val, device=dev)
+    train_with_early_stopping(model, train_epoch, (lambda: loss_of(t_val)) if len(val) else None,
+                              epochs=epochs, patience=patience, on_validation=sched.step)
 
     model.eval()
     out = np.empty((n, g), dtype=np.float32)

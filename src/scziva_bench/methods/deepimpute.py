@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import EarlyStopping, dense, library_sizes, seed_torch, split_cells
+from ._common import dense, library_sizes, seed_torch, split_cells, train_with_early_stopping
 
 USES_GPU = True
 DEFAULTS = {"n_targets": 512, "n_pred": 5, "min_expression": 5.0, "max_targets": None,
@@ -98,7 +98,6 @@ def impute(counts, *, seed, device, adata, n_targets, n_pred, min_expression, ma
         net = nn.Sequential(nn.Linear(len(inputs), int(hidden)), nn.ReLU(), nn.Dropout(float(dropout)),
                             nn.Linear(int(hidden), len(targets)), nn.Softplus()).to(dev)
         opt = torch.optim.Adam(net.parameters(), lr=float(lr))
-        stopper = EarlyStopping(patience)
         t_in = torch.as_tensor(inputs, device=dev)
         t_out = torch.as_tensor(targets, device=dev)
 
@@ -106,8 +105,7 @@ def impute(counts, *, seed, device, adata, n_targets, n_pred, min_expression, ma
             y = tL[idx][:, t_out]
             return (y * (y - net(tL[idx][:, t_in])) ** 2).mean()
 
-        for _ in range(int(epochs)):
-            net.train()
+        def train_epoch():
             perm = train[rng.permutation(len(train))]
             for start in range(0, len(perm), int(batch_size)):
                 idx = torch.as_tensor(perm[start:start + int(batch_size)], device=dev)
@@ -115,13 +113,10 @@ def impute(counts, *, seed, device, adata, n_targets, n_pred, min_expression, ma
                 loss = loss_of(idx)
                 loss.backward()
                 opt.step()
-            if len(val):
-                net.eval()
-                with torch.no_grad():
-                    vloss = float(loss_of(torch.as_tensor(val, device=dev)))
-                if stopper.step(vloss, net):
-                    break
-        stopper.restore(net)
+
+        t_val = torch.as_tensor(val, device=dev)
+        train_with_early_stopping(net, train_epoch, (lambda: loss_of(t_val)) if len(val) else None,
+                                  epochs=epochs, patience=patience)
         net.eval()
         with torch.no_grad():
             yhat = net(tL[:, t_in]).clamp(max=cap).cpu().numpy().astype(np.float64)
