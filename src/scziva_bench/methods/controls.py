@@ -16,6 +16,8 @@ import scipy.sparse as sp
 from scziva.errors import InputError
 
 SOURCE = "control (no package)"
+KIND = "control"
+LABELS = {"no_imputation": "No imputation", "perfect": "Perfect (truth)"}
 
 
 def _no_imputation(counts, *, seed, device, adata):

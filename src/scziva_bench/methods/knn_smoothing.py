@@ -25,6 +25,8 @@ from scziva.errors import InputError
 from ._common import dense, library_sizes
 
 USES_GPU = False
+KIND = "reimplementation"
+LABEL = "kNN-smoothing (re-impl.)"
 DEFAULTS = {"k": 15, "d": 10, "dither": 0.03}
 SOURCE = "re-implemented in numpy/scikit-learn from Wagner, Yan & Yanai 2017 (bioRxiv 217737)"
 
