@@ -91,6 +91,11 @@ def imputed_dirs(wildcards):
     return [f"results/imputed/{wildcards.dataset}/{m}" for m in METHODS]
 
 
+def job_runtime(minutes):
+    """A job imputes every scenario of its dataset: `runtime` (minutes) is per scenario."""
+    return lambda wildcards: minutes * len(ct.dataset_scenarios(config, wildcards.dataset))
+
+
 def method_params(name):
     return dict((config["methods"].get(name) or {}).get("params") or {})
 

@@ -9,11 +9,6 @@
 # GPU methods ask for resources gpu=1 (set in the config); the default profile allows
 # one such job at a time (locally only where an NVIDIA GPU is present, see common.smk).
 
-def job_runtime(minutes):
-    """A job imputes every scenario of its dataset: `runtime` (minutes) is per scenario."""
-    return lambda wildcards: minutes * len(ct.dataset_scenarios(config, wildcards.dataset))
-
-
 for _method in METHODS:
     _res = ct.method_resources(config, _method)
 
