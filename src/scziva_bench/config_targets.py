@@ -141,12 +141,18 @@ def umap_target(config: dict):
 
 
 def figure_names(config: dict) -> list[str]:
-    """Base names (no extension) of the figures in ``results/figures/``."""
-    names = [f"metric_{m}" for m in config.get("metrics", [])]
-    names += ["ranks", "resources"]
-    if umap_target(config) is not None:
-        names.append("umap")
-    return names
+    """Base names (no extension) of the figures in ``results/figures/``
+    (:func:`scziva_bench.figure_list.figure_names`); the paper-layout figures per dataset
+    only where ``figures.paper`` is set (config/paper.yaml)."""
+    from . import figure_list
+
+    umap = umap_target(config)
+    return figure_list.figure_names(
+        config.get("metrics", []),
+        {ds: dataset_scenarios(config, ds) for ds in config.get("datasets", {})},
+        umap=umap is not None,
+        hexbin=umap is not None and scenario_ids_mod.parse_id(umap[1]).rate is not None,
+        paper=bool((config.get("figures") or {}).get("paper", False)))
 
 
 def _fmt_params(d: dict) -> str:

@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from scziva_bench import config_targets as ct  # noqa: E402
 from scziva_bench.provenance import nvidia_gpu_present  # noqa: E402
+from scziva_bench import figure_list  # noqa: E402
 from scziva_bench.scenario_ids import WILDCARD as SCENARIO_WILDCARD  # noqa: E402
 
 DATASETS = list(config["datasets"])

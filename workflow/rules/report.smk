@@ -4,11 +4,14 @@ rule figures:
     input:
         "results/metrics.tsv",
     output:
-        _figure_outputs([n for n in ct.figure_names(config) if n != "umap"]),
+        _figure_outputs(figure_list.from_tables(ct.figure_names(config))),
     log:
         "results/logs/figures.log",
     params:
-        metrics=METRICS,
+        datasets={
+            ds: spec.get("regime") or spec.get("description", "")
+            for ds, spec in config["datasets"].items()
+        },
         **_FIG_KW,
     conda:
         "../../envs/bench.yaml"
@@ -25,7 +28,9 @@ if UMAP is not None:
                 "results/imputed/{dataset}/{method}", dataset=UMAP[0], method=METHODS
             ),
         output:
-            _figure_outputs(["umap"]),
+            _figure_outputs(
+                [n for n in ct.figure_names(config) if n in figure_list.IMPUTED_FIGURES]
+            ),
         log:
             "results/logs/umap.log",
         params:
