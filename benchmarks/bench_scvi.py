@@ -40,6 +40,8 @@ VARIANTS = {
     # about 10 CPU seconds each on 500 cells x 1,000 genes (one thread)
     "ep90": {"max_epochs": 90},
     "ep45_bs32": {"max_epochs": 45, "batch_size": 32},
+    "ep150_bs32": {"max_epochs": 150, "batch_size": 32},
+    "ep100_bs64": {"max_epochs": 100, "batch_size": 64},
 }
 
 SIMS = {
@@ -47,6 +49,14 @@ SIMS = {
     "sim_nodrop": {},                                           # the same without dropout
     "sim_strong_de": {"de_loc": 0.5, "de_prob": 0.2},
     "sim_umi": {"lib_loc": 7.6},                                # ~2 counts per entry
+    # the default config's regimes (config.yaml, 250 cells x 600 genes, 4 groups)
+    "cfg_umi": {"n_groups": 4, "mean_shape": 0.7229, "mean_rate": 0.8663, "lib_loc": 6.7674,
+                "lib_scale": 0.5216, "out_prob": 0.019, "out_loc": 3.875, "out_scale": 0.565,
+                "bcv_common": 0.0, "de_prob": 0.2, "de_loc": 0.8, "de_scale": 0.4},
+    "cfg_fulllength": {"n_groups": 4, "mean_shape": 0.3492, "mean_rate": 0.0183,
+                       "lib_loc": 9.5668, "lib_scale": 0.5703, "out_prob": 0.0002,
+                       "out_loc": 6.4748, "out_scale": 0.7827, "bcv_common": 2.9808,
+                       "de_prob": 0.2, "de_loc": 2.0, "de_scale": 0.4},
 }
 
 
@@ -82,7 +92,8 @@ def _datasets(names, n_cells, n_genes, real):
     out = {}
     for name in names:
         if name in SIMS:
-            data = simulate.splat(n_cells=n_cells, n_genes=n_genes, n_groups=5, seed=1, **SIMS[name])
+            data = simulate.splat(n_cells=n_cells, n_genes=n_genes, seed=1,
+                                  **{"n_groups": 5, **SIMS[name]})
             labels = data.obs["group"].astype(str).to_numpy()
             if name == "sim_nodrop":
                 X = data.layers["counts"].tocsr()

@@ -398,6 +398,20 @@ def test_deepimpute_target_genes_as_the_package():
     assert size == 8
 
 
+def test_deepimpute_normalization_options(scenario):
+    import anndata as ad
+
+    # the package's "libSizeLog" option: runs, keeps observed counts, differs from "log"
+    X = scenario.layers["counts"].toarray()
+    kw = {"epochs": 2, "normalization": "libsize_log"}
+    a = ad.AnnData(X=sp.csr_matrix(X), layers={"counts": sp.csr_matrix(X)})
+    Y = methods.run("deepimpute", a, seed=0, device="cpu", **kw)
+    assert np.all(np.isfinite(Y)) and np.array_equal(Y[X > 0], X[X > 0])
+    assert not np.array_equal(Y, methods.run("deepimpute", a, seed=0, device="cpu", epochs=2))
+    with pytest.raises(InputError, match="normalization must be one of log, libsize_log"):
+        methods.run("deepimpute", a, normalization="cpm")
+
+
 # ----------------------------------------------------------------------------- fidelity labels
 
 ADAPTERS = ["alra", "dca", "deepimpute", "knn_smoothing", "magic", "scvi", "no_imputation", "perfect"]
