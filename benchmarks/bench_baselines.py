@@ -34,6 +34,7 @@ SETTINGS = {
     "deepimpute": {
         "default": {},                                               # package: log1p of raw counts
         "libsize_log": {"normalization": "libsize_log"},             # package option "libSizeLog"
+        "ep200": {"epochs": 200},
     },
     "magic": {"default": {}, "t_auto": {"t": "auto"}},
     "knn_smoothing": {"default": {}},
