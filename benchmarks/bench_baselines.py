@@ -32,21 +32,33 @@ SETTINGS = {
         "no_bias_init": {"init_mean_bias": False},
     },
     "deepimpute": {
-        "default": {},
+        "default": {},                                               # package: log1p of raw counts
+        "libsize_log": {"normalization": "libsize_log"},             # package option "libSizeLog"
+        "ep200": {"epochs": 200},
     },
     "magic": {"default": {}, "t_auto": {"t": "auto"}},
+    "knn_smoothing": {"default": {}},
 }
 
 SIMS = {
     "sim_default": {},
     "sim_umi": {"lib_loc": 7.6},
+    # the default config's regimes (config.yaml, 250 cells x 600 genes, 4 groups)
+    "cfg_umi": {"n_groups": 4, "mean_shape": 0.7229, "mean_rate": 0.8663, "lib_loc": 6.7674,
+                "lib_scale": 0.5216, "out_prob": 0.019, "out_loc": 3.875, "out_scale": 0.565,
+                "bcv_common": 0.0, "de_prob": 0.2, "de_loc": 0.8, "de_scale": 0.4},
+    "cfg_fulllength": {"n_groups": 4, "mean_shape": 0.3492, "mean_rate": 0.0183,
+                       "lib_loc": 9.5668, "lib_scale": 0.5703, "out_prob": 0.0002,
+                       "out_loc": 6.4748, "out_scale": 0.7827, "bcv_common": 2.9808,
+                       "de_prob": 0.2, "de_loc": 2.0, "de_scale": 0.4},
 }
 
 
 def _data(name, n_cells, n_genes):
     from scziva_bench import scenarios, simulate
 
-    data = simulate.splat(n_cells=n_cells, n_genes=n_genes, n_groups=5, seed=1, **SIMS[name])
+    data = simulate.splat(n_cells=n_cells, n_genes=n_genes, seed=1,
+                          **{"n_groups": 5, **SIMS[name]})
     return scenarios.make(data, "dropout", rate=0.5, seed=1)
 
 
@@ -62,7 +74,8 @@ def _scores(sc_, Y):
     r = float(np.corrcoef(ly[mask], lt[mask])[0, 1]) if ly[mask].std() > 0 else 0.0
     P = _pca(lognorm(Y), seed=0)
     labels = sc_.obs["group"].astype(str).to_numpy()
-    ari = float(adjusted_rand_score(labels, KMeans(5, n_init=10, random_state=0).fit_predict(P)))
+    k = len(set(labels))
+    ari = float(adjusted_rand_score(labels, KMeans(k, n_init=10, random_state=0).fit_predict(P)))
     return r, float(np.mean((ly - lt) ** 2)), ari
 
 

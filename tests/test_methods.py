@@ -263,15 +263,28 @@ def test_alra_rank_choice_uses_the_r_packages_power_iterations(scenario):
 
 
 def test_knn_smoothing_averages_duplicated_cells():
-    # 20 distinct profiles, each cell present twice: with k=1 each cell's neighbour is
-    # its twin, so the smoothed profile (mean of the cell and its twin) is the cell itself
+    # 20 distinct profiles, each cell present twice: with k=2 (the authors' k counts the
+    # cell itself) each cell's neighbour is its twin, so the smoothed profile (mean of the
+    # cell and its twin) is the cell itself; k=1 is no smoothing
     rng = np.random.default_rng(0)
     profiles = rng.poisson(rng.gamma(1.0, 5.0, size=(20, 40)) * rng.choice([0.2, 5.0], (20, 1)))
     import anndata as ad
     X = np.repeat(profiles, 2, axis=0).astype(np.float32)
     a = ad.AnnData(X=sp.csr_matrix(X), layers={"counts": sp.csr_matrix(X)})
-    Y = methods.run("knn_smoothing", a, k=1, d=5)
+    Y = methods.run("knn_smoothing", a, k=2, d=5)
     np.testing.assert_array_equal(Y, X)
+    np.testing.assert_array_equal(methods.run("knn_smoothing", a, k=1, d=5), X)
+
+
+def test_knn_smoothing_k_counts_the_cell_itself():
+    import anndata as ad
+
+    # k = n: every cell becomes the mean of all cells (authors' k includes the cell)
+    rng = np.random.default_rng(1)
+    X = rng.poisson(5.0, size=(12, 30)).astype(np.float32)
+    a = ad.AnnData(X=sp.csr_matrix(X), layers={"counts": sp.csr_matrix(X)})
+    Y = methods.run("knn_smoothing", a, k=12, d=3)
+    np.testing.assert_allclose(Y, np.broadcast_to(X.mean(axis=0), X.shape), rtol=1e-5)
 
 
 def test_dca_zinb_matches_scipy():
@@ -396,6 +409,20 @@ def test_deepimpute_target_genes_as_the_package():
     # a sub-network as large as the ranked genes is halved (every target needs predictors)
     t, size, _ = choose_targets(X, 16, 0.0, None, rng)
     assert size == 8
+
+
+def test_deepimpute_normalization_options(scenario):
+    import anndata as ad
+
+    # the package's "libSizeLog" option: runs, keeps observed counts, differs from "log"
+    X = scenario.layers["counts"].toarray()
+    kw = {"epochs": 2, "normalization": "libsize_log"}
+    a = ad.AnnData(X=sp.csr_matrix(X), layers={"counts": sp.csr_matrix(X)})
+    Y = methods.run("deepimpute", a, seed=0, device="cpu", **kw)
+    assert np.all(np.isfinite(Y)) and np.array_equal(Y[X > 0], X[X > 0])
+    assert not np.array_equal(Y, methods.run("deepimpute", a, seed=0, device="cpu", epochs=2))
+    with pytest.raises(InputError, match="normalization must be one of log, libsize_log"):
+        methods.run("deepimpute", a, normalization="cpm")
 
 
 # ----------------------------------------------------------------------------- fidelity labels

@@ -17,7 +17,7 @@ from scziva.errors import InputError
 
 SOURCE = "control (no package)"
 KIND = "control"
-LABELS = {"no_imputation": "No imputation", "perfect": "Perfect (truth)"}
+LABELS = {"no_imputation": "no imputation", "perfect": "perfect"}
 
 
 def _no_imputation(counts, *, seed, device, adata):

@@ -4,7 +4,9 @@ Re-implemented in torch (the ``deepimpute`` package does not run with Keras 3). 
 against the package's code (lanagarmire/deepimpute, ``multinet.py``: ``MultiNet``'s
 defaults, which its README uses); as there:
 
-- data: ``log1p`` of the raw counts (the package no longer normalises library sizes);
+- data: ``log1p`` of the raw counts (``normalization="log"``, the package's default
+  ``"log_or_exp"``); ``normalization="libsize_log"`` is the package's ``"libSizeLog"``
+  option: each cell scaled to 10,000 counts first, and the predictions scaled back;
 - target genes: genes ranked by ``var / (1 + mean)`` of the raw counts (those above 0);
   as many of the top ones as there are genes above ``min_vmr`` (0.5), rounded up to a
   multiple of ``n_targets`` (512) with the next-ranked genes, and, where the ranked genes
@@ -39,14 +41,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import dense, seed_torch, split_cells, train_with_early_stopping
+from ._common import dense, library_sizes, seed_torch, split_cells, train_with_early_stopping
 
 USES_GPU = True
 KIND = "reimplementation"
 LABEL = "DeepImpute (re-impl.)"
 DEFAULTS = {"n_targets": 512, "n_pred": 5, "min_vmr": 0.5, "max_targets": None,
             "hidden": None, "dropout": 0.2, "epochs": 500, "batch_size": 64, "lr": 1e-4,
-            "patience": 5, "validation": 0.05, "restore_positive": True, "restore_best": False}
+            "patience": 5, "validation": 0.05, "restore_positive": True, "restore_best": False,
+            "normalization": "log"}
+NORMALIZATIONS = ("log", "libsize_log")
 SOURCE = ("re-implemented in torch from Arisdakessian et al. 2019 (Genome Biol 20:211), "
           "defaults of the deepimpute package's MultiNet (lanagarmire/deepimpute)")
 
@@ -85,9 +89,16 @@ def choose_targets(X, size, min_vmr, max_targets, rng):
 
 
 def impute(counts, *, seed, device, adata, n_targets, n_pred, min_vmr, max_targets, hidden,
-           dropout, epochs, batch_size, lr, patience, validation, restore_positive, restore_best):
+           dropout, epochs, batch_size, lr, patience, validation, restore_positive, restore_best,
+           normalization):
     import torch
     from torch import nn
+
+    from scziva.errors import InputError
+
+    if normalization not in NORMALIZATIONS:
+        raise InputError(f"method 'deepimpute': normalization must be one of "
+                         f"{', '.join(NORMALIZATIONS)}, got {normalization!r}")
 
     X = dense(counts)
     n, g = X.shape
@@ -97,7 +108,11 @@ def impute(counts, *, seed, device, adata, n_targets, n_pred, min_vmr, max_targe
     if len(targets) == 0:
         return out.astype(np.float32)
     subsets = rng.permutation(targets).reshape(-1, size)
-    L = np.log1p(X)
+    if normalization == "libsize_log":
+        factor = 1e4 / library_sizes(X)  # the package's libNorm(scale=10000)
+    else:
+        factor = np.ones(n)
+    L = np.log1p(X * factor[:, None])
 
     # predictors: the ranked genes (the expressed ones, std / mean > 0), |r| on the raw
     # counts; positions in the ranking, so that the inputs do not depend on gene order
@@ -162,7 +177,7 @@ def impute(counts, *, seed, device, adata, n_targets, n_pred, min_vmr, max_targe
     tgt = times > 0
     pred[:, tgt] /= times[tgt]
     pred[(pred > 2.0 * L.max()) | ~np.isfinite(pred)] = 0.0  # the package's overflow guard
-    pred = np.expm1(pred)
+    pred = np.expm1(pred) / factor[:, None]
     if restore_positive:
         fill = (X == 0) & tgt[None, :]
     else:

@@ -10,6 +10,11 @@ small data its validation split is tiny and it stopped far too early in our test
 Output on the count scale: the decoder's normalised expression (``library_size=1``,
 proportions per cell, mean of ``n_samples`` posterior samples) times each cell's observed
 library size. ``import scvi`` is slow (~15 s), so it happens only inside :func:`impute`.
+
+On small data scvi-tools' epoch rule gives few gradient steps (400 epochs of 500 cells at
+batch 128 are 1,600 steps); on deep simulations with weak DE that is far from enough
+(benchmarks/bench_scvi.py, docs/methods.md "scVI on small data"). For a fixed CPU budget
+smaller batches (``batch_size``) train it better than more epochs.
 """
 
 from __future__ import annotations
