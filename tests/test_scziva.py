@@ -14,7 +14,8 @@ from scipy import stats
 
 import scziva
 from scziva import InputError, ZIVAimpute
-from scziva.module import GeneConv1d, ZIVAE, conv_geometry, kl_standard_normal, zinb_log_prob
+from scziva.module import (GeneConv1d, ZIVAE, authors_zinb_log_prob, conv_geometry, kl_standard_normal,
+                           zinb_log_prob)
 from scziva.ordering import approximate_order, exact_order, order_genes
 from scziva.validate import RoundedInputWarning, check_counts
 
@@ -47,6 +48,36 @@ def test_zinb_log_prob_matches_scipy_negative_binomial():
     nb = stats.nbinom(n=theta, p=theta / (theta + mu))
     ref = np.where(x == 0, np.log(pi + (1 - pi) * nb.pmf(0)), np.log1p(-pi) + nb.logpmf(x))
     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9)
+
+
+def test_authors_nb_is_scipy_nbinom_with_mean_theta_squared_over_mu():
+    """The authors' NB (logits log theta - log mu) is nbinom(n=theta, p=mu/(theta+mu))."""
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 60, 500).astype(np.float64)
+    mu = rng.uniform(0.05, 40, 500)
+    theta = rng.uniform(0.1, 50, 500)
+    pi = rng.uniform(1e-3, 0.9, 500)
+    got = authors_zinb_log_prob(*(torch.tensor(a, dtype=torch.float64) for a in (x, pi, mu, theta)), eps=0.0).numpy()
+    nb = stats.nbinom(n=theta, p=mu / (theta + mu))
+    ref = np.where(x == 0, np.log(pi + (1 - pi) * nb.pmf(0)), np.log1p(-pi) + nb.logpmf(x))
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(nb.mean(), theta ** 2 / mu, rtol=1e-12)
+    # ... and differs from the mean-mu NB that mode="scziva" uses
+    ours = zinb_log_prob(*(torch.tensor(a, dtype=torch.float64) for a in (x, pi, mu, theta)), eps=0.0).numpy()
+    assert np.abs(ours - got).max() > 1.0
+
+
+def test_authors_nb_matches_torch_negative_binomial_bit_for_bit():
+    from torch.distributions import NegativeBinomial
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 40, (300,), generator=g).float()
+    mu, theta = torch.rand(300, generator=g) * 30 + 1e-4, torch.rand(300, generator=g) * 20 + 1e-4
+    pi = torch.rand(300, generator=g).clamp(1e-4, 1 - 1e-4)
+    eps = 1e-8
+    ll_nb = NegativeBinomial(total_count=theta, logits=torch.log(theta + eps) - torch.log(mu + eps)).log_prob(x)
+    one_m = torch.log1p(-pi + eps) + ll_nb
+    ref = torch.where(x == 0, torch.logaddexp(torch.log(pi + eps), one_m), one_m)
+    assert torch.equal(authors_zinb_log_prob(x, pi, mu, theta), ref)
 
 
 def test_zinb_probabilities_sum_to_one():
@@ -135,7 +166,11 @@ def test_imputation_rule_only_touches_zeros_above_tau():
     nz = X > 0
     assert np.array_equal(Y[nz], X[nz])                   # observed counts kept
     fill = (X == 0) & (model.pi > 0.001)
-    np.testing.assert_allclose(Y[fill], ((1 - model.pi) * model.mu)[fill], rtol=1e-6)
+    np.testing.assert_allclose(Y[fill], model.mu[fill], rtol=1e-6)   # default fill: the NB mean
+    Ya, model_a = ZIVAimpute(X, seed=3, tau=0.001, return_params=True, impute_value="pi_mu", **FAST)
+    assert np.array_equal(Ya[nz], X[nz])
+    np.testing.assert_allclose(Ya[fill], ((1 - model_a.pi) * model_a.mu)[fill], rtol=1e-6)  # authors' rule
+    assert model.config["impute_value"] == "mu" and model_a.config["impute_value"] == "pi_mu"
     assert np.all(Y[(X == 0) & ~fill] == 0)
     assert fill.sum() > 0
     # tau = 1: no probability exceeds it, nothing is imputed
@@ -198,6 +233,7 @@ def test_authors_mode_runs_full_batch_for_exactly_num_epochs():
     X, _ = small_counts()
     Y, model = ZIVAimpute(X, mode="authors", num_epochs=7, hidden_dim=16, latent_dim=4)
     assert model.mode == "authors" and len(model.history) == 7 and model.stopped_epoch == 7
+    assert model.config["impute_value"] == "pi_mu"      # the authors' rule in their mode
     assert np.array_equal(Y[X > 0], X[X > 0])
     w = [h["w_aux"] for h in model.history]
     assert all(0.5 <= v <= 1.5 for v in w)
@@ -365,3 +401,122 @@ def test_other_imputed_values():
     assert np.array_equal(Yp[X > 0], X[X > 0])
     with pytest.raises(ValueError, match="impute_value"):
         ZIVAimpute(X, impute_value="median", **FAST)
+
+
+def _posterior_reference(X, pi, mu, theta):
+    """E[rate | x] by summing over a grid of rates under Gamma(theta, theta/mu) x Poisson(x),
+    times P(not a dropout | x) (numerical integration, independent of the closed form)."""
+    out = np.empty_like(X, dtype=np.float64)
+    for idx in np.ndindex(X.shape):
+        x, p, m, t = float(X[idx]), float(pi[idx]), float(mu[idx]), float(theta[idx])
+        # a log-spaced grid (the Gamma density may be infinite at 0), d lambda = lambda du
+        lam = np.exp(np.linspace(np.log(1e-14), np.log(m * 30 + x * 3 + 30), 60001))
+        logw = stats.gamma.logpdf(lam, a=t, scale=m / t) + stats.poisson.logpmf(x, lam) + np.log(lam)
+        w = np.exp(logw - logw.max())
+        post = float((lam * w).sum() / w.sum())
+        if x == 0:
+            nb0 = np.exp(t * (np.log(t) - np.log(t + m)))
+            post *= 1 - p / (p + (1 - p) * nb0)
+        out[idx] = post
+    return out
+
+
+def test_denoise_is_the_zinb_posterior_mean_of_every_entry():
+    X, _ = small_counts()
+    Y, model = ZIVAimpute(X, seed=3, impute_value="denoise", return_params=True, **FAST)
+    modelled = np.isfinite(model.pi)                  # genes with no counts are not modelled (stay 0)
+    assert np.all(Y[~modelled] == 0)
+    rows, cols = np.nonzero(modelled)
+    pick = np.random.default_rng(0).choice(rows.size, 40, replace=False)
+    sel = (rows[pick], cols[pick])
+    ref = _posterior_reference(X[sel], model.pi[sel], model.mu[sel], model.theta[sel])
+    np.testing.assert_allclose(Y[sel], ref, rtol=2e-3)
+    Yz, model_z = ZIVAimpute(X, seed=3, impute_value="zinb_mean", return_params=True, **FAST)
+    np.testing.assert_allclose(Yz[modelled], ((1 - model_z.pi) * model_z.mu)[modelled], rtol=1e-6)
+    nz = X > 0
+    assert not np.array_equal(Y[nz], X[nz])          # observed non-zeros are replaced too
+    # the same fit as the default: only the output rule differs
+    Yd, model_d = ZIVAimpute(X, seed=3, return_params=True, **FAST)
+    assert np.array_equal(model_d.mu, model.mu, equal_nan=True)
+    assert np.array_equal(Yd[nz], X[nz])              # the default keeps them bit for bit
+
+
+def test_denoise_keeps_empty_cells_and_genes_zero():
+    X, _ = small_counts()
+    X[3] = 0
+    X[:, 2] = 0
+    Y, _ = ZIVAimpute(X, seed=0, impute_value="denoise", **FAST)
+    assert np.all(Y[3] == 0) and np.all(Y[:, 2] == 0)
+    assert np.all(Y[X.sum(1) > 0][:, X.sum(0) > 0] > 0)
+
+
+def test_pieces_compose_to_the_public_call():
+    """settings -> prepare_data -> fit -> impute_batches gives ZIVAimpute's output."""
+    from scziva.core import fit, impute_batches, resolve_device
+    from scziva.data import prepare_data
+    from scziva.settings import ZivaSettings
+    from scziva.validate import check_counts as cc
+    X, _ = small_counts()
+    Y, model = ZIVAimpute(X, seed=5, **FAST)
+    s = ZivaSettings(seed=5, **FAST)
+    prepared = prepare_data(cc(X, "x")[0], s)
+    net, plan, data = fit(prepared, s, resolve_device("cpu"))
+    out, params = impute_batches(net, data, prepared, s)
+    assert params == {}
+    assert np.array_equal(out, Y)
+    assert plan.stopped_epoch == model.stopped_epoch and len(plan.history) == len(model.history)
+    assert np.array_equal(prepared.full_gene_order(), model.gene_order)
+
+
+def test_losses_are_named_and_kl_weight_ramps():
+    from scziva.training import AuxWeight, Losses, kl_weight, loss_scziva
+    assert kl_weight(0, 10) == 0.0 and kl_weight(5, 10) == 0.5 and kl_weight(50, 10) == 1.0
+    assert kl_weight(0, 0) == 1.0
+    torch.manual_seed(0)
+    net = ZIVAE(12, 8, 2)
+    x = torch.poisson(torch.full((6, 12), 3.0))
+    losses = loss_scziva(net, AuxWeight(), x, x.sum(1, keepdim=True), 0.5, 1e-3, 0.1)
+    assert isinstance(losses, Losses) and losses._fields == ("total", "nll", "kl", "aux", "w_aux")
+    # total = mean over cells of nll + kl_w * kl + aux_scale * w * aux, plus the pull on w
+    ref = losses.nll + 0.5 * losses.kl + 0.1 * losses.w_aux * losses.aux + 1e-3 * (losses.w_aux - 1) ** 2
+    torch.testing.assert_close(losses.total, ref)
+
+
+def test_settings_reject_bad_values_with_one_clear_message():
+    from scziva.settings import ZivaSettings
+    with pytest.raises(ValueError, match="unknown mode"):
+        ZivaSettings(mode="fast")
+    with pytest.raises(ValueError, match="num_epochs"):
+        ZivaSettings(num_epochs=0)
+
+
+def test_early_stopping_keeps_the_best_weights_from_the_first_judged_epoch():
+    from scziva.training import EarlyStopping
+    net = torch.nn.Linear(2, 1)
+    stopper = EarlyStopping(patience=2, min_delta=0.0)
+    states = []
+    for monitor in (5.0, 4.0, 4.5, 4.6):
+        with torch.no_grad():
+            net.weight.fill_(monitor)
+        states.append(monitor)
+        stop = stopper.update(monitor, net)
+    assert stop and stopper.best == 4.0
+    stopper.restore(net)
+    assert float(net.weight[0, 0]) == 4.0
+    # the first judged epoch counts as an improvement (best starts at +inf)
+    first = EarlyStopping(patience=1, min_delta=1e-3)
+    assert first.update(7.0, net) is False and first.best == 7.0 and first.best_state is not None
+
+
+def test_benchmark_runs_scziva_denoise():
+    from scziva_bench import methods
+    X, _ = small_counts(n_cells=60, n_genes=20)
+    adata = ad.AnnData(X=sp.csr_matrix(X))
+    adata.layers["counts"] = adata.X.copy()
+    assert "scziva_denoise" in methods.available()
+    assert methods.defaults("scziva_denoise")["impute_value"] == "denoise"
+    fast = dict(num_epochs=3, hidden_dim=8, latent_dim=2)
+    Y = methods.run("scziva_denoise", adata, seed=0, device="cpu", **fast)
+    Yd = methods.run("scziva", adata, seed=0, device="cpu", **fast)
+    nz = X > 0
+    assert np.array_equal(Yd[nz], X[nz]) and not np.array_equal(Y[nz], X[nz])

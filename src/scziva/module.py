@@ -32,6 +32,7 @@ PI_MIN, PI_MAX = 1e-4, 1 - 1e-4
 MU_MIN, MU_MAX = 1e-4, 1e4
 THETA_MIN, THETA_MAX = 1e-4, 1e4
 LOGVAR_MIN, LOGVAR_MAX = -10.0, 10.0
+DISPERSIONS = ("gene-cell", "gene")
 
 
 class _GroupedConv1dFn(torch.autograd.Function):
@@ -106,11 +107,14 @@ class ZIVAE(nn.Module):
     """Zero-inflated negative binomial VAE with a convolutional gene encoder."""
 
     def __init__(self, n_genes: int, hidden_dim: int = 128, latent_dim: int = 64, kernel: int = 64,
-                 library_size: bool = True, log_input: bool = True):
+                 library_size: bool = True, log_input: bool = True, dispersion: str = "gene-cell"):
         super().__init__()
+        if dispersion not in DISPERSIONS:
+            raise ValueError(f"dispersion must be one of {DISPERSIONS}, got {dispersion!r}")
         self.n_genes = int(n_genes)
         self.library_size = bool(library_size)
         self.log_input = bool(log_input)
+        self.dispersion = dispersion
         k, p = conv_geometry(n_genes, kernel)
         self.conv = GeneConv1d(k, p)
         self.fc1 = nn.Linear(self.conv.output_length(n_genes), hidden_dim)
@@ -118,6 +122,10 @@ class ZIVAE(nn.Module):
         self.logv_z = nn.Linear(hidden_dim, latent_dim)
         self.fc3 = nn.Linear(latent_dim, hidden_dim)
         self.fc4 = nn.Linear(hidden_dim, 3 * n_genes)
+        if dispersion == "gene":
+            # one inverse dispersion per gene (as DCA's and scVI's defaults): softplus(2) ~ 2.1 at start;
+            # the decoder's third head is then unused.
+            self.theta_raw = nn.Parameter(torch.full((n_genes,), 2.0))
 
     def encode(self, x: torch.Tensor):
         h = torch.log1p(x) if self.log_input else x
@@ -134,7 +142,10 @@ class ZIVAE(nn.Module):
             mu = (torch.softmax(out[:, G:2 * G], dim=-1) * library).clamp(MU_MIN, None)
         else:
             mu = F.softplus(out[:, G:2 * G]).clamp(MU_MIN, MU_MAX)
-        theta = F.softplus(out[:, 2 * G:]).clamp(THETA_MIN, THETA_MAX)
+        if self.dispersion == "gene":
+            theta = F.softplus(self.theta_raw).clamp(THETA_MIN, THETA_MAX).expand_as(mu)
+        else:
+            theta = F.softplus(out[:, 2 * G:]).clamp(THETA_MIN, THETA_MAX)
         return pi, mu, theta
 
     def forward(self, x: torch.Tensor, library: torch.Tensor | None = None, sample: bool = True):
@@ -164,6 +175,27 @@ def zinb_log_prob(x: torch.Tensor, pi: torch.Tensor, mu: torch.Tensor, theta: to
     log_1m_pi = torch.log1p(-pi)
     log_zero = torch.logaddexp(torch.log(pi), log_1m_pi + log_nb)
     return torch.where(x < 0.5, log_zero, log_1m_pi + log_nb)
+
+
+def authors_zinb_log_prob(x: torch.Tensor, pi: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor,
+                          eps: float = 1e-8) -> torch.Tensor:
+    """Element-wise ZINB log-likelihood exactly as the authors' ``zinb_nll`` computes it.
+
+    Their NB is ``torch.distributions.NegativeBinomial(total_count=theta,
+    logits=log(theta + eps) - log(mu + eps))``. In torch's parametrisation that is
+    ``P(x) ~ q^x (1 - q)^theta`` with ``q = theta / (theta + mu)``, i.e. scipy's
+    ``nbinom(n=theta, p=mu / (theta + mu))``: its mean is ``theta^2 / mu``, not ``mu``
+    (the decoder's "mean" head is the mean only of :func:`zinb_log_prob`). The
+    zero-inflation adds ``eps`` inside the logarithms as their code does. Used only by
+    ``mode="authors"``.
+    """
+    from torch.distributions import NegativeBinomial  # the class their code uses
+
+    logits = torch.log(theta + eps) - torch.log(mu + eps)
+    log_nb = NegativeBinomial(total_count=theta, logits=logits, validate_args=False).log_prob(x)
+    log_1m_pi = torch.log1p(-pi + eps)
+    log_zero = torch.logaddexp(torch.log(pi + eps), log_1m_pi + log_nb)
+    return torch.where(x == 0, log_zero, log_1m_pi + log_nb)
 
 
 def kl_standard_normal(m: torch.Tensor, logv: torch.Tensor) -> torch.Tensor:

@@ -53,6 +53,7 @@ _REGISTRY: dict[str, str] = {
     "scvi": ".scvi",
     "scziva": ".scziva",
     "scziva_authors": ".scziva",
+    "scziva_denoise": ".scziva",
 }
 
 # What each method is, for labels and provenance, without importing its module.

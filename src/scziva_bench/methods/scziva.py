@@ -2,8 +2,11 @@
 
 - ``scziva``: ``ZIVAimpute(counts, seed=seed, device=device, verbose=False, **params)``,
   the project's default (mini-batch ELBO with library size, early stopping);
-- ``scziva_authors``: the same call with ``mode="authors"``, the authors' exact
-  full-batch schedule.
+- ``scziva_denoise``: the default model with ``impute_value="denoise"``: every entry,
+  observed non-zeros included, is the model's expected count given the observation (the
+  ZINB posterior mean; a denoiser, like DCA's and scVI's outputs);
+- ``scziva_authors``: the same call with ``mode="authors"``, the authors' full-batch
+  schedule and likelihood.
 
 The first return value (``X_imp``, count scale, same order) is the output. Parameters
 other than the defaults listed here are passed through to ``ZIVAimpute`` unchanged.
@@ -35,5 +38,6 @@ def _make(mode):
 
 METHODS = {
     "scziva": (True, dict(_BASE), _make("scziva")),
+    "scziva_denoise": (True, {**_BASE, "impute_value": "denoise"}, _make("scziva")),
     "scziva_authors": (True, dict(_BASE), _make("authors")),
 }

@@ -1,0 +1,135 @@
+"""Data preparation for scZiva: which cells and genes are modelled, their order, library sizes,
+and mini-batches of rows on the training device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from .ordering import order_genes
+from .settings import ZivaSettings
+
+ORDER_MAX_CELLS = 20000
+
+
+@dataclass
+class PreparedData:
+    """The modelled part of a validated count matrix.
+
+    ``matrix`` holds the kept cells and genes, genes in model order (CSR or dense);
+    ``keep_cells`` / ``keep_genes`` index the caller's matrix; ``order`` permutes
+    ``keep_genes`` into model order; ``library`` is each kept cell's total count.
+    """
+
+    matrix: object
+    keep_cells: np.ndarray
+    keep_genes: np.ndarray
+    order: np.ndarray
+    library: np.ndarray
+    shape: tuple
+
+    @property
+    def columns(self) -> np.ndarray:
+        """The caller's gene index of each model column."""
+        return self.keep_genes[self.order]
+
+    def full_gene_order(self) -> np.ndarray:
+        """Model columns first, then the genes that were left out."""
+        cols = self.columns
+        return np.concatenate([cols, np.setdiff1d(np.arange(self.shape[1]), cols)])
+
+
+def _totals(M):
+    if sp.issparse(M):
+        return np.asarray(M.sum(axis=1)).ravel(), np.asarray(M.sum(axis=0)).ravel()
+    return M.sum(axis=1), M.sum(axis=0)
+
+
+def prepare_data(M, settings: ZivaSettings) -> PreparedData | None:
+    """Filter, order and measure a validated count matrix; None when there is nothing to learn.
+
+    Cells and genes with no counts carry no information: they are left out (and returned
+    as zeros by the caller), except in the authors' mode, whose code models every one.
+    """
+    n_cells, n_genes = M.shape
+    cell_tot, gene_tot = _totals(M)
+    if settings.authors:
+        keep_cells, keep_genes = np.arange(n_cells), np.arange(n_genes)
+    else:
+        keep_cells, keep_genes = np.flatnonzero(cell_tot > 0), np.flatnonzero(gene_tot > 0)
+    if keep_cells.size < 2 or keep_genes.size < 1:
+        return None
+    if keep_cells.size == n_cells and keep_genes.size == n_genes:
+        sub = M
+    elif sp.issparse(M):
+        sub = sp.csr_matrix(M[keep_cells][:, keep_genes])
+    else:
+        sub = M[np.ix_(keep_cells, keep_genes)]
+    library = cell_tot[keep_cells]
+    order = _gene_order(sub, library, keep_genes, n_genes, settings)
+    sub = sub[:, order]
+    if sp.issparse(sub):
+        sub = sp.csr_matrix(sub)
+    return PreparedData(matrix=sub, keep_cells=keep_cells, keep_genes=keep_genes, order=order,
+                        library=library.astype(np.float32), shape=(n_cells, n_genes))
+
+
+def _gene_order(sub, library, keep_genes, n_genes, settings: ZivaSettings) -> np.ndarray:
+    """A permutation of the kept genes (the columns of ``sub``)."""
+    gene_order = settings.gene_order
+    if not isinstance(gene_order, str):
+        full = np.asarray(gene_order)
+        if sorted(full.tolist()) != list(range(n_genes)):
+            raise ValueError("gene_order must be a permutation of range(n_genes)")
+        pos = {g: i for i, g in enumerate(keep_genes)}
+        return np.array([pos[g] for g in full if g in pos])
+    # The ordering looks at most ORDER_MAX_CELLS cells (a seeded sample; all of them on data
+    # of that size or less), so its cost and memory do not grow with the cells.
+    rows = np.arange(sub.shape[0])
+    if rows.size > ORDER_MAX_CELLS:
+        rows = np.sort(np.random.default_rng(settings.seed).choice(rows.size, ORDER_MAX_CELLS, replace=False))
+    order_input = sub[rows] if rows.size < sub.shape[0] else sub
+    # The authors order on the raw input; we order on log1p of depth-normalised counts,
+    # which measures co-expression rather than depth.
+    if not settings.authors:
+        order_input = log_normalise(order_input, library[rows])
+    return order_genes(order_input, method=gene_order, seed=settings.seed)
+
+
+def log_normalise(X, totals):
+    """log1p of counts scaled to the median library size (for gene ordering only)."""
+    scale = np.median(totals[totals > 0]) / np.maximum(totals, 1)
+    if sp.issparse(X):
+        Y = sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ X)
+        Y.data = np.log1p(Y.data)
+        return Y
+    return np.log1p(X * scale[:, None].astype(np.float32))
+
+
+class Batches:
+    """Rows of a dense array or a CSR matrix, densified one mini-batch at a time."""
+
+    def __init__(self, X, library: np.ndarray, device: torch.device):
+        self.X = X
+        self.n = X.shape[0]
+        self.sparse = sp.issparse(X)
+        self.device = device
+        self.library = torch.as_tensor(library, dtype=torch.float32)
+        self._dense = None
+        if not self.sparse:
+            self._dense = torch.as_tensor(X, dtype=torch.float32)
+            if device.type != "cpu":
+                self._dense = self._dense.to(device)
+                self.library = self.library.to(device)
+
+    def get(self, idx: np.ndarray):
+        """Counts (cells x genes) and library sizes (cells x 1) of rows ``idx``, on the device."""
+        if self.sparse:
+            x = torch.from_numpy(self.X[idx].toarray())
+            lib = self.library[torch.as_tensor(idx)]
+            return x.to(self.device, non_blocking=True), lib.to(self.device).unsqueeze(1)
+        t = torch.as_tensor(idx, device=self._dense.device)
+        return self._dense.index_select(0, t), self.library.index_select(0, t).unsqueeze(1)

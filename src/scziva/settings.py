@@ -1,0 +1,59 @@
+"""All of :func:`scziva.ZIVAimpute`'s options in one checked, immutable record."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+MODES = ("scziva", "authors")
+IMPUTE_VALUES = ("pi_mu", "mu", "posterior", "denoise", "zinb_mean")
+
+# Keys recorded in FittedZIVA.config (and adata.uns by scziva.impute).
+_RECORDED = ("seed", "num_epochs", "lr", "hidden_dim", "latent_dim", "tau", "mode", "batch_size",
+             "kernel", "validation_fraction", "patience", "min_delta", "kl_warmup_epochs",
+             "impute_value", "aux_scale", "dispersion")
+
+
+@dataclass(frozen=True)
+class ZivaSettings:
+    """Settings of one scZiva fit; the meaning of each is in :func:`scziva.ZIVAimpute`."""
+
+    seed: int = 1
+    num_epochs: int = 200
+    lr: float = 1e-3
+    hidden_dim: int = 128
+    latent_dim: int = 64
+    tau: float = 0.001
+    mode: str = "scziva"
+    batch_size: int = 128
+    kernel: int = 64
+    gene_order: Any = "auto"
+    validation_fraction: float = 0.1
+    patience: int = 15
+    min_delta: float = 1e-3
+    kl_warmup_epochs: int = 10
+    w_min: float = 0.5
+    w_max: float = 1.5
+    lam_reg: float = 1e-3
+    impute_value: str = "pi_mu"
+    aux_scale: float = 0.1
+    dispersion: str = "gene-cell"
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; use one of {MODES}")
+        if self.impute_value not in IMPUTE_VALUES:
+            raise ValueError(f"impute_value must be one of {IMPUTE_VALUES}, got {self.impute_value!r}")
+        if not (isinstance(self.num_epochs, (int, np.integer)) and self.num_epochs >= 1):
+            raise ValueError(f"num_epochs must be a positive integer, got {self.num_epochs!r}")
+
+    @property
+    def authors(self) -> bool:
+        return self.mode == "authors"
+
+    def recorded(self) -> dict:
+        """The settings kept with a fitted model (``FittedZIVA.config``)."""
+        d = asdict(self)
+        return {k: d[k] for k in _RECORDED}

@@ -1,0 +1,260 @@
+"""Training plans for scZiva: the losses of both modes and the loops that minimise them.
+
+``mode="scziva"``: mini-batches over cells, the per-cell ELBO with a KL warm-up, early
+stopping on held-out cells (:class:`MiniBatchPlan`). ``mode="authors"``: full-batch Adam
+for exactly ``num_epochs`` steps on the authors' loss (:class:`AuthorsPlan`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .data import Batches
+from .module import authors_zinb_log_prob, kl_standard_normal, zinb_log_prob
+from .settings import ZivaSettings
+
+MIN_PATIENCE_STEPS = 250
+MAX_PATIENCE_STEPS = 3000
+MAX_WARMUP_STEPS = 1000
+EVAL_BATCH = 4096
+
+
+class AuxWeight(nn.Module):
+    """Learnable weight of the auxiliary term, kept inside [w_min, w_max] by a sigmoid."""
+
+    def __init__(self, w_min: float = 0.5, w_max: float = 1.5):
+        super().__init__()
+        self.w_min, self.w_max = float(w_min), float(w_max)
+        self.raw = nn.Parameter(torch.zeros(()))
+
+    def forward(self) -> torch.Tensor:
+        return self.w_min + (self.w_max - self.w_min) * torch.sigmoid(self.raw)
+
+
+class Losses(NamedTuple):
+    """One evaluation of the objective (tensors): what is minimised and its parts."""
+
+    total: torch.Tensor
+    nll: torch.Tensor
+    kl: torch.Tensor
+    aux: torch.Tensor
+    w_aux: torch.Tensor
+
+    def stacked(self) -> torch.Tensor:
+        return torch.stack(list(self)).detach().cpu()
+
+
+HISTORY_KEYS = ("loss", "nll", "kl", "aux", "w_aux")  # history record names of Losses' fields
+
+
+def kl_weight(step: int, warmup_steps: int) -> float:
+    """The KL weight rises linearly from 0 to 1 over ``warmup_steps`` optimiser steps."""
+    return min(1.0, step / warmup_steps) if warmup_steps else 1.0
+
+
+def loss_scziva(model, aux_w, x, lib, kl_w: float, lam_reg: float, aux_scale: float) -> Losses:
+    pi, mu, theta, m, logv = model(x, lib)
+    nll = -zinb_log_prob(x, pi, mu, theta, constant=False).sum(-1)  # per cell, up to a constant
+    kl = kl_standard_normal(m, logv)
+    # Auxiliary reconstruction: squared error between (1 - pi) * mu and the counts, on the
+    # log1p scale so that it neither vanishes nor explodes with sequencing depth.
+    aux = (torch.log1p((1 - pi) * mu) - torch.log1p(x)).pow(2).sum(-1)
+    w = aux_w()
+    total = (nll + kl_w * kl + aux_scale * w * aux).mean() + lam_reg * (w - 1.0).pow(2)
+    return Losses(total, nll.mean(), kl.mean(), aux.mean(), w)
+
+
+def loss_authors(model, aux_w, x, lam_reg: float) -> Losses:
+    pi, mu, theta, m, logv = model(x)
+    # The authors' NB (mean theta^2 / mu), reproduced exactly: see authors_zinb_log_prob.
+    nll = -authors_zinb_log_prob(x, pi, mu, theta).sum() / x.numel()
+    kl = kl_standard_normal(m, logv).sum() / x.shape[0]
+    aux = ((1 - pi) * mu - x).pow(2).mean()
+    w = aux_w()
+    total = nll + kl + w * aux + lam_reg * (w - 1.0).pow(2)
+    return Losses(total, nll, kl, aux, w)
+
+
+def validation_loss(model, data: Batches, idx_all: np.ndarray) -> float:
+    """Negative ELBO per cell (full ZINB log-likelihood, KL weight 1) at the latent means."""
+    model.eval()
+    tot, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, idx_all.size, EVAL_BATCH):
+            idx = idx_all[start:start + EVAL_BATCH]
+            x, lib = data.get(idx)
+            pi, mu, theta, m, logv = model(x, lib, sample=False)
+            nll = -zinb_log_prob(x, pi, mu, theta).sum(-1)
+            kl = kl_standard_normal(m, logv)
+            tot += float((nll + kl).sum())
+            count += idx.size
+    return tot / max(count, 1)
+
+
+class Reporter:
+    """Progress bar and the every-20-epochs loss line of ``verbose``."""
+
+    def __init__(self, total: int, verbose: bool, progress: bool):
+        self.verbose, self.total = verbose, total
+        self.bar = None
+        if progress:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=total, desc="scZiva", unit="epoch", leave=False)
+
+    def __call__(self, rec: dict, epoch: int):
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{rec['loss']:.4g}", refresh=False)
+        if self.verbose and (epoch % 20 == 0 or epoch == self.total - 1):
+            extra = f" | val={rec['val']:.4f}" if "val" in rec else ""
+            msg = (f"Epoch {epoch:3d} | total={rec['loss']:.4f} | nll={rec['nll']:.4f} | kl={rec['kl']:.4f} | "
+                   f"aux={rec['aux']:.4f} | w_aux={rec['w_aux']:.3f}{extra}")
+            if self.bar is not None:
+                self.bar.write(msg)
+            else:
+                print(msg)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+@dataclass
+class Schedule:
+    """Mini-batch geometry and stopping rules in optimiser steps, derived from the settings."""
+
+    batch_size: int
+    steps_per_epoch: int
+    patience: int
+    warmup_steps: int
+
+    @classmethod
+    def for_cells(cls, n_train: int, s: ZivaSettings) -> "Schedule":
+        bs = int(max(2, min(s.batch_size, n_train)))
+        steps = max(1, math.ceil(n_train / bs))
+        patience = s.patience
+        # Patience counts epochs, but on small data an epoch is only a few optimiser steps and
+        # the validation loss has plateaus of a hundred steps or more: wait at least
+        # MIN_PATIENCE_STEPS steps before giving up. On large data one epoch is hundreds of
+        # steps: cap the wait at MAX_PATIENCE_STEPS.
+        if patience:
+            patience = max(patience, math.ceil(MIN_PATIENCE_STEPS / steps))
+            patience = min(patience, max(1, math.ceil(MAX_PATIENCE_STEPS / steps)))
+        warm = s.kl_warmup_epochs
+        warmup_steps = min(warm * steps, max(steps, MAX_WARMUP_STEPS)) if warm else 0
+        return cls(bs, steps, patience, warmup_steps)
+
+
+class EarlyStopping:
+    """Keeps the best weights seen; says when ``patience`` epochs brought no relative
+    improvement of ``min_delta``."""
+
+    def __init__(self, patience: int, min_delta: float):
+        self.patience, self.min_delta = patience, min_delta
+        self.best, self.best_state, self.bad = math.inf, None, 0
+
+    def update(self, monitor: float, model: nn.Module) -> bool:
+        """Record one epoch's monitored loss; True when training should stop."""
+        # The first judged epoch is always an improvement (inf - min_delta * inf is NaN).
+        if not math.isfinite(self.best) or monitor < self.best - self.min_delta * abs(self.best):
+            self.best, self.bad = monitor, 0
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            return False
+        self.bad += 1
+        return bool(self.patience and self.bad >= self.patience)
+
+    def restore(self, model: nn.Module):
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+
+
+class _Plan:
+    def __init__(self, model, settings: ZivaSettings, report: Reporter):
+        self.model = model
+        self.s = settings
+        self.aux_w = AuxWeight(settings.w_min, settings.w_max).to(next(model.parameters()).device)
+        params = list(model.parameters()) + list(self.aux_w.parameters())
+        self.opt = torch.optim.Adam(params, lr=settings.lr)
+        self.report = report
+        self.history: list[dict] = []
+        self.stopped_epoch = settings.num_epochs
+        self.train_seconds = 0.0
+
+    def _step(self, losses: Losses):
+        self.opt.zero_grad(set_to_none=True)
+        losses.total.backward()
+        self.opt.step()
+
+
+class AuthorsPlan(_Plan):
+    """The authors' schedule: one full batch, Adam, exactly ``num_epochs`` steps."""
+
+    def fit(self, data: Batches):
+        x_all, _ = data.get(np.arange(data.n))
+        for epoch in range(self.s.num_epochs):
+            self.model.train()
+            losses = loss_authors(self.model, self.aux_w, x_all, self.s.lam_reg)
+            self._step(losses)
+            rec = dict(zip(HISTORY_KEYS, losses.stacked().tolist()), epoch=epoch)
+            self.history.append(rec)
+            self.report(rec, epoch)
+        self.stopped_epoch = self.s.num_epochs
+        return self
+
+
+class MiniBatchPlan(_Plan):
+    """Mini-batch ELBO training with KL warm-up and early stopping on held-out cells."""
+
+    def __init__(self, model, settings: ZivaSettings, report: Reporter, rng: np.random.Generator):
+        super().__init__(model, settings, report)
+        self.rng = rng
+
+    def _split(self, n: int):
+        perm = self.rng.permutation(n)
+        frac = self.s.validation_fraction
+        n_val = int(round(frac * n)) if (frac and n >= 20) else 0
+        return np.sort(perm[:n_val]), perm[n_val:]
+
+    def _epoch(self, data: Batches, train_idx: np.ndarray, sched: Schedule, epoch: int) -> np.ndarray:
+        """One pass over the training cells; the mean Losses over the batches trained on."""
+        self.model.train()
+        shuffled = self.rng.permutation(train_idx)
+        sums, done = np.zeros(len(HISTORY_KEYS)), 0
+        bs = sched.batch_size
+        for b in range(sched.steps_per_epoch):
+            idx = shuffled[b * bs:(b + 1) * bs]
+            if idx.size < 2:  # a batch of one cell gives a degenerate gradient
+                continue
+            kl_w = kl_weight(epoch * sched.steps_per_epoch + b, sched.warmup_steps)
+            x, lib = data.get(idx)
+            losses = loss_scziva(self.model, self.aux_w, x, lib, kl_w, self.s.lam_reg, self.s.aux_scale)
+            self._step(losses)
+            sums += losses.stacked().numpy()
+            done += 1
+        return sums / max(done, 1)
+
+    def fit(self, data: Batches):
+        val_idx, train_idx = self._split(data.n)
+        sched = Schedule.for_cells(train_idx.size, self.s)
+        stopper = EarlyStopping(sched.patience, self.s.min_delta)
+        for epoch in range(self.s.num_epochs):
+            means = self._epoch(data, train_idx, sched, epoch)
+            rec = {"epoch": epoch, **dict(zip(HISTORY_KEYS, means))}
+            monitor = rec["loss"]
+            if val_idx.size:
+                monitor = rec["val"] = validation_loss(self.model, data, val_idx)
+            self.history.append(rec)
+            self.report(rec, epoch)
+            if (epoch + 1) * sched.steps_per_epoch < sched.warmup_steps:
+                continue  # the objective changes during warm-up: do not judge it yet
+            if stopper.update(monitor, self.model):
+                self.stopped_epoch = epoch + 1
+                break
+        stopper.restore(self.model)
+        return self
