@@ -501,3 +501,17 @@ def test_write_h5ad_atomic_disk_full_is_one_line(tmp_path, monkeypatch):
         io.write_h5ad_atomic(a, out)
     assert "\n" not in str(err.value)
     assert list(tmp_path.iterdir()) == [tmp_path / "c.csv"]
+
+
+def test_read_error_of_the_file_system_is_one_line(tmp_path, monkeypatch):
+    import errno
+
+    p = _write_table(tmp_path / "c.csv", COUNTS, CELLS, GENES)
+
+    def broken(path):
+        raise OSError(errno.EIO, "Input/output error", str(path))
+
+    monkeypatch.setattr(io, "_open_text", broken)
+    with pytest.raises(InputError, match=r"c.csv.*cannot be read.*Input/output error") as err:
+        io.read_counts(p)
+    assert "\n" not in str(err.value)

@@ -349,11 +349,15 @@ def _read_h5ad_counts(path: Path, layer: str | None) -> _Raw:
 def _read_any(path, fmt, orientation, layer=None) -> _Raw:
     path = Path(path)
     kind = _detect_format(path, fmt)
-    if kind == "h5ad":
-        return _read_h5ad_counts(path, layer)
-    if kind == "10x":
-        return _read_10x(path)
-    return _read_table(path, kind, orientation)
+    try:
+        if kind == "h5ad":
+            return _read_h5ad_counts(path, layer)
+        if kind == "10x":
+            return _read_10x(path)
+        return _read_table(path, kind, orientation)
+    except OSError as exc:  # permission, I/O error, a file that vanished: one line too
+        where = exc.filename or path
+        raise InputError(f"{_display(where)}: cannot be read ({exc.strerror or exc})") from None
 
 
 def _to_csr(M) -> sp.csr_matrix:
