@@ -104,11 +104,11 @@ def test_crash_with_on_error_stop_fails_only_its_own_job(tmp_path):
         pytest.skip(reason)
     cfg = runs.mini_config(methods=("no_imputation", BROKEN), on_error="stop")
     wd = tmp_path / "run"
-    targets = [f"results/imputed/tiny/{SCENARIO}/{m}.h5ad" for m in ("no_imputation", BROKEN)]
+    targets = [f"results/imputed/tiny/{m}" for m in ("no_imputation", BROKEN)]
     res = runs.local_run(wd, cfg, *targets, env=runs.base_env(**runs.INJECT))
     assert res.returncode != 0
     assert f"Error in rule impute_{BROKEN}" in res.stdout
-    assert (wd / targets[0]).is_file()
+    assert (wd / targets[0] / f"{SCENARIO}.h5ad").is_file()
     assert not (wd / targets[1]).exists()
     assert not list((wd / "results").rglob("*.tmp"))
 

@@ -134,9 +134,9 @@ def test_read_benchmark(tmp_path):
 
 
 def test_dataset_regex_and_resources():
-    rx = wu.dataset_regex(["a", "a_b"])
+    rx = wu.name_regex(["a", "a_b"])
     assert re.fullmatch(rx, "a_b") and re.fullmatch(rx, "a") and not re.fullmatch(rx, "b")
-    assert not re.fullmatch(wu.dataset_regex([]), "")
+    assert not re.fullmatch(wu.name_regex([]), "")
     cfg = {"default_resources": {"threads": 2}, "methods": {"scvi": {"resources": {"gpu": 1}}}}
     assert wu.method_resources(cfg, "scvi") == {"threads": 2, "mem_mb": 4000, "runtime": 60, "gpu": 1}
     assert wu.method_env("scziva") == "../../envs/torch.yaml"
@@ -302,7 +302,7 @@ def check_tiny_run(tmp_path: Path, cfg_path: Path):
     assert (dca.status == "failed").all()
     assert dca[~dca.metric.isin(["runtime_s", "max_rss_mb"])].value.isna().all()
     assert (df[df.method != "dca"].status == "ok").all()
-    assert "failure injected" in (R / "logs/impute/tiny/dropout50_s1/dca.log").read_text()
+    assert "failure injected" in (R / "logs/impute/tiny/dca.log").read_text()
 
     # controls bracket the methods where the truth is known
     d = df[(df.scenario == "dropout50_s1")].pivot_table(index="method", columns="metric",
@@ -339,7 +339,7 @@ def check_tiny_run(tmp_path: Path, cfg_path: Path):
         assert prov["packages"][pkg], pkg
     assert prov["python"].startswith("3.")
     for m in methods.available():
-        assert (R / "benchmarks/tiny/dropout50_s1" / f"{m}.tsv").is_file()
+        assert (R / "benchmarks/tiny" / f"{m}.tsv").is_file()
 
     # snakemake's own report, with the captions
     res = run_snakemake("--configfile", cfg_path, "--report", tmp_path / "sm_report.html",

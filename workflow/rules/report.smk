@@ -4,7 +4,7 @@ rule figures:
     input:
         "results/metrics.tsv",
     output:
-        _figure_outputs([n for n in wu.figure_names(config) if n != "umap"]),
+        _figure_outputs([n for n in ct.figure_names(config) if n != "umap"]),
     log:
         "results/logs/figures.log",
     params:
@@ -22,10 +22,7 @@ if UMAP is not None:
         input:
             scenario=f"results/scenarios/{UMAP[0]}/{UMAP[1]}.h5ad",
             imputed=expand(
-                "results/imputed/{dataset}/{scenario}/{method}.h5ad",
-                dataset=UMAP[0],
-                scenario=UMAP[1],
-                method=METHODS,
+                "results/imputed/{dataset}/{method}", dataset=UMAP[0], method=METHODS
             ),
         output:
             _figure_outputs(["umap"]),
@@ -66,8 +63,8 @@ rule report:
     log:
         "results/logs/report.log",
     params:
-        title=config.get("report", {}).get("title", "scZiva imputation benchmark"),
-        describe=wu.describe_config(config),
+        title=config["report"]["title"],
+        describe=ct.describe_config(config),
     conda:
         "../../envs/bench.yaml"
     script:

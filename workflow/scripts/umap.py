@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve()))  # noqa: F821  (finds _bootstrap)
 import _bootstrap  # noqa: E402,F401  (this checkout's src/ first on sys.path)
-from scziva_bench.workflow_utils import start_script  # noqa: E402
+from scziva_bench.workflow_utils import imputed_file, start_script  # noqa: E402
 
 log = start_script(snakemake)  # noqa: F821
 
@@ -30,7 +30,7 @@ panels["observed"] = scen.layers["counts"]
 for method, path in zip(sm.params.methods, sm.input.imputed):
     if method in plots.CONTROLS:
         continue  # perfect = truth and no_imputation = observed, drawn above
-    imp = ad.read_h5ad(path)
+    imp = ad.read_h5ad(imputed_file(path, sm.params.scenario))
     ok = imp.uns.get("status", "ok") == "ok" and "imputed" in imp.layers
     panels[method] = imp.layers["imputed"] if ok else None
     log.info("panel %s (%s)", method, "ok" if ok else "failed")
