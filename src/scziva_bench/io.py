@@ -326,7 +326,9 @@ def _read_10x(path: Path) -> _Raw:
 def _read_h5ad_counts(path: Path, layer: str | None) -> _Raw:
     _check_file(path)
     try:
-        adata = ad.read_h5ad(path)
+        with warnings.catch_warnings():  # the names are checked below, naming the file
+            warnings.filterwarnings("ignore", message=r".*names are not unique")
+            adata = ad.read_h5ad(path)
     except Exception as exc:
         raise InputError(f"{_display(path)}: not a readable .h5ad file ({type(exc).__name__}: {exc})") from None
     if layer == "raw":  # scanpy keeps unprocessed counts in .raw (possibly more genes)
