@@ -501,3 +501,40 @@ def test_write_h5ad_atomic_disk_full_is_one_line(tmp_path, monkeypatch):
         io.write_h5ad_atomic(a, out)
     assert "\n" not in str(err.value)
     assert list(tmp_path.iterdir()) == [tmp_path / "c.csv"]
+
+
+def test_read_error_of_the_file_system_is_one_line(tmp_path, monkeypatch):
+    import errno
+
+    p = _write_table(tmp_path / "c.csv", COUNTS, CELLS, GENES)
+
+    def broken(path):
+        raise OSError(errno.EIO, "Input/output error", str(path))
+
+    monkeypatch.setattr(io, "_open_text", broken)
+    with pytest.raises(InputError, match=r"c.csv.*cannot be read.*Input/output error") as err:
+        io.read_counts(p)
+    assert "\n" not in str(err.value)
+
+
+def test_atomic_write_helper(tmp_path):
+    from scziva.errors import OutputError
+    from scziva.fileio import atomic_write
+
+    out = tmp_path / "a.txt"
+    out.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_write(out) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("writer crashed")
+    assert out.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+    with atomic_write(out, suffix=".png") as tmp:
+        assert tmp.name.endswith(".png") and tmp.parent == tmp_path
+        tmp.write_text("new")
+    assert out.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+    with pytest.raises(OutputError, match="is a folder"):
+        with atomic_write(tmp_path) as tmp:
+            pass
+    with atomic_write(tmp_path / "sub" / "b.txt", make_parents=True) as tmp:
+        tmp.write_text("b")
+    assert (tmp_path / "sub" / "b.txt").read_text() == "b"

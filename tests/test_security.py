@@ -399,3 +399,24 @@ def test_report_captions_show_user_text_inert(tmp_path, template):
     _assert_inert(html, secret)
     if "describe" in text:  # the summary is still shown, verbatim
         assert "Dataset d: local file see `here" in html.replace("&lt;", "<")
+
+
+def test_describe_config_with_hostile_paths_renders_inert(tmp_path):
+    """The real summary of a config whose dataset path and description attack, through
+    every caption template: one line per dataset, no link, no include."""
+    jinja2 = pytest.importorskip("jinja2")
+    try:
+        from scziva_bench.config_targets import describe_config
+    except ImportError:  # pragma: no cover - before the workflow_utils split
+        from scziva_bench.workflow_utils import describe_config
+    attack, secret = _include_attack(tmp_path)
+    cfg = {"datasets": {"d": {"source": "local", "path": attack, "description": LINK}},
+           "scenarios": {"dropout": {"rates": [0.5], "seeds": [1]}},
+           "methods": {"no_imputation": {}}, "metrics": ["pearson_dropped"], "seed": 0}
+    describe = describe_config(cfg)
+    assert sum(ln.startswith("Dataset d") for ln in describe.splitlines()) == 1
+    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+    for template in sorted(REPORT_DIR.glob("*.rst")):
+        rst = env.from_string(template.read_text()).render(
+            snakemake=_fake_snakemake(describe=describe, dataset="d", scenario="dropout50_s1"))
+        _assert_inert(_html(rst), secret)

@@ -459,3 +459,34 @@ def test_cli_gives_one_line_for_a_bad_api_address(tmp_path, capsys):
     rc = zenodo.main(["1", str(tmp_path), "--api-url", "ftp://zenodo.org/api"])
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert rc == 1 and len(err) == 1 and "https" in err[0]
+
+
+@pytest.mark.parametrize("kind", ["chain", "cve"])
+def test_cli_refuses_link_attacks_end_to_end(server, state, tmp_path, capsys, monkeypatch, kind):
+    """``python -m scziva_bench.zenodo RECORD DIR`` on a record whose archive writes
+    outside DIR through links: exit 1, one line, the file outside untouched."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import test_security as ts
+
+    top = tmp_path / "top"
+    dest = top / "dl"
+    dest.mkdir(parents=True)
+    flag = top / "flag"
+    flag.write_bytes(b"original")
+    build = tmp_path / "build"
+    build.mkdir()
+    archive = ts._simple_chain(build) if kind == "chain" else ts._path_max_attack(dest)
+    data = archive.read_bytes()
+    archive.unlink()
+    monkeypatch.setitem(FILES, "payload.tar", data)
+    monkeypatch.setitem(LISTED_MD5, "payload.tar", _md5(data))
+    rc = zenodo.main(["123", str(dest), "--file", "payload.tar", "--api-url", server + "/api"])
+    text = capsys.readouterr().err
+    assert "Traceback" not in text
+    err = [ln for ln in text.splitlines() if ln.strip() and "%|" not in ln]  # not the progress bar
+    assert rc == 1 and len(err) == 1 and "payload.tar" in err[0] and "link" in err[0], err
+    assert flag.read_bytes() == b"original"
+    assert sorted(p.name for p in top.rglob("*")) == ["dl", "flag", "payload.tar"]

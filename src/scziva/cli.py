@@ -20,7 +20,8 @@ DESCRIPTION = """\
 Impute dropouts in a single-cell RNA-seq count matrix with scZiva, a zero-inflated
 negative binomial variational autoencoder.
 
-IN is raw counts (not normalised, not log-transformed) as
+IN is raw counts (not normalised, not log-transformed; integers from 0 to 16,777,216 =
+2^24, the largest float32 keeps exactly; cell and gene names non-empty and unique) as
   * .h5ad  - counts in X, or in the layer named by --layer;
   * .csv / .tsv (optionally .gz) - a table with cell names in the first column and
     gene names in the header (cells x genes). Use --genes-by-cells when rows are genes.

@@ -57,11 +57,14 @@ def check_free_space(path, need_bytes: int) -> None:
 
 
 @contextmanager
-def atomic_write(path, *, need_bytes: int | None = None, make_parents: bool = False):
+def atomic_write(path, *, need_bytes: int | None = None, make_parents: bool = False,
+                 suffix: str = ".tmp"):
     """``with atomic_write(out) as tmp: write(tmp)`` -> ``out`` appears only when complete.
 
     ``need_bytes``: refuse before writing when the disk has less free space than that
     (see :func:`check_free_space`). ``make_parents``: create the destination's folder.
+    ``suffix``: of the temporary file, for writers that pick the format from it (e.g.
+    ``suffix=".png"`` for matplotlib's ``savefig``).
     """
     path = Path(path)
     if path.is_dir():
@@ -74,7 +77,7 @@ def atomic_write(path, *, need_bytes: int | None = None, make_parents: bool = Fa
     if need_bytes is not None:
         check_free_space(path, need_bytes)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
         os.close(fd)
     except OSError as exc:
         raise OutputError(os_error_message(path, exc)) from None

@@ -326,7 +326,9 @@ def _read_10x(path: Path) -> _Raw:
 def _read_h5ad_counts(path: Path, layer: str | None) -> _Raw:
     _check_file(path)
     try:
-        adata = ad.read_h5ad(path)
+        with warnings.catch_warnings():  # the names are checked below, naming the file
+            warnings.filterwarnings("ignore", message=r".*names are not unique")
+            adata = ad.read_h5ad(path)
     except Exception as exc:
         raise InputError(f"{_display(path)}: not a readable .h5ad file ({type(exc).__name__}: {exc})") from None
     if layer == "raw":  # scanpy keeps unprocessed counts in .raw (possibly more genes)
@@ -349,11 +351,15 @@ def _read_h5ad_counts(path: Path, layer: str | None) -> _Raw:
 def _read_any(path, fmt, orientation, layer=None) -> _Raw:
     path = Path(path)
     kind = _detect_format(path, fmt)
-    if kind == "h5ad":
-        return _read_h5ad_counts(path, layer)
-    if kind == "10x":
-        return _read_10x(path)
-    return _read_table(path, kind, orientation)
+    try:
+        if kind == "h5ad":
+            return _read_h5ad_counts(path, layer)
+        if kind == "10x":
+            return _read_10x(path)
+        return _read_table(path, kind, orientation)
+    except OSError as exc:  # permission, I/O error, a file that vanished: one line too
+        where = exc.filename or path
+        raise InputError(f"{_display(where)}: cannot be read ({exc.strerror or exc})") from None
 
 
 def _to_csr(M) -> sp.csr_matrix:
