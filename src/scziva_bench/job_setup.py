@@ -89,21 +89,12 @@ def start_script(snakemake):
 
 
 def write_text_atomic(text: str, path) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder."""
-    import tempfile
+    """Write ``text`` to ``path`` atomically (:func:`scziva.fileio.atomic_write`)."""
+    from scziva.fileio import atomic_write
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    with atomic_write(path, make_parents=True) as tmp:
+        Path(tmp).write_text(text)
+    return Path(path)
 
 
 def read_benchmark(path) -> dict:

@@ -808,25 +808,18 @@ def draw_imputed(name: str, scenario, imputed: dict, where: str = "") -> plt.Fig
 
 
 def save_figure(fig: plt.Figure, stem, formats=("png", "pdf"), dpi: int = 150) -> list:
-    """Save ``fig`` as ``stem.<ext>`` for every format, each through a temporary file and
-    ``os.replace``; close the figure; return the paths."""
-    import os
-    import tempfile
+    """Save ``fig`` as ``stem.<ext>`` for every format, each atomically
+    (:func:`scziva.fileio.atomic_write`); close the figure; return the paths."""
     from pathlib import Path
 
+    from scziva.fileio import atomic_write
+
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     out = []
     for ext in formats:
         path = stem.with_name(f"{stem.name}.{ext}")
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".{ext}")
-        os.close(fd)
-        try:
+        with atomic_write(path, make_parents=True, suffix=f".{ext}") as tmp:
             fig.savefig(tmp, dpi=dpi, format=ext, bbox_inches="tight")
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         out.append(path)
     plt.close(fig)
     return out

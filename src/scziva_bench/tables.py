@@ -6,9 +6,6 @@ of ``ok``, ``failed``, ``not_applicable`` (:data:`scziva_bench.metric_specs.STAT
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
 
 import pandas as pd
 
@@ -20,20 +17,13 @@ COLUMNS = ["dataset", "scenario", "method", "metric", "value", "status"]
 
 
 def write_tsv_atomic(df: pd.DataFrame, path) -> None:
-    """Write ``df`` as a tab-separated file (no index) atomically (temp file + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
+    """Write ``df`` as a tab-separated file (no index) atomically
+    (:func:`scziva.fileio.atomic_write`)."""
+    from scziva.fileio import atomic_write
+
+    with atomic_write(path, make_parents=True) as tmp:
+        with open(tmp, "w", newline="") as fh:
             df.to_csv(fh, sep="\t", index=False, na_rep="NaN")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def aggregate(paths) -> pd.DataFrame:
