@@ -6,19 +6,39 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CORES  ?= 2
 STAMP  := $(VENV)/.installed
+LOCK   := envs/constraints.txt
 
-.PHONY: run test venv clean lint
+# torch: the version of the lock file; the build is chosen with TORCH (or TORCH_INDEX).
+#   make test                 CPU build (default): no multi-GB CUDA download
+#   make test TORCH=cuda      the CUDA build PyPI serves on Linux x86-64
+#   make test TORCH_INDEX=https://download.pytorch.org/whl/cu126   a build of that index
+# The index is only ever an *extra* index: when it cannot be reached (an offline
+# machine with a local wheel or mirror), pip warns, retries a few times and installs
+# from the other sources. A venv built before keeps its torch: `rm -rf .venv` first to
+# switch builds.
+TORCH_VERSION := $(shell sed -n 's/^torch==\([^ ;]*\).*/\1/p' $(LOCK))
+TORCH ?= cpu
+ifeq ($(TORCH),cpu)
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+else ifeq ($(TORCH),cuda)
+TORCH_INDEX ?=
+else
+$(error TORCH must be cpu or cuda (or set TORCH_INDEX=URL), got '$(TORCH)')
+endif
+TORCH_PIP := $(if $(strip $(TORCH_INDEX)),--extra-index-url $(TORCH_INDEX))
+
+.PHONY: run test venv clean lint lock
 
 venv: $(STAMP)
 
-# torch is pinned and installed first: an unpinned torch pulls a multi-GB CUDA build.
-# magic-impute is installed in the same pip call as pandas>=2.1 (otherwise pip may
-# downgrade pandas to a build that crashes under numpy 2).
-$(STAMP): pyproject.toml
+# Everything is installed at the exact versions of envs/constraints.txt (the same as
+# envs/*.yaml for --use-conda; tests/test_envs.py checks they agree). torch first, on
+# its own (its dependencies come with the second call, from the usual indexes).
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[bench,test]" "pandas>=2.1" "magic-impute>=3.0"
+	$(PY) -m pip install --quiet --no-deps -c $(LOCK) "torch==$(TORCH_VERSION)" $(TORCH_PIP)
+	$(PY) -m pip install --quiet -c $(LOCK) -e ".[bench,test]"
 	@touch $@
 
 run: $(STAMP)
@@ -29,6 +49,10 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/snakemake --lint
+
+# after changing pyproject.toml: update the venv, then regenerate the locks from it
+lock: $(STAMP)
+	$(PY) envs/lock.py
 
 clean:
 	rm -rf results .snakemake

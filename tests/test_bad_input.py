@@ -64,6 +64,13 @@ BAD_FILES = {
     "dup_genes": (_table(_counts(), genes=GENES[:-1] + ["Actb"]), r"duplicate"),
     "dup_cells": (_table(_counts(), cells=CELLS[:-1] + ["c0"]), r"duplicate"),
     "all_zero": (_table([[0] * len(GENES)] * len(CELLS)), r"zero|no cell|empty|qc|removed"),
+    # issue 9: counts float32 cannot hold exactly, and empty names
+    "huge": (_with(10 ** 12), r"16,777,216.*float32"),
+    "huge_1e40": (_with("1e40"), r"1e\+40.*16,777,216"),
+    "just_above_2_24": (_with(2 ** 24 + 1), r"16,777,216"),
+    "empty_gene_name": (_table(_counts(), genes=GENES[:-2] + ["", GENES[-1]]), r"empty gene name"),
+    "blank_gene_name": (_table(_counts(), genes=GENES[:-2] + ["  ", GENES[-1]]), r"empty gene name"),
+    "empty_cell_name": (_table(_counts(), cells=CELLS[:-1] + [""]), r"empty cell name|no row name"),
 }
 
 
@@ -75,8 +82,31 @@ def _write_h5ad_with_nan(path):
     ad.AnnData(X=X).write_h5ad(path)
 
 
+def _write_h5ad_names(obs_names, var_names, value=None):
+    def write(path):
+        import warnings
+
+        import anndata as ad
+
+        X = np.asarray(_counts(), dtype=np.float32)
+        if value is not None:
+            X = X.astype(np.float64)
+            X[1, 2] = value
+        a = ad.AnnData(X=X)
+        a.obs_names, a.var_names = obs_names, var_names
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            a.write_h5ad(path)
+    return write
+
+
 # binary cases: name -> (writer, pattern)
 BAD_H5AD = {
+    "dup_obs_h5ad": (_write_h5ad_names(CELLS[:-1] + ["c0"], GENES), r"duplicate cell"),
+    "dup_var_h5ad": (_write_h5ad_names(CELLS, GENES[:-1] + ["Actb"]), r"duplicate gene"),
+    "empty_obs_h5ad": (_write_h5ad_names(CELLS[:-1] + [""], GENES), r"empty cell name"),
+    "empty_var_h5ad": (_write_h5ad_names(CELLS, GENES[:-1] + [" "]), r"empty gene name"),
+    "huge_h5ad": (_write_h5ad_names(CELLS, GENES, value=1e40), r"1e\+40.*16,777,216"),
     "nan_h5ad": (_write_h5ad_with_nan, r"nan|finite"),
     "garbage_h5ad": (lambda p: p.write_bytes(b"this is not HDF5\n" * 10),
                      r"h5ad|hdf5|read|format|valid"),
@@ -152,8 +182,92 @@ def test_cli_rejects_bad_counts(bad_file, tmp_path, capsys):
     res = _run_cli_inprocess(capsys, "impute", path, out_dir / "imputed.h5ad",
                              "--epochs", "2")
     _assert_clean_failure(res, path.name, pattern)
+    if "huge" in path.name:
+        assert "infinite" not in res.stderr
     assert _snapshot(path.parent) == before, "the input file was modified"
     assert list(out_dir.iterdir()) == [], "something was written for bad input"
+
+
+# ---------------------------------------------------------------------------------------
+# issue 9: failures of the output side are one line too
+
+def _good_csv(tmp_path, frac=False):
+    rows = _counts(seed=1, shape=(24, 6))
+    if frac:
+        rows[0][0] = 2.5
+    cells = [f"c{i}" for i in range(24)]
+    p = tmp_path / "good.csv"
+    p.write_text(_table(rows, cells=cells))
+    return p
+
+
+def _assert_one_line(res, *words):
+    out = res.stdout + res.stderr
+    assert res.returncode not in (0, None), out
+    assert "Traceback" not in out, out
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("scziva: error:"), lines
+    for w in words:
+        assert re.search(w, lines[0], re.I), (w, lines[0])
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_cli_output_is_a_folder(tmp_path, capsys, overwrite):
+    inp = _good_csv(tmp_path)
+    out = tmp_path / "out.csv"
+    out.mkdir()
+    args = ["impute", inp, out, "--epochs", "1", "--quiet"] + (["--overwrite"] if overwrite else [])
+    res = _run_cli_inprocess(capsys, *args)
+    _assert_one_line(res, "out.csv", "folder")
+    assert out.is_dir() and list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".h5ad"])
+def test_cli_disk_full_while_writing(tmp_path, capsys, monkeypatch, suffix):
+    import errno
+
+    import anndata as ad
+    import pandas as pd
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    monkeypatch.setattr(ad.AnnData, "write_h5ad", full)
+    inp = _good_csv(tmp_path)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    res = _run_cli_inprocess(capsys, "impute", inp, out_dir / f"imputed{suffix}", "--epochs", "1", "--quiet")
+    _assert_one_line(res, f"imputed{re.escape(suffix)}", "no space left")
+    assert list(out_dir.iterdir()) == []
+
+
+def test_cli_checks_free_space_before_writing_h5ad(tmp_path, capsys, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    import anndata as ad
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 ** 6, 10 ** 6 - 1000, 1000))
+    called = []
+    monkeypatch.setattr(ad.AnnData, "write_h5ad", lambda *a, **k: called.append(1))
+    inp = _good_csv(tmp_path)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    res = _run_cli_inprocess(capsys, "impute", inp, out_dir / "imputed.h5ad", "--epochs", "1", "--quiet")
+    _assert_one_line(res, "imputed.h5ad", "space", "MB|bytes|kB")
+    assert called == [] and list(out_dir.iterdir()) == []
+
+
+def test_cli_rounding_warning_format(tmp_path, capsys):
+    inp = _good_csv(tmp_path, frac=True)
+    res = _run_cli_inprocess(capsys, "impute", inp, tmp_path / "imputed.csv", "--epochs", "1", "--quiet")
+    assert res.returncode == 0, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert lines and all(ln.startswith("scziva: warning: ") for ln in lines), lines
+    assert any("rounded" in ln and "good.csv" in ln for ln in lines), lines
+    assert (tmp_path / "imputed.csv").is_file()
 
 
 def test_installed_command_fails_cleanly_on_a_missing_file(tmp_path):

@@ -389,3 +389,152 @@ def test_csv_with_excel_bom_and_crlf(tmp_path):
                        + [c + "," + ",".join(f"{v:g}" for v in row) for c, row in zip(CELLS, COUNTS)])
     p.write_bytes(body.encode("utf-8") + b"\r\n")
     _check_contract(io.read_counts(p))
+
+
+# ------------------------------------------------------------------ issue 9: bounds and names
+@pytest.mark.parametrize("value", ["16777217", "1e12", "1e40", "1.7e308"])
+def test_counts_above_float32_exact_range_refused(tmp_path, value):
+    p = _bad(tmp_path, "huge.csv", f",g1,g2\nc1,1,{value}\nc2,0,1\n")
+    with pytest.raises(InputError) as err:
+        io.read_counts(p)
+    msg = str(err.value)
+    assert "huge.csv" in msg and "16,777,216" in msg and "float32" in msg, msg
+    assert "infinite" not in msg and "\n" not in msg
+    shown = {"16777217": "16777217", "1e12": "1000000000000", "1e40": "1e+40", "1.7e308": "1.7e+308"}
+    assert f"largest value {shown[value]} " in msg  # as given, not 'inf' or rounded
+
+
+def test_largest_exact_count_still_accepted(tmp_path):
+    p = _bad(tmp_path, "edge.csv", f",g1,g2\nc1,1,{2**24}\nc2,0,1\n")
+    a = io.read_counts(p)
+    assert _dense(a)[0, 1] == 2 ** 24
+
+
+@pytest.mark.parametrize("name,text,what", [
+    ("emptygene.csv", ",g1,,g3\nc1,1,2,3\nc2,0,1,0\n", "gene"),
+    ("blankgene.csv", ",g1, ,g3\nc1,1,2,3\nc2,0,1,0\n", "gene"),
+    ("emptycell.csv", ",g1,g2\nc1,1,2\n\"\",0,1\n", "cell"),
+    ("emptycell_gx.csv", ",c1,,c3\ng1,1,2,3\ng2,0,1,0\n", "cell"),
+])
+def test_empty_names_in_tables_refused(tmp_path, name, text, what):
+    p = _bad(tmp_path, name, text)
+    orientation = "genes_x_cells" if "_gx" in name else "cells_x_genes"
+    with pytest.raises(InputError, match=rf"{name}.*empty {what} name|{name}.*has no row name"):
+        io.read_counts(p, orientation=orientation)
+
+
+def _h5ad(path, obs_names, var_names, X=None):
+    X = np.ones((len(obs_names), len(var_names)), dtype=np.float32) if X is None else X
+    a = ad.AnnData(X=X)
+    a.obs_names, a.var_names = obs_names, var_names
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a.write_h5ad(path)
+    return path
+
+
+@pytest.mark.parametrize("obs,var,pattern", [
+    (["c1", "c1", "c2"], ["g1", "g2"], "duplicate cell"),
+    (["c1", "", "c2"], ["g1", "g2"], "empty cell name"),
+    (["c1", "c2", "c3"], ["g1", " "], "empty gene name"),
+])
+def test_h5ad_names_checked(tmp_path, obs, var, pattern):
+    p = _h5ad(tmp_path / "names.h5ad", obs, var)
+    with pytest.raises(InputError, match=f"names.h5ad.*{pattern}"):
+        io.read_counts(p)
+
+
+def _tenx(d, barcodes: bytes, features: bytes, gz=True):
+    d.mkdir()
+    scipy.io.mmwrite(str(d / "matrix.mtx"), sp.coo_matrix(COUNTS.T))
+    ext = ".gz" if gz else ""
+    (d / f"barcodes.tsv{ext}").write_bytes(gzip.compress(barcodes) if gz else barcodes)
+    (d / f"features.tsv{ext}").write_bytes(gzip.compress(features) if gz else features)
+    return d
+
+
+GOOD_FEATURES = "".join(f"{g}\t{g}\tGene Expression\n" for g in GENES).encode()
+GOOD_BARCODES = "".join(c + "\n" for c in CELLS).encode()
+
+
+@pytest.mark.parametrize("barcodes,features,pattern", [
+    (b"", GOOD_FEATURES, r"barcodes.tsv.gz.*empty"),
+    (GOOD_BARCODES, b"", r"features.tsv.gz.*empty"),
+    (GOOD_BARCODES, b"Actb\tActb\tGene Expression\nGapdh\tGapdh\nCd3e\tCd3e\tGene Expression\tx\ty\n"
+     b"Ms4a1\tMs4a1\tGene Expression\n", r"features.tsv.gz.*(fields|columns|parse)"),
+    (b"AAACCTGA-1\n\nAAAGATGC-1\n", GOOD_FEATURES, r"barcodes.tsv.gz.*(empty cell name|2 barcodes)"),
+    (GOOD_BARCODES, b"Actb\tActb\tGene Expression\n\tGapdh\tGene Expression\n"
+     b"Cd3e\tCd3e\tGene Expression\nMs4a1\tMs4a1\tGene Expression\n", r"features.tsv.gz.*empty gene name"),
+])
+def test_10x_bad_name_files(tmp_path, barcodes, features, pattern):
+    d = _tenx(tmp_path / "tenx", barcodes, features)
+    with pytest.raises(InputError, match=pattern) as err:
+        io.read_counts(d)
+    assert "\n" not in str(err.value)
+
+
+def test_write_h5ad_atomic_checks_free_space(tmp_path, monkeypatch):
+    import shutil as _shutil
+    from collections import namedtuple
+
+    a = io.read_counts(_write_table(tmp_path / "c.csv", COUNTS, CELLS, GENES))
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(_shutil, "disk_usage", lambda p: usage(10**6, 10**6 - 100, 100))
+    out = tmp_path / "out" / "a.h5ad"
+    with pytest.raises(InputError, match=r"a.h5ad.*(space|full)") as err:
+        io.write_h5ad_atomic(a, out)
+    assert "\n" not in str(err.value)
+    assert not out.exists() and not list(out.parent.glob(".*"))
+
+
+def test_write_h5ad_atomic_disk_full_is_one_line(tmp_path, monkeypatch):
+    import errno
+
+    a = io.read_counts(_write_table(tmp_path / "c.csv", COUNTS, CELLS, GENES))
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ad.AnnData, "write_h5ad", full)
+    out = tmp_path / "a.h5ad"
+    with pytest.raises(InputError, match=r"a.h5ad.*No space left") as err:
+        io.write_h5ad_atomic(a, out)
+    assert "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == [tmp_path / "c.csv"]
+
+
+def test_read_error_of_the_file_system_is_one_line(tmp_path, monkeypatch):
+    import errno
+
+    p = _write_table(tmp_path / "c.csv", COUNTS, CELLS, GENES)
+
+    def broken(path):
+        raise OSError(errno.EIO, "Input/output error", str(path))
+
+    monkeypatch.setattr(io, "_open_text", broken)
+    with pytest.raises(InputError, match=r"c.csv.*cannot be read.*Input/output error") as err:
+        io.read_counts(p)
+    assert "\n" not in str(err.value)
+
+
+def test_atomic_write_helper(tmp_path):
+    from scziva.errors import OutputError
+    from scziva.fileio import atomic_write
+
+    out = tmp_path / "a.txt"
+    out.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_write(out) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("writer crashed")
+    assert out.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+    with atomic_write(out, suffix=".png") as tmp:
+        assert tmp.name.endswith(".png") and tmp.parent == tmp_path
+        tmp.write_text("new")
+    assert out.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+    with pytest.raises(OutputError, match="is a folder"):
+        with atomic_write(tmp_path) as tmp:
+            pass
+    with atomic_write(tmp_path / "sub" / "b.txt", make_parents=True) as tmp:
+        tmp.write_text("b")
+    assert (tmp_path / "sub" / "b.txt").read_text() == "b"

@@ -214,16 +214,77 @@ def test_alra_keeps_observed_nonzeros_and_zeros(scenario, outputs):
     assert 0.05 < np.mean(Y == 0) < np.mean(X == 0)  # some zeros filled, some kept
 
 
+def test_alra_noise_window_matches_the_r_package():
+    from scziva_bench.methods.alra import choose_k
+
+    # gaps d_1..d_99 (1-based): three signal gaps, then 1.0; d_79 = 3.0; d_80..d_99 = 1 +- 0.1.
+    # The R package's noise gaps are d_79..d_99 (between singular values 80 and 100): d_79
+    # widens their s.d., so only the signal gaps stand out (k = 3). A window starting one gap
+    # late (d_80..) would have s.d. 0.1 and call d_79 signal (k = 79).
+    d = np.ones(99)
+    d[:3] = [100.0, 80.0, 50.0]
+    d[78] = 3.0
+    d[79:] = 1.0 + 0.1 * np.tile([1, -1], 10)
+    s = 10.0 + np.concatenate([np.cumsum(d[::-1])[::-1], [0.0]])
+    assert np.allclose(s[:-1] - s[1:], d)
+    assert choose_k(s, noise_start=80, n_sd=6) == 3
+    assert choose_k(s, noise_start=81, n_sd=6) == 79  # the old, one-late window
+
+
+def test_alra_match_moments_as_the_r_package():
+    from scziva_bench.methods.alra import match_moments
+
+    A = np.array([[1.0, 2.0, 0.0], [3.0, 2.0, 5.0], [0.0, 2.0, 0.0], [2.0, 0.0, 0.0]])
+    Ak = np.array([[0.5, 0.1, 0.3], [1.5, 0.3, 0.4], [1.0, 0.0, 0.2], [0.0, 0.5, 0.0]])
+    out = match_moments(A, Ak.copy())
+    # gene 0: non-zeros (0.5, 1.5, 1.0) moved to mean 2 and s.d. 1 of (1, 3, 2)
+    np.testing.assert_allclose(out[:3, 0], [1.0, 3.0, 2.0])
+    assert out[3, 0] == 0.0  # zeros stay zeros
+    # gene 1: observed non-zeros all 2 (s.d. 0): every non-zero becomes 2, as in R
+    np.testing.assert_allclose(out[[0, 1, 3], 1], [2.0, 2.0, 2.0])
+    assert out[2, 1] == 0.0
+    # gene 2: one observed non-zero (no s.d.): left as it is
+    np.testing.assert_array_equal(out[:, 2], Ak[:, 2])
+
+
+def test_alra_rank_choice_uses_the_r_packages_power_iterations(scenario):
+    from sklearn.utils.extmath import randomized_svd
+
+    from scziva_bench.methods.alra import choose_k
+
+    d = methods.defaults("alra")
+    assert d["power_iters_k"] == 2 and d["power_iters"] == 10  # R: choose_k(q=2), alra(q=10)
+    X = scenario.layers["counts"].toarray().astype(np.float64)
+    A = np.log1p(X / X.sum(axis=1, keepdims=True) * 1e4)
+    _, s, _ = randomized_svd(A, 100, n_iter=2, random_state=0)
+    k = choose_k(s, 80, 6.0)
+    np.testing.assert_array_equal(methods.run("alra", scenario, seed=0),
+                                  methods.run("alra", scenario, seed=0, k=k))
+
+
 def test_knn_smoothing_averages_duplicated_cells():
-    # 20 distinct profiles, each cell present twice: with k=1 each cell's neighbour is
-    # its twin, so the smoothed profile (mean of the cell and its twin) is the cell itself
+    # 20 distinct profiles, each cell present twice: with k=2 (the authors' k counts the
+    # cell itself) each cell's neighbour is its twin, so the smoothed profile (mean of the
+    # cell and its twin) is the cell itself; k=1 is no smoothing
     rng = np.random.default_rng(0)
     profiles = rng.poisson(rng.gamma(1.0, 5.0, size=(20, 40)) * rng.choice([0.2, 5.0], (20, 1)))
     import anndata as ad
     X = np.repeat(profiles, 2, axis=0).astype(np.float32)
     a = ad.AnnData(X=sp.csr_matrix(X), layers={"counts": sp.csr_matrix(X)})
-    Y = methods.run("knn_smoothing", a, k=1, d=5)
+    Y = methods.run("knn_smoothing", a, k=2, d=5)
     np.testing.assert_array_equal(Y, X)
+    np.testing.assert_array_equal(methods.run("knn_smoothing", a, k=1, d=5), X)
+
+
+def test_knn_smoothing_k_counts_the_cell_itself():
+    import anndata as ad
+
+    # k = n: every cell becomes the mean of all cells (authors' k includes the cell)
+    rng = np.random.default_rng(1)
+    X = rng.poisson(5.0, size=(12, 30)).astype(np.float32)
+    a = ad.AnnData(X=sp.csr_matrix(X), layers={"counts": sp.csr_matrix(X)})
+    Y = methods.run("knn_smoothing", a, k=12, d=3)
+    np.testing.assert_allclose(Y, np.broadcast_to(X.mean(axis=0), X.shape), rtol=1e-5)
 
 
 def test_dca_zinb_matches_scipy():
@@ -242,15 +303,149 @@ def test_dca_zinb_matches_scipy():
     np.testing.assert_allclose(got, want, rtol=1e-10)
 
 
+def test_dca_nb_matches_scipy():
+    import torch
+    from scziva_bench.methods.dca import nb_nll
+
+    y = torch.tensor([0.0, 1.0, 3.0, 10.0], dtype=torch.float64)
+    mu = torch.tensor([2.0, 0.5, 4.0, 7.0], dtype=torch.float64)
+    theta = torch.tensor([1.5, 3.0, 0.7, 20.0], dtype=torch.float64)
+    got = nb_nll(y, mu, theta, eps=0.0).numpy()
+    want = -stats.nbinom.logpmf(y.numpy(), theta.numpy(), (theta / (theta + mu)).numpy())
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+def test_dca_defaults_are_the_packages():
+    d = methods.defaults("dca")
+    # dca 0.3: optimizer="RMSprop" (Keras' lr 1e-3), early_stop=15, reduce_lr=10,
+    # batch_size=32, epochs=300, validation_split=0.1, clip 5; ZINB (the paper's, the
+    # package's "zinb-conddisp") rather than its default "nb-conddisp" (docs/methods.md)
+    assert d["likelihood"] == "zinb" and d["optimizer"] == "rmsprop" and d["lr"] == 1e-3
+    assert (d["patience"], d["reduce_lr"], d["batch_size"], d["epochs"]) == (15, 10, 32, 300)
+    assert d["validation"] == 0.1 and d["clip_value"] == 5.0 and d["restore_best"] is False
+
+
+def test_dca_rmsprop_step_is_keras():
+    import torch
+    from scziva_bench.methods.dca import keras_rmsprop
+
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0], dtype=torch.float64))
+    opt = keras_rmsprop([p])
+    v = np.zeros(2)
+    want = np.array([1.0, -2.0])
+    for g in ([2.0, 1e-4], [-1.0, 3e-4]):
+        p.grad = torch.tensor(g, dtype=torch.float64)
+        opt.step()
+        g = np.array(g)
+        v = 0.9 * v + 0.1 * g ** 2
+        want = want - 1e-3 * g / np.sqrt(v + 1e-7)  # TensorFlow: epsilon inside the root
+    np.testing.assert_allclose(p.detach().numpy(), want, rtol=1e-12)
+
+
+def test_dca_optimizer_and_likelihood_choices(scenario):
+    kw = {"epochs": 3}
+    runs = {(o, lk): methods.run("dca", scenario, seed=0, device="cpu", optimizer=o, likelihood=lk, **kw)
+            for o in ("rmsprop", "adam") for lk in ("nb", "zinb")}
+    for Y in runs.values():
+        assert np.all(np.isfinite(Y)) and Y.min() >= 0
+    assert not np.array_equal(runs["rmsprop", "nb"], runs["adam", "nb"])
+    assert not np.array_equal(runs["rmsprop", "nb"], runs["rmsprop", "zinb"])
+    with pytest.raises(InputError, match="optimizer must be one of rmsprop, adam"):
+        methods.run("dca", scenario, optimizer="sgd", **kw)
+    with pytest.raises(InputError, match="likelihood must be one of zinb, nb"):
+        methods.run("dca", scenario, likelihood="poisson", **kw)
+
+
+def test_early_stopping_loop_keeps_last_or_best():
+    import torch
+    from scziva_bench.methods._common import train_with_early_stopping
+
+    # validation losses 5, 3, 4, 4, 4, ...: best at epoch 2, stops after patience 2 more
+    model = torch.nn.Linear(1, 1, bias=False)
+    for restore, want_w in ((True, 2.0), (False, 4.0)):
+        with torch.no_grad():
+            model.weight.fill_(0.0)
+        losses = iter([5.0, 3.0, 4.0, 4.0, 4.0, 4.0])
+
+        def epoch():
+            with torch.no_grad():
+                model.weight.add_(1.0)  # weight = number of epochs trained
+
+        n = train_with_early_stopping(model, epoch, lambda: next(losses), epochs=10, patience=2,
+                                      restore_best=restore)
+        assert n == 4
+        assert float(model.weight.detach()) == want_w
+
+
 def test_deepimpute_replaces_only_zeros_of_target_genes(scenario, outputs):
     X = scenario.layers["counts"].toarray()
     Y = outputs["deepimpute"]
     assert np.array_equal(Y[X > 0], X[X > 0])  # observed counts are kept
-    # genes below the expression threshold (99th percentile <= 5) are not targets
-    low = np.quantile(X, 0.99, axis=0) <= methods.defaults("deepimpute")["min_expression"]
-    assert low.any()
-    assert np.array_equal(Y[:, low], X[:, low])
+    # genes without variance are never targets
+    flat = X.var(axis=0) == 0
+    assert flat.any()
+    assert np.array_equal(Y[:, flat], X[:, flat])
     assert np.mean(Y[X == 0] > 0) > 0.5
+
+
+def test_deepimpute_target_genes_as_the_package():
+    from scziva_bench.methods.deepimpute import choose_targets
+
+    # 12 genes with var / (1 + mean) set by hand: 0 (constant), then increasing
+    rng = np.random.default_rng(0)
+    X = np.zeros((40, 12))
+    for j in range(1, 12):
+        X[::2, j] = j  # half the cells j, half 0: var / (1 + mean) grows with j
+    vmr = X.var(axis=0, ddof=1) / (1 + X.mean(axis=0))
+    assert vmr[0] == 0 and np.all(np.diff(vmr[1:]) > 0)
+    # min_vmr picks 5 genes -> rounded up to 2 sub-networks of 4 = the top 8 genes
+    min_vmr = (vmr[6] + vmr[7]) / 2
+    t, size, ranked = choose_targets(X, 4, min_vmr, None, rng)
+    assert size == 4 and list(ranked) == list(range(11, 0, -1))
+    assert list(t) == list(range(11, 3, -1))
+    # fewer ranked genes than needed: filled with ranked genes drawn at random
+    t, size, _ = choose_targets(X, 8, 0.0, None, rng)
+    assert size == 8 and len(t) == 16 and set(t[:11]) == set(range(1, 12)) and set(t) <= set(range(1, 12))
+    # a sub-network as large as the ranked genes is halved (every target needs predictors)
+    t, size, _ = choose_targets(X, 16, 0.0, None, rng)
+    assert size == 8
+
+
+def test_deepimpute_normalization_options(scenario):
+    import anndata as ad
+
+    # the package's "libSizeLog" option: runs, keeps observed counts, differs from "log"
+    X = scenario.layers["counts"].toarray()
+    kw = {"epochs": 2, "normalization": "libsize_log"}
+    a = ad.AnnData(X=sp.csr_matrix(X), layers={"counts": sp.csr_matrix(X)})
+    Y = methods.run("deepimpute", a, seed=0, device="cpu", **kw)
+    assert np.all(np.isfinite(Y)) and np.array_equal(Y[X > 0], X[X > 0])
+    assert not np.array_equal(Y, methods.run("deepimpute", a, seed=0, device="cpu", epochs=2))
+    with pytest.raises(InputError, match="normalization must be one of log, libsize_log"):
+        methods.run("deepimpute", a, normalization="cpm")
+
+
+# ----------------------------------------------------------------------------- fidelity labels
+
+ADAPTERS = ["alra", "dca", "deepimpute", "knn_smoothing", "magic", "scvi", "no_imputation", "perfect"]
+KINDS = {"alra": "reimplementation", "dca": "reimplementation", "deepimpute": "reimplementation",
+         "knn_smoothing": "reimplementation", "magic": "builtin", "scvi": "builtin",
+         "no_imputation": "control", "perfect": "control"}
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_adapter_states_kind_label_and_source(name):
+    import importlib
+
+    module = importlib.import_module(methods._REGISTRY[name], "scziva_bench.methods")
+    assert module.KIND == KINDS[name]
+    label = module.LABELS[name] if hasattr(module, "LABELS") else module.LABEL
+    assert isinstance(label, str) and label
+    assert ("(re-impl.)" in label) == (module.KIND == "reimplementation")
+    assert isinstance(module.SOURCE, str) and module.SOURCE
+    if hasattr(methods, "describe"):  # the static table in methods/__init__.py agrees
+        facts = methods.describe(name)
+        assert facts["kind"] == module.KIND and facts["label"] == label
 
 
 # ----------------------------------------------------------------------------- scVI, scZiva

@@ -61,8 +61,8 @@ def test_entry_controls_by_hand():
         for m in ("rmse", "mae", "log_mse", "median_l1"):
             assert perfect[f"{m}_{suffix}"] == 0.0
     noimp = _values(metrics.evaluate(s, metrics.no_imputation(s), "d", "x", "none", which="entries"))
-    # zeros where the truth was 1, 5, 6: pearson undefined (constant prediction)
-    assert math.isnan(noimp["pearson_dropped"])
+    # zeros where the truth was 1, 5, 6: a constant prediction correlates 0 (not NaN)
+    assert noimp["pearson_dropped"] == 0.0
     assert noimp["rmse_dropped"] == pytest.approx(math.sqrt((1 + 25 + 36) / 3))
     assert noimp["mae_dropped"] == pytest.approx(4.0)
     assert noimp["median_l1_dropped"] == pytest.approx(5.0)
@@ -137,6 +137,7 @@ def test_perfect_scores_best(sim_results):
             assert p[f"{m}_{s}"] == 0.0
     assert p["genecorr_agreement"] == pytest.approx(1.0) and p["genecorr_inflation"] == pytest.approx(0.0)
     assert p["de_jaccard_top100"] == 1.0
+    assert p["silhouette_gap"] == 0.0 and p["de_null_fpr"] < 0.02
     for m in ("ari_kmeans", "nmi_kmeans", "ari_leiden", "nmi_leiden", "silhouette", "de_auroc", "de_auprc",
               "genecorr_agreement", "de_jaccard_top100"):
         assert p[m] >= n[m] - 1e-9 and p[m] > z[m], m
@@ -156,13 +157,44 @@ def test_no_imputation_matches_hand_formula(sim_scenario, sim_results):
     assert n["mae_dropped"] == pytest.approx(t.mean())
     assert n["median_l1_dropped"] == pytest.approx(np.median(t))
     assert n["log_mse_dropped"] == pytest.approx(np.mean(np.log1p(t) ** 2))
-    assert math.isnan(n["pearson_dropped"])
+    assert n["pearson_dropped"] == 0.0
     assert n["pearson_all"] == pytest.approx(np.corrcoef(C.ravel(), T.ravel())[0, 1])
     assert n["rmse_all"] == pytest.approx(np.sqrt(np.mean((C - T) ** 2)))
 
 
-def test_false_positives_small_for_truth(sim_results):
-    assert 0 <= sim_results["perfect"]["de_false_positives"] < 0.02
+def test_null_de_detects_invented_de(sim_scenario, sim_results):
+    """The truth calls almost no null gene DE; replacing each cell by its group mean (zero
+    within-group variance) makes nearly every null gene 'DE'."""
+    assert 0 <= sim_results["perfect"]["de_null_fpr"] < 0.02
+    s = sim_scenario
+    T = metrics.perfect(s)
+    g = s.obs["cell_type"].cat.codes.to_numpy()
+    smooth = np.vstack([T[g == k].mean(axis=0) for k in g])
+    v = _values(metrics.evaluate(s, smooth, "d", "x", "smooth", which=["de_null_fpr"]))
+    assert v["de_null_fpr"] > 0.5
+
+
+def test_null_de_by_hand():
+    """2 groups x 20 cells, 5 genes; gene 0 is truly DE, genes 1-4 are not. The 'imputed'
+    matrix separates the groups perfectly on genes 1 and 2 as well (in opposite
+    directions, so the null genes' totals stay equal): 2 of 4 null genes called."""
+    rng = np.random.default_rng(0)
+    n = 40
+    grp = np.repeat([0, 1], n // 2)
+    X = np.empty((n, 5), dtype=np.float32)
+    X[:, 0] = np.where(grp == 0, 50, 5) + rng.integers(0, 3, n)
+    X[:, 1] = np.where(grp == 0, 40, 10)  # invented DE, up in A
+    X[:, 2] = np.where(grp == 0, 10, 40)  # invented DE, down in A
+    X[:, 3] = 20 + rng.permutation(n) % 7
+    X[:, 4] = 20 + rng.permutation(n) % 5
+    a = ad.AnnData(sp.csr_matrix(X), layers={"counts": sp.csr_matrix(X), "truth": sp.csr_matrix(X + 1)})
+    a.obs_names = [f"c{i}" for i in range(n)]
+    a.obs["cell_type"] = pd.Categorical(np.where(grp == 0, "A", "B"))
+    a.uns["group_names"] = ["A", "B"]
+    a.varm["de_factor"] = np.array([[2.0, 1.0]] + [[1.0, 1.0]] * 4)
+    a.uns["scenario"] = {"id": "none", "kind": "none", "rate": float("nan"), "seed": 0}
+    v = _values(metrics.evaluate(a, X, "d", "none", "m", which=["de_null_fpr"]))
+    assert v["de_null_fpr"] == pytest.approx(2 / 4)
 
 
 def test_genecorr_inflation_detects_oversmoothing(sim_scenario):
@@ -180,10 +212,10 @@ def test_no_labels_gives_nan(sim_scenario):
     s = sim_scenario.copy()
     del s.obs["cell_type"]
     v = _values(metrics.evaluate(s, metrics.perfect(s), "d", "x", "p", which=["clustering", "de"]))
-    for m in metrics.GROUPS["clustering"] + ["de_auroc", "de_auprc", "de_jaccard_top100"]:
+    df = metrics.evaluate(s, metrics.perfect(s), "d", "x", "p", which=["clustering", "de"])
+    assert (df["status"] == "not_applicable").all()
+    for m in metrics.GROUPS["clustering"] + metrics.GROUPS["de"]:
         assert math.isnan(v[m])
-    # false positives fall back to a random split of all cells
-    assert 0 <= v["de_false_positives"] <= 1
 
 
 def test_deterministic(sim_scenario):
@@ -311,5 +343,162 @@ def test_constant_output_scores_worst(sim_scenario, fill):
     v = _values(metrics.evaluate(sim_scenario, imp, "d", "x", "const", which=["clustering", "de", "genecorr"]))
     for m in ("ari_kmeans", "nmi_kmeans", "ari_leiden", "nmi_leiden", "de_jaccard_top100", "genecorr_agreement"):
         assert v[m] == pytest.approx(0.0, abs=1e-12), m
-    assert v["de_auroc"] == pytest.approx(0.5) and math.isnan(v["silhouette"])
-    assert v["de_false_positives"] == 0.0
+    # all cells at one point: silhouette 0 (scikit-learn's value for zero distances)
+    assert v["de_auroc"] == pytest.approx(0.5) and v["silhouette"] == 0.0
+    assert v["silhouette_gap"] > 0.3
+    # a constant output calls nothing DE: null-DE is a specificity score, read with de_auroc
+    assert v["de_null_fpr"] == 0.0
+
+
+# ----------------------------------------------------------------------------- metric facts
+
+def test_metric_specs_are_the_one_source():
+    from scziva_bench import metric_specs as ms
+    assert metrics.METRICS == ms.names()
+    assert set(metrics.METRICS) | set(ms.RESOURCE_METRICS) == set(ms.SPECS)
+    assert metrics.HIGHER_IS_BETTER == {m: ms.SPECS[m].maximize is True for m in metrics.METRICS}
+    for g, names in metrics.GROUPS.items():
+        assert all(ms.SPECS[m].group == g for m in names)
+    assert ms.better("rmse_dropped", 1.0, 2.0) and not ms.better("rmse_dropped", 2.0, 1.0)
+    assert ms.better("pearson_dropped", 0.9, 0.1)
+    assert ms.better("genecorr_inflation", -0.01, 0.05) and ms.better("genecorr_inflation", 0.01, -0.05)
+    assert not ms.better("pearson_dropped", float("nan"), -1.0)  # NaN is never better
+    assert sorted([0.2, float("nan"), 0.9], key=ms.sort_key("ari_kmeans"))[:2] == [0.9, 0.2]
+    with pytest.raises(KeyError):
+        ms.better("no_such_metric", 1, 2)
+
+
+def test_metric_specs_import_needs_only_the_standard_library():
+    import subprocess
+    import sys
+    code = ("import sys; import scziva_bench.metric_specs; "
+            "bad = [m for m in ('numpy', 'pandas', 'scipy', 'torch', 'anndata') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ----------------------------------------------------------------------------- trust: known-bad outputs
+
+def _group_mean(s, X):
+    g = s.obs["cell_type"].cat.codes.to_numpy()
+    means = np.vstack([X[g == k].mean(axis=0) for k in range(g.max() + 1)])
+    return means[g].astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def known_outputs(sim_scenario):
+    """Known-good and known-bad outputs on a dropout scenario and an MCV scenario of the
+    same simulation, scored with every metric."""
+    s = sim_scenario
+    ds = simulate.splat(n_cells=240, n_genes=400, n_groups=3, de_prob=0.2, de_loc=0.6, seed=3)
+    m = scenarios.make(ds, "mcv", seed=1)
+    rng = np.random.default_rng(0)
+    out = {}
+    for sname, scen in (("dropout", s), ("mcv", m)):
+        outs = {"perfect": metrics.perfect(scen), "true_mean": np.asarray(scen.layers["true_mean"]),
+                "no_imputation": metrics.no_imputation(scen),
+                "constant": np.ones(scen.shape, dtype=np.float32),
+                "noise": rng.poisson(5.0, size=scen.shape).astype(np.float32),
+                "group_mean": _group_mean(scen, metrics.perfect(scen))}
+        for name, X in outs.items():
+            out[sname, name] = metrics.evaluate(scen, X, "d", sname, name, seed=0)
+    return out
+
+
+def test_ok_rows_are_never_nan(known_outputs):
+    for df in known_outputs.values():
+        ok = df["status"] == "ok"
+        assert np.isfinite(df.loc[ok, "value"]).all(), df[ok & df["value"].isna()]
+        assert df.loc[~ok, "value"].isna().all()
+        assert set(df["status"]) <= {"ok", "not_applicable"}
+
+
+def test_statuses_follow_the_needs(known_outputs):
+    from scziva_bench import metric_specs as ms
+    d = known_outputs["dropout", "no_imputation"].set_index("metric")["status"]
+    m = known_outputs["mcv", "no_imputation"].set_index("metric")["status"]
+    for name, spec in ms.SPECS.items():
+        if spec.group == "resources":
+            continue
+        assert d[name] == ("not_applicable" if "mcv" in spec.needs else "ok"), name
+        # MCV: the truth is the test molecules, not a count-scale truth
+        assert m[name] == ("not_applicable" if ("truth" in spec.needs or "mask" in spec.needs) else "ok"), name
+
+
+# which known-good output each ranked metric must score best, and which known-bad ones it
+# must score strictly worse
+_GOOD = {"accuracy_denoising": "true_mean"}
+_BAD = ("no_imputation", "constant", "noise", "group_mean")
+
+
+@pytest.mark.parametrize("metric", __import__("scziva_bench.metric_specs", fromlist=["x"]).ranked())
+def test_every_ranked_metric_can_fail(known_outputs, metric):
+    from scziva_bench import metric_specs as ms
+    spec = ms.SPECS[metric]
+    if spec.group == "resources":
+        pytest.skip("resource rows come from the workflow")
+    sname = "mcv" if "mcv" in spec.needs else "dropout"
+    val = {name: known_outputs[sname, name].set_index("metric").loc[metric, "value"]
+           for name in ("perfect", "true_mean") + _BAD}
+    good = _GOOD.get(spec.family, "perfect")
+    # it varies, and the known-good output is not beaten by any known-bad one (label
+    # metrics: a group-mean output recovers the labels perfectly too, which is allowed)
+    assert max(ms.oriented(metric, v) for v in val.values()) > min(ms.oriented(metric, v) for v in val.values())
+    for bad in _BAD:
+        assert not ms.better(metric, val[bad], val[good]), (bad, val)
+    # and at least one known-bad output scores strictly worse
+    assert any(ms.better(metric, val[good], val[bad]) for bad in _BAD), val
+    if spec.family in ("accuracy_imputation", "mcv") or metric == "silhouette_gap":
+        assert ms.better(metric, val[good], val["no_imputation"]), val
+
+
+def test_denoising_truth_is_the_true_mean(known_outputs):
+    v = {k: known_outputs["dropout", k].set_index("metric")["value"] for k in ("true_mean", "perfect", "constant")}
+    assert v["true_mean"]["denoise_log_mse"] == pytest.approx(0.0, abs=1e-12)
+    assert v["true_mean"]["denoise_pearson"] == pytest.approx(1.0)
+    # the pre-dropout counts still carry the Poisson noise: a worse denoiser than the means
+    assert v["perfect"]["denoise_log_mse"] > 0.005 and v["perfect"]["denoise_pearson"] < 0.99
+    assert v["constant"]["denoise_pearson"] == 0.0
+    assert v["constant"]["denoise_log_mse"] > v["perfect"]["denoise_log_mse"]
+
+
+def test_denoise_by_hand():
+    L = np.array([[0.0, 1.0], [1.0, 3.0], [2.0, 2.0]])
+    M = np.array([[0.0, 1.0], [1.0, 2.0], [2.0, 3.0]])
+    v = metrics.denoise_metrics(L, M)
+    assert v["denoise_log_mse"] == pytest.approx(2 / 6)
+    # gene 0 identical (r = 1); gene 1: (1, 3, 2) vs (1, 2, 3): r = 0.5
+    assert v["denoise_pearson"] == pytest.approx((1 + 0.5) / 2)
+
+
+def test_none_without_truth_scores_no_truth_metric():
+    """'none' on data without its own truth: truth = a copy of the counts, so returning the
+    input (or the truth) must not score: every truth-based metric is not applicable;
+    clustering against the labels (which do not come from the counts) still applies."""
+    from scziva_bench import metric_specs as ms
+    ds = simulate.splat(n_cells=120, n_genes=200, n_groups=2, de_prob=0.3, de_loc=0.8, seed=2,
+                        true_mean=False)
+    del ds.layers["truth"]
+    for k in ("de_factor",):
+        del ds.varm[k]
+    s = scenarios.make(ds, "none")
+    for out in (metrics.no_imputation(s), metrics.perfect(s)):
+        df = metrics.evaluate(s, out, "real", "none", "m").set_index("metric")
+        for name in metrics.METRICS:
+            needs = ms.SPECS[name].needs
+            expect = "ok" if set(needs) <= {"labels"} else "not_applicable"
+            assert df.loc[name, "status"] == expect, name
+        assert df.loc["ari_kmeans", "value"] > 0.5
+
+
+def test_silhouette_gap_is_the_distance_to_the_truths(sim_scenario):
+    s = sim_scenario
+    T, C = metrics.perfect(s), metrics.no_imputation(s)
+    v = _values(metrics.evaluate(s, C, "d", "x", "m", which="clustering"))
+    vt = _values(metrics.evaluate(s, T, "d", "x", "p", which="clustering"))
+    assert vt["silhouette_gap"] == 0.0
+    assert v["silhouette_gap"] == pytest.approx(abs(v["silhouette"] - vt["silhouette"]))
+    # over-smoothing (group means) has a higher raw silhouette than the truth, and a gap
+    sm = _values(metrics.evaluate(s, _group_mean(s, T), "d", "x", "sm", which="clustering"))
+    assert sm["silhouette"] > vt["silhouette"] + 0.2
+    assert sm["silhouette_gap"] == pytest.approx(sm["silhouette"] - vt["silhouette"])

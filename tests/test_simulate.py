@@ -204,3 +204,55 @@ def test_add_dropout_bad_input():
         simulate.add_dropout(X, 0.5, shape=0.0)
     with pytest.raises(InputError):
         simulate.estimate_params(np.zeros((1, 5)))
+
+
+def test_true_mean_layer():
+    """layers['true_mean'] holds the Poisson rates of the truth (pre-Poisson means)."""
+    a = simulate.splat(n_cells=400, n_genes=300, n_groups=2, dropout_share=0.5, seed=8)
+    M = a.layers["true_mean"]
+    assert isinstance(M, np.ndarray) and M.dtype == np.float32 and M.shape == a.shape
+    assert (M >= 0).all() and (M > 0).mean() > 0.99  # a gamma draw can underflow to 0
+    T = a.layers["truth"].toarray()
+    # Poisson: per gene, the mean of the counts equals the mean of the rates (within noise)
+    m_t, m_r = T.mean(axis=0), M.mean(axis=0, dtype=np.float64)
+    ok = m_r > 5
+    assert np.median(np.abs(m_t[ok] / m_r[ok] - 1)) < 0.05
+    # and the residual variance is Poisson: var(T - M) ~ mean(M)
+    r = (T - M)[:, ok]
+    assert np.median(r.var(axis=0) / m_r[ok]) == pytest.approx(1.0, abs=0.15)
+    # the layer changes no count: the same seed without it gives the same data
+    b = simulate.splat(n_cells=400, n_genes=300, n_groups=2, dropout_share=0.5, seed=8, true_mean=False)
+    assert "true_mean" not in b.layers
+    for k in ("counts", "truth", "mask"):
+        assert (a.layers[k] != b.layers[k]).nnz == 0
+
+
+@pytest.mark.parametrize("name,lo,hi,zlo,zhi", [("umi", 1.0, 3.0, 0.55, 0.75), ("fulllength", 15.0, 45.0, 0.65, 0.85)])
+def test_regimes_resemble_their_data_at_the_default_size(name, lo, hi, zlo, zhi):
+    """Counts per entry and share of zeros of each preset at 300 cells x 1000 genes (the
+    presets are estimated at the real sizes; regime() keeps the depth per entry)."""
+    p = simulate.regime(name, n_cells=300, n_genes=1000, n_groups=5, seed=1)
+    assert p["n_genes"] == 1000 and p["lib_loc"] < simulate.REGIMES[name]["lib_loc"]
+    a = simulate.splat(**p)
+    X = a.layers["counts"]
+    per_entry = X.sum() / (300 * 1000)
+    zeros = 1 - X.nnz / (300 * 1000)
+    assert lo < per_entry < hi and zlo < zeros < zhi, (per_entry, zeros)
+    # at the real size the library size is the estimated one
+    assert simulate.regime(name, n_genes=simulate.REGIMES[name]["n_genes"])["lib_loc"] == \
+        pytest.approx(simulate.REGIMES[name]["lib_loc"], abs=1e-4)
+    with pytest.raises(InputError):
+        simulate.regime("smartseq9")
+
+
+def test_regime_presets_are_estimates_of_their_source(shared_data):
+    """The presets are what estimate_params gives on the largest cell type of the data."""
+    import anndata as ad
+    for name, file, ctype in (("umi", "cellbench_dropseq.h5ad", "H1975"), ("fulllength", "darmanis.h5ad", "neurons")):
+        path = shared_data / file
+        if not path.exists():
+            pytest.skip(f"{file} missing")
+        real = ad.read_h5ad(path)
+        est = simulate.estimate_params(real[real.obs["cell_type"] == ctype].copy())
+        for k, v in est.items():
+            assert simulate.REGIMES[name][k] == pytest.approx(v, rel=1e-3, abs=1e-3), (name, k)

@@ -212,7 +212,7 @@ def test_gpu_profile_sends_gpu_methods_to_the_gpu_partition_with_a_gpu(cluster, 
                         SCZIVA_SLURM_PARTITION=cluster.partition,
                         SCZIVA_SLURM_GPU_PARTITION=GPU_PARTITION)
     env["PATH"] = f"{runs.BIN}:{cluster.env['PATH']}"
-    res = runs.snakemake(wd, "results/imputed/tiny/dropout50_s1/scziva.h5ad",
+    res = runs.snakemake(wd, "results/imputed/tiny/scziva",
                          "--slurm-init-seconds-before-status-checks", "1",
                          env=env, profile="slurm", configfile=cfgfile, timeout=300)
     assert res.returncode != 0

@@ -67,6 +67,7 @@ class _State:
     def __init__(self):
         self.log = []  # (path, Range header)
         self.hits = {}
+        self.auth = []  # (Host header, Authorization header)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -88,6 +89,7 @@ class Handler(BaseHTTPRequestHandler):
         st = self.state
         rng = self.headers.get("Range")
         st.log.append((self.path, rng))
+        st.auth.append((self.headers.get("Host", ""), self.headers.get("Authorization")))
         n = st.hits[self.path] = st.hits.get(self.path, 0) + 1
         if self.path == "/api/records/123":
             files = [
@@ -103,6 +105,37 @@ class Handler(BaseHTTPRequestHandler):
                              "links": {"self": f"{self.base}/meta/good.bin",
                                        "content": f"{self.base}/api/records/123/files/good.bin/content"}}}}})
             return self._send(200, body.encode(), {"Content-Type": "application/json"})
+        if self.path == "/api/records/789":  # file links on another host name
+            other = self.base.replace("127.0.0.1", "localhost")
+            files = [{"key": k, "size": len(FILES[k]), "checksum": "md5:" + LISTED_MD5[k],
+                      "links": {"self": f"{other}/api/records/123/files/{k}/content"}}
+                     for k in ("good.bin", "other.csv")]
+            return self._send(200, json.dumps({"id": 789, "files": files}).encode(),
+                              {"Content-Type": "application/json"})
+        if self.path == "/api/records/321":  # hostile keys and links
+            files = [{"key": k, "size": 4, "checksum": "md5:" + _md5(b"abcd"),
+                      "links": {"self": f"{self.base}/api/records/123/files/good.bin/content"}}
+                     for k in ("x/..", "a/b.csv", "..", "ok.csv")]
+            files.append({"key": "gopher.csv", "size": 4, "links": {"self": "file:///etc/passwd"}})
+            files.append({"key": "star[1].csv", "size": len(OTHER), "checksum": "md5:" + _md5(OTHER),
+                          "links": {"self": f"{self.base}/api/records/123/files/other.csv/content"}})
+            files.append({"key": "star1.csv", "size": len(GOOD), "checksum": "md5:" + _md5(GOOD),
+                          "links": {"self": f"{self.base}/api/records/123/files/good.bin/content"}})
+            return self._send(200, json.dumps({"id": 321, "files": files}).encode(),
+                              {"Content-Type": "application/json"})
+        if self.path == "/redirect-to-http":
+            self.send_response(302)
+            self.send_header("Location", "http://example.invalid/x")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        if self.path == "/nolength-cut":  # no Content-Length, connection closed early
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(GOOD[:1000])
+            self.wfile.flush()
+            self.close_connection = True
+            return None
         if self.path.startswith("/api/records/18263992"):
             return self._send(404, b'{"status": 404, "message": "PID does not exist."}')
         prefix = "/api/records/123/files/"
@@ -307,6 +340,153 @@ def test_offline_with_stale_part_still_says_offline(tmp_path):
     port = _closed_port()
     (tmp_path / "y.bin.part").write_bytes(b"half")
     with pytest.raises(zenodo.OfflineError, match="y.bin: cannot reach .*refused"):
-        zenodo.download_file(f"http://127.0.0.1:{port}/y.bin", tmp_path / "y.bin", **FAST)
+        zenodo.download_file(f"http://127.0.0.1:{port}/y.bin", tmp_path / "y.bin", size=10, **FAST)
     assert (tmp_path / "y.bin.part").read_bytes() == b"half"  # kept for a later resume
     assert not (tmp_path / "y.bin").exists()
+
+
+# ------------------------------------------------------------------ transport (issue 9)
+@pytest.mark.parametrize("url", ["http://zenodo.org/api", "file:///etc", "ftp://zenodo.org/api",
+                                 "zenodo.org/api", "", "https://"])
+def test_only_https_api_addresses(url, state):
+    with pytest.raises(zenodo.DownloadError) as err:
+        zenodo.list_record_files(1, api_url=url, token="SECRET")
+    msg = str(err.value)
+    assert "\n" not in msg and "https" in msg, msg
+    assert state.log == []  # nothing was sent anywhere
+
+
+@pytest.mark.parametrize("url", ["http://example.org/x.bin", "file:///etc/passwd", "ftp://example.org/x",
+                                 "example.org/x.bin", "//example.org/x"])
+def test_only_https_file_addresses(url, tmp_path):
+    with pytest.raises(zenodo.DownloadError) as err:
+        zenodo.download_file(url, tmp_path / "x.bin", token="SECRET", **FAST)
+    assert "\n" not in str(err.value) and "https" in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_loopback_http_allowed(server, state, tmp_path):
+    for host in ("127.0.0.1", "localhost"):
+        url = _url(server, "good.bin").replace("127.0.0.1", host)
+        zenodo.download_file(url, tmp_path / host / "good.bin", md5=_md5(GOOD), **FAST)
+    assert zenodo._check_url("http://[::1]:8080/api", "t") is None
+
+
+def test_redirect_to_plain_http_is_refused(server, state, tmp_path):
+    with pytest.raises(zenodo.DownloadError, match="https"):
+        zenodo.download_file(server + "/redirect-to-http", tmp_path / "r.bin", **FAST)
+    assert len(state.log) == 1
+
+
+def test_token_only_sent_to_the_api_host(server, state, tmp_path):
+    out = zenodo.fetch_record(789, tmp_path, api_url=server + "/api", token="SECRET", **FAST)
+    assert sorted(p.name for p in out) == ["good.bin", "other.csv"]
+    sent = {(host.split(":")[0], auth) for host, auth in state.auth}
+    assert ("127.0.0.1", "Bearer SECRET") in sent  # the listing, on the API host
+    assert ("localhost", None) in sent and ("localhost", "Bearer SECRET") not in sent
+
+
+def test_no_checksum_no_size_never_resumes_a_stale_part(server, state, tmp_path):
+    (tmp_path / "good.bin.part").write_bytes(b"stale bytes from some other file")
+    dest = zenodo.download_file(_url(server, "good.bin"), tmp_path / "good.bin", **FAST)
+    assert dest.read_bytes() == GOOD
+    assert [r for _, r in state.log] == [None]  # downloaded in full, no Range
+
+
+def test_no_checksum_no_size_cut_short_is_refused(server, state, tmp_path):
+    with pytest.raises(zenodo.DownloadError) as err:
+        zenodo.download_file(server + "/nolength-cut", tmp_path / "cut.bin", **FAST)
+    assert "\n" not in str(err.value) and "cut.bin" in str(err.value)
+    assert not (tmp_path / "cut.bin").exists()
+
+
+def test_hostile_record_keys_refused(server, state, tmp_path):
+    for key in ("x/..", "a/b.csv", ".."):
+        with pytest.raises(zenodo.DownloadError) as err:
+            zenodo.fetch_record(321, tmp_path / "dl", api_url=server + "/api", names=[key], **FAST)
+        assert repr(key) in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(zenodo.DownloadError, match="https"):
+        zenodo.fetch_record(321, tmp_path / "dl", api_url=server + "/api", names=["gopher.csv"], **FAST)
+    assert not (tmp_path / "dl").exists() or list((tmp_path / "dl").iterdir()) == []
+
+
+def test_configured_names_are_matched_literally(server, state, tmp_path):
+    out = zenodo.fetch_record(321, tmp_path, api_url=server + "/api", names=["star[1].csv"], **FAST)
+    assert [p.name for p in out] == ["star[1].csv"] and out[0].read_bytes() == OTHER
+    with pytest.raises(zenodo.DownloadError, match="no file named"):
+        zenodo.fetch_record(123, tmp_path, api_url=server + "/api", names=["*.csv"], **FAST)
+
+
+def test_workflow_script_matches_the_file_name_literally():
+    from pathlib import Path
+    script = (Path(__file__).resolve().parents[1] / "workflow" / "scripts" / "download_zenodo.py").read_text()
+    assert "names=[name]" in script and "include=" not in script
+
+
+def test_disk_full_during_download_is_one_line(server, state, tmp_path, monkeypatch):
+    import builtins
+    import errno
+
+    real_open = builtins.open
+
+    class Full:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            self.fh.close()
+
+        def write(self, b):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fake_open(path, mode="r", *a, **k):
+        fh = real_open(path, mode, *a, **k)
+        return Full(fh) if str(path).endswith(".part") and "b" in mode and "r" not in mode else fh
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    with pytest.raises(zenodo.DownloadError) as err:
+        zenodo.download_file(_url(server, "good.bin"), tmp_path / "good.bin", md5=_md5(GOOD), **FAST)
+    msg = str(err.value)
+    assert "\n" not in msg and "good.bin" in msg and "space" in msg.lower(), msg
+    assert not (tmp_path / "good.bin").exists()
+    assert len(state.log) == 1  # a full disk is not retried
+
+
+def test_cli_gives_one_line_for_a_bad_api_address(tmp_path, capsys):
+    rc = zenodo.main(["1", str(tmp_path), "--api-url", "ftp://zenodo.org/api"])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert rc == 1 and len(err) == 1 and "https" in err[0]
+
+
+@pytest.mark.parametrize("kind", ["chain", "cve"])
+def test_cli_refuses_link_attacks_end_to_end(server, state, tmp_path, capsys, monkeypatch, kind):
+    """``python -m scziva_bench.zenodo RECORD DIR`` on a record whose archive writes
+    outside DIR through links: exit 1, one line, the file outside untouched."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import test_security as ts
+
+    top = tmp_path / "top"
+    dest = top / "dl"
+    dest.mkdir(parents=True)
+    flag = top / "flag"
+    flag.write_bytes(b"original")
+    build = tmp_path / "build"
+    build.mkdir()
+    archive = ts._simple_chain(build) if kind == "chain" else ts._path_max_attack(dest)
+    data = archive.read_bytes()
+    archive.unlink()
+    monkeypatch.setitem(FILES, "payload.tar", data)
+    monkeypatch.setitem(LISTED_MD5, "payload.tar", _md5(data))
+    rc = zenodo.main(["123", str(dest), "--file", "payload.tar", "--api-url", server + "/api"])
+    text = capsys.readouterr().err
+    assert "Traceback" not in text
+    err = [ln for ln in text.splitlines() if ln.strip() and "%|" not in ln]  # not the progress bar
+    assert rc == 1 and len(err) == 1 and "payload.tar" in err[0] and "link" in err[0], err
+    assert flag.read_bytes() == b"original"
+    assert sorted(p.name for p in top.rglob("*")) == ["dl", "flag", "payload.tar"]

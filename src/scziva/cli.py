@@ -8,20 +8,20 @@ output appears only when complete (written to a temporary file, then renamed).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
 from .errors import InputError
-from .validate import check_counts, orientation_conflict
+from .fileio import atomic_write, h5ad_size_estimate, os_error_message
+from .validate import check_counts, check_names, orientation_conflict
 
 DESCRIPTION = """\
 Impute dropouts in a single-cell RNA-seq count matrix with scZiva, a zero-inflated
 negative binomial variational autoencoder.
 
-IN is raw counts (not normalised, not log-transformed) as
+IN is raw counts (not normalised, not log-transformed; integers from 0 to 16,777,216 =
+2^24, the largest float32 keeps exactly; cell and gene names non-empty and unique) as
   * .h5ad  - counts in X, or in the layer named by --layer;
   * .csv / .tsv (optionally .gz) - a table with cell names in the first column and
     gene names in the header (cells x genes). Use --genes-by-cells when rows are genes.
@@ -69,15 +69,21 @@ def _read_table(path: Path, genes_by_cells: bool):
         raise InputError(f"{path}: cannot be read as a table ({str(exc).splitlines()[0]})") from None
     if df.shape[0] == 0 or df.shape[1] == 0:
         raise InputError(f"{path}: no data (found {df.shape[0]} rows x {df.shape[1]} columns)")
-    _check_header_unique(path)
+    header = _raw_header(path)
+    dup = list(dict.fromkeys(n for i, n in enumerate(header) if n in header[:i]))
+    if dup:
+        raise InputError(f"{path}: duplicate names in the header, e.g. {', '.join(dup[:3])}")
+    if len(header) == df.shape[1]:  # pandas renames "" to "Unnamed: 3" and g, g to g, g.1
+        df.columns = header
     if genes_by_cells:
         df = df.T
-    for axis, names, what in ((0, df.index, "cell"), (1, df.columns, "gene")):
-        dup = names[names.duplicated()].unique()
-        if len(dup):
-            raise InputError(f"{path}: duplicate {what} names, e.g. {', '.join(map(str, dup[:3]))}"
-                             + ("" if genes_by_cells or what == "gene" else
-                                " (if rows are genes, pass --genes-by-cells)"))
+    for names, what in ((df.index, "cell"), (df.columns, "gene")):
+        try:
+            check_names(names, what, str(path))
+        except InputError as exc:
+            hint = "" if genes_by_cells or what == "gene" or "duplicate" not in str(exc) else \
+                " (if rows are genes, pass --genes-by-cells)"
+            raise InputError(f"{exc}{hint}") from None
     example = orientation_conflict(df.index, df.columns)
     if example is not None:
         flag = "without --genes-by-cells" if genes_by_cells else "with --genes-by-cells"
@@ -95,46 +101,27 @@ def _read_table(path: Path, genes_by_cells: bool):
     return numeric
 
 
-def _check_header_unique(path: Path):
-    """pandas renames duplicate column names (g, g.1): look at the raw header instead."""
+def _raw_header(path: Path) -> list:
+    """The column names as written (pandas renames duplicates to g.1 and empty names to
+    'Unnamed: N', which would hide both)."""
     import csv
     import gzip
 
     opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rt", newline="") as fh:
-        header = next(csv.reader(fh, delimiter=_sep(path)), [])[1:]
-    seen, dup = set(), []
-    for name in header:
-        if name in seen and name not in dup:
-            dup.append(name)
-        seen.add(name)
-    if dup:
-        raise InputError(f"{path}: duplicate names in the header, e.g. {', '.join(dup[:3])}")
-
-
-def _atomic_target(out: Path):
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-    os.close(fd)
-    return Path(tmp)
+    with opener(path, "rt", newline="", encoding="utf-8-sig") as fh:
+        return next(csv.reader(fh, delimiter=_sep(path)), [])[1:]
 
 
 def _write_table(df, out: Path, genes_by_cells: bool):
-    tmp = _atomic_target(out)
-    try:
-        (df.T if genes_by_cells else df).to_csv(tmp, sep=_sep(out),
-                                                 compression="gzip" if out.name.lower().endswith(".gz") else None)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    compression = "gzip" if out.name.lower().endswith(".gz") else None
+    with atomic_write(out) as tmp:
+        (df.T if genes_by_cells else df).to_csv(tmp, sep=_sep(out), compression=compression)
 
 
 def _write_h5ad(adata, out: Path):
-    tmp = _atomic_target(out)
-    try:
+    # h5py can crash the process outright when the disk fills mid-write: check first
+    with atomic_write(out, need_bytes=h5ad_size_estimate(adata)) as tmp:
         adata.write_h5ad(tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,6 +168,8 @@ def _check_args(a):
         raise InputError(f"{a.input}: is a folder, not a file")
     if a.output.resolve() == a.input.resolve():
         raise InputError(f"{a.output}: OUT is the input file; choose another name (the input is never overwritten)")
+    if a.output.is_dir():
+        raise InputError(f"{a.output}: is a folder; OUT must be a file name (.h5ad, .csv or .tsv)")
     if a.output.exists() and not a.overwrite:
         raise InputError(f"{a.output}: already exists; pass --overwrite to replace it")
     if not a.output.parent.is_dir():
@@ -188,66 +177,72 @@ def _check_args(a):
     _kind(a.output)
 
 
-def run_impute(a) -> int:
+def _read_input(a):
+    """IN as an AnnData with validated counts in ``layers["counts"]`` (names checked)."""
     import anndata as ad
-    import numpy as np
+    import pandas as pd
 
-    from .core import ZIVAimpute, resolve_device
-
-    _check_args(a)
-    resolve_device(a.device)
-    kind = _kind(a.input)
-    labels = None
-    if kind == "h5ad":
+    if _kind(a.input) == "h5ad":
         try:
-            adata = ad.read_h5ad(a.input)
+            with warnings.catch_warnings():  # names are checked below, with the file's name
+                warnings.filterwarnings("ignore", message=r".*names are not unique")
+                adata = ad.read_h5ad(a.input)
         except Exception as exc:  # h5py/anndata raise many types for a broken file
-            raise InputError(f"{a.input}: cannot be read as .h5ad ({type(exc).__name__}: {exc})") from None
+            msg = " ".join(str(exc).split())
+            raise InputError(f"{a.input}: cannot be read as .h5ad ({type(exc).__name__}: {msg})") from None
         if a.layer is not None and a.layer not in adata.layers:
             raise InputError(f"{a.input}: no layer {a.layer!r} (layers: {sorted(adata.layers.keys()) or 'none'})")
         X = adata.layers[a.layer] if a.layer else adata.X
         if X is None:
             raise InputError(f"{a.input}: X is empty; name the counts layer with --layer")
+        check_names(adata.obs_names, "cell", str(a.input))
+        check_names(adata.var_names, "gene", str(a.input))
     else:
         df = _read_table(a.input, a.genes_by_cells)
         X = df.to_numpy()
-        labels = (df.index, df.columns)
+        adata = ad.AnnData(obs=pd.DataFrame(index=df.index.astype(str)),
+                           var=pd.DataFrame(index=df.columns.astype(str)))
     X, _ = check_counts(X, str(a.input))  # names the file in any error; rounds with a warning
-    if (X.nnz if hasattr(X, "nnz") else np.count_nonzero(X)) == 0:
+    if (X.nnz if hasattr(X, "nnz") else int((X != 0).sum())) == 0:
         raise InputError(f"{a.input}: every value is zero; there are no counts to learn from")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        X_imp, model = ZIVAimpute(X, seed=a.seed, device=a.device, num_epochs=a.epochs, lr=a.lr,
-                                  hidden_dim=a.hidden_dim, latent_dim=a.latent_dim, tau=a.tau,
-                                  batch_size=a.batch_size, mode=a.mode, verbose=False, progress=not a.quiet)
-    for w in caught:
-        if issubclass(w.category, UserWarning):
-            print(f"scziva: warning: {w.message}", file=sys.stderr)
-    X_imp = np.asarray(X_imp, dtype=np.float32)
-    out_kind = _kind(a.output)
-    if out_kind == "h5ad":
-        import pandas as pd
-        if kind == "h5ad":
-            out = adata.copy()
-            out.layers["counts"] = X
-        else:
-            out = ad.AnnData(X=X_imp, obs=pd.DataFrame(index=labels[0].astype(str)),
-                             var=pd.DataFrame(index=labels[1].astype(str)))
-            out.layers["counts"] = X.astype(np.float32)
-        out.X = X_imp
-        out.layers["scziva"] = X_imp
-        if model is not None:
-            out.uns["scziva"] = {k: v for k, v in model.config.items() if v is not None}
-        _write_h5ad(out, a.output)
+    adata.layers["counts"] = X
+    return adata
+
+
+def run_impute(a) -> int:
+    import numpy as np
+
+    from .anndata_api import impute
+    from .core import resolve_device
+
+    _check_args(a)
+    resolve_device(a.device)
+    adata = _read_input(a)
+    impute(adata, layer="counts", key_added="scziva", seed=a.seed, device=a.device,
+           num_epochs=a.epochs, lr=a.lr, hidden_dim=a.hidden_dim, latent_dim=a.latent_dim,
+           tau=a.tau, batch_size=a.batch_size, mode=a.mode, verbose=False, progress=not a.quiet)
+    X_imp = np.asarray(adata.layers["scziva"], dtype=np.float32)
+    if _kind(a.output) == "h5ad":
+        adata.X = X_imp
+        _write_h5ad(adata, a.output)
     else:
         import pandas as pd
-        if labels is None:
-            labels = (adata.obs_names, adata.var_names)
-        _write_table(pd.DataFrame(X_imp, index=labels[0], columns=labels[1]), a.output, a.genes_by_cells)
+
+        _write_table(pd.DataFrame(X_imp, index=adata.obs_names, columns=adata.var_names),
+                     a.output, a.genes_by_cells)
     if not a.quiet:
-        extra = f", {model.stopped_epoch} epochs, {model.train_seconds:.1f} s on {model.device}" if model else ""
+        info = adata.uns.get("scziva", {})
+        extra = (f", {info['epochs_trained']} epochs, {info['train_seconds']:.1f} s on {info['device']}"
+                 if "epochs_trained" in info else "")
         print(f"scziva: wrote {a.output} ({X_imp.shape[0]} cells x {X_imp.shape[1]} genes{extra})", file=sys.stderr)
     return 0
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """warnings.showwarning for the command line: one line ``scziva: warning: ...`` for a
+    UserWarning (rounded values and the like), nothing for library-internal categories."""
+    if issubclass(category, UserWarning):
+        print(f"scziva: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
 def main(argv=None) -> int:
@@ -257,9 +252,16 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
-        return run_impute(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")  # each distinct warning once
+            warnings.showwarning = _show_warning
+            return run_impute(args)
     except (InputError, ValueError) as exc:
-        print(f"scziva: error: {exc}", file=sys.stderr)
+        print(f"scziva: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, no permission, ... (outside the atomic writers)
+        where = exc.filename or args.output
+        print(f"scziva: error: {os_error_message(where, exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("scziva: interrupted; no output written", file=sys.stderr)

@@ -18,6 +18,14 @@ import scipy.sparse as sp
 from .errors import InputError
 
 
+#: The largest count accepted. float32 (the dtype every count matrix is converted to)
+#: holds every integer up to 2**24 exactly and no longer every integer above it, so
+#: larger values could not be returned unchanged ("non-zero counts are kept"). Real
+#: UMI or read counts of one gene in one cell stay far below it; a larger value is
+#: almost always scaled or corrupt data.
+MAX_COUNT = 2 ** 24
+
+
 class RoundedInputWarning(UserWarning):
     """Non-integer values were rounded to the nearest integer count."""
 
@@ -25,6 +33,61 @@ class RoundedInputWarning(UserWarning):
 def _values(X):
     """The array of stored values (the non-zeros for sparse input)."""
     return X.data if sp.issparse(X) else X
+
+
+def _number(v) -> str:
+    """A value as the user wrote it: 16777217, 1000000000000, 1e+40 (never 'inf')."""
+    text = repr(float(v))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _check_values(vals, what: str) -> None:
+    """Finite, non-negative, at most :data:`MAX_COUNT`; checked in the input's own dtype
+    (before float32, where 1e40 would already be infinite)."""
+    if not vals.size:
+        return
+    if vals.dtype.kind == "f":
+        finite = np.isfinite(vals)
+        if not finite.all():
+            n_nan = int(np.isnan(vals).sum())
+            n_inf = int(vals.size - finite.sum()) - n_nan
+            raise InputError(f"{what}: contains {n_nan} NaN and {n_inf} infinite value(s); counts must be finite")
+    n_neg = int((vals < 0).sum()) if vals.dtype.kind in "if" else 0
+    if n_neg:
+        raise InputError(f"{what}: contains {n_neg} negative value(s); counts must be >= 0")
+    big = vals > MAX_COUNT
+    n_big = int(big.sum())
+    if n_big:
+        largest = _number(vals.max())
+        raise InputError(
+            f"{what}: largest value {largest} ({n_big} value(s) above {MAX_COUNT:,} = 2^24) cannot be "
+            "held exactly in float32, so observed counts could not be kept unchanged; counts must be "
+            f"integers <= {MAX_COUNT:,} (raw counts, not scaled values)"
+        )
+
+
+def check_names(names, kind: str, what: str) -> None:
+    """Raise :class:`InputError` unless every name is non-empty and unique.
+
+    ``kind`` is "cell" or "gene"; ``what`` names the file. Missing values (None, NaN)
+    and names of only white space count as empty. Messages: "FILE: N empty cell
+    name(s) (the first at position P); every cell needs a name" and "FILE: N
+    duplicate gene name(s) ('a', 'b'); gene names must be unique".
+    """
+    import pandas as pd
+
+    idx = pd.Index(list(names), dtype=object)
+    empty = np.asarray(idx.isna()) | np.array([str(x).strip() == "" for x in idx], dtype=bool)
+    if empty.any():
+        first = int(np.flatnonzero(empty)[0])
+        raise InputError(f"{what}: {int(empty.sum())} empty {kind} name(s) (the first at position "
+                         f"{first + 1}); every {kind} needs a name")
+    text = pd.Index([str(x) for x in idx])
+    dup = text[text.duplicated()].unique()
+    if len(dup):
+        shown = ", ".join(repr(str(x)) for x in dup[:3]) + (", ..." if len(dup) > 3 else "")
+        raise InputError(f"{what}: {len(dup)} duplicate {kind} name(s) ({shown}); "
+                         f"{kind} names must be unique")
 
 
 def check_counts(X, what: str = "input matrix", *, allow_round: bool = True):
@@ -46,6 +109,8 @@ def check_counts(X, what: str = "input matrix", *, allow_round: bool = True):
         M = sp.csr_matrix(X)
         if M.dtype.kind not in "biuf":
             raise InputError(f"{what}: sparse matrix of dtype {M.dtype} is not numeric")
+        if M.shape[0] and M.shape[1]:
+            _check_values(M.data, what)  # the input's own values, not changed
         M = M.astype(np.float32, copy=True)
         M.sum_duplicates()
     else:
@@ -58,6 +123,8 @@ def check_counts(X, what: str = "input matrix", *, allow_round: bool = True):
                 arr = arr.astype(np.float64)
             except (TypeError, ValueError):
                 raise InputError(f"{what}: contains non-numeric values") from None
+        if arr.ndim == 2 and arr.size:
+            _check_values(arr, what)
         M = np.array(arr, dtype=np.float32, copy=True)
     if M.ndim != 2:
         raise InputError(f"{what}: expected a 2-D cells x genes matrix, got {M.ndim} dimension(s)")
@@ -66,13 +133,7 @@ def check_counts(X, what: str = "input matrix", *, allow_round: bool = True):
         raise InputError(f"{what}: empty matrix ({n_cells} cells x {n_genes} genes)")
     vals = _values(M)
     if vals.size:
-        if not np.all(np.isfinite(vals)):
-            n_nan = int(np.isnan(vals).sum())
-            n_inf = int(np.isinf(vals).sum())
-            raise InputError(f"{what}: contains {n_nan} NaN and {n_inf} infinite value(s); counts must be finite")
-        n_neg = int((vals < 0).sum())
-        if n_neg:
-            raise InputError(f"{what}: contains {n_neg} negative value(s); counts must be >= 0")
+        _check_values(vals, what)  # again in float32 (a no-op unless the input was odd)
         rounded = np.rint(vals)
         n_frac = int((rounded != vals).sum())
         if n_frac:

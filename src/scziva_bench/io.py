@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -34,7 +32,8 @@ import scipy.io
 import scipy.sparse as sp
 
 from scziva.errors import InputError
-from scziva.validate import check_counts, orientation_conflict
+from scziva.fileio import atomic_write, h5ad_size_estimate
+from scziva.validate import check_counts, check_names, orientation_conflict
 
 __all__ = [
     "OrientationWarning",
@@ -126,13 +125,9 @@ def _few(names, n: int = 3) -> str:
     return shown + (", ..." if len(names) > n else "")
 
 
-def _check_unique(names: pd.Index, kind: str, path: Path) -> None:
-    dup = pd.Index(names)[pd.Index(names).duplicated()].unique()
-    if len(dup):
-        raise InputError(
-            f"{_display(path)}: {len(dup)} duplicate {kind} name(s) ({_few(dup)}); "
-            f"{kind} names must be unique"
-        )
+def _check_unique(names, kind: str, path: Path) -> None:
+    """Every name non-empty and unique (scziva.validate.check_names), for every format."""
+    check_names(names, kind, _display(path))
 
 
 def _check_orientation(cells: pd.Index, genes: pd.Index, path: Path, orientation: str) -> None:
@@ -246,6 +241,27 @@ def _read_table(path: Path, kind: str, orientation: str) -> _Raw:
     return _Raw(values, cells, genes)
 
 
+def _read_names_file(path: Path, what: str) -> pd.DataFrame:
+    """A 10x barcodes/features file: tab-separated, no header, the same number of fields
+    on every line; "NA" is a name like any other."""
+    try:
+        tab = pd.read_csv(path, sep="\t", header=None, dtype=str, keep_default_na=False,
+                          na_values=[], skip_blank_lines=True)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{_display(path)}: is empty (no {what}); a 10x {what} file has one "
+                         "line per " + ("cell" if what == "barcodes" else "gene")) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError, ValueError) as exc:
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        raise InputError(f"{_display(path)}: cannot be parsed as a tab-separated {what} file "
+                         f"({msg}); every line needs the same number of fields") from None
+    if tab.isna().to_numpy().any():
+        i = int(np.flatnonzero(tab.isna().any(axis=1).to_numpy())[0])
+        n = int(tab.iloc[i].notna().sum())
+        raise InputError(f"{_display(path)}: line {i + 1} has {n} field(s) but the first has "
+                         f"{tab.shape[1]}; every line needs the same number of fields")
+    return tab
+
+
 def _find_one(folder: Path, stems: tuple[str, ...]) -> Path | None:
     for stem in stems:
         for ext in ("", ".gz"):
@@ -283,8 +299,8 @@ def _read_10x(path: Path) -> _Raw:
     except Exception as exc:  # scipy raises ValueError / others on malformed files
         raise InputError(f"{_display(mtx)}: not a readable Matrix Market file ({exc})") from None
     M = sp.csr_matrix(M).T.tocsr()  # 10x stores genes x cells
-    bc = pd.read_csv(barcodes, sep="\t", header=None, dtype=str)
-    ft = pd.read_csv(features, sep="\t", header=None, dtype=str)
+    bc = _read_names_file(barcodes, "barcodes")
+    ft = _read_names_file(features, "features")
     if bc.shape[0] != M.shape[0]:
         raise InputError(
             f"{_display(barcodes)}: {bc.shape[0]} barcodes but {_display(mtx)} has "
@@ -297,20 +313,22 @@ def _read_10x(path: Path) -> _Raw:
         )
     # Gene ids (first column) are unique by construction in 10x output; symbols are
     # kept in var["gene_symbols"] (they repeat, e.g. for paralogues).
+    _check_unique(bc.iloc[:, 0], "cell", barcodes)
+    _check_unique(ft.iloc[:, 0], "gene", features)
     var = pd.DataFrame(index=pd.Index(ft.iloc[:, 0].astype(str)))
     if ft.shape[1] > 1:
         var["gene_symbols"] = ft.iloc[:, 1].astype(str).to_numpy()
     if ft.shape[1] > 2:
         var["feature_types"] = ft.iloc[:, 2].astype(str).to_numpy()
-    _check_unique(bc.iloc[:, 0], "cell", barcodes)
-    _check_unique(var.index, "gene", features)
     return _Raw(M, bc.iloc[:, 0], var.index, var=var)
 
 
 def _read_h5ad_counts(path: Path, layer: str | None) -> _Raw:
     _check_file(path)
     try:
-        adata = ad.read_h5ad(path)
+        with warnings.catch_warnings():  # the names are checked below, naming the file
+            warnings.filterwarnings("ignore", message=r".*names are not unique")
+            adata = ad.read_h5ad(path)
     except Exception as exc:
         raise InputError(f"{_display(path)}: not a readable .h5ad file ({type(exc).__name__}: {exc})") from None
     if layer == "raw":  # scanpy keeps unprocessed counts in .raw (possibly more genes)
@@ -333,11 +351,15 @@ def _read_h5ad_counts(path: Path, layer: str | None) -> _Raw:
 def _read_any(path, fmt, orientation, layer=None) -> _Raw:
     path = Path(path)
     kind = _detect_format(path, fmt)
-    if kind == "h5ad":
-        return _read_h5ad_counts(path, layer)
-    if kind == "10x":
-        return _read_10x(path)
-    return _read_table(path, kind, orientation)
+    try:
+        if kind == "h5ad":
+            return _read_h5ad_counts(path, layer)
+        if kind == "10x":
+            return _read_10x(path)
+        return _read_table(path, kind, orientation)
+    except OSError as exc:  # permission, I/O error, a file that vanished: one line too
+        where = exc.filename or path
+        raise InputError(f"{_display(where)}: cannot be read ({exc.strerror or exc})") from None
 
 
 def _to_csr(M) -> sp.csr_matrix:
@@ -572,10 +594,16 @@ def write_h5ad_atomic(adata: ad.AnnData, path) -> Path:
     """Write ``adata`` to ``path`` through a temporary file and ``os.replace``.
 
     ``layers["counts"]`` (and ``X`` when it is the counts) are stored as CSR float32; the
-    caller's object is not changed. A reader never sees a half-written file.
+    caller's object is not changed. A reader never sees a half-written file. The free
+    disk space is checked first (h5py can crash the process when the disk fills during
+    a write); it and any other file-system error raise
+    :class:`scziva.errors.OutputError` (an InputError) with one line naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{path.parent}: cannot create the output folder ({exc.strerror})") from None
     out = adata
     if "counts" in adata.layers:
         counts = adata.layers["counts"]
@@ -586,17 +614,8 @@ def write_h5ad_atomic(adata: ad.AnnData, path) -> Path:
             out.layers["counts"] = fixed
             if x_is_counts:
                 out.X = fixed.copy()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_write(path, need_bytes=h5ad_size_estimate(out)) as tmp:
         out.write_h5ad(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
     return path
 
 

@@ -2,8 +2,11 @@
 
 :func:`evaluate` scores one method's imputed matrix on one scenario and returns a
 ``pandas.DataFrame`` with columns ``dataset, scenario, method, metric, value, status``
-(one row per metric, ``value`` NaN where a metric does not apply). Metric groups
-(``which``): ``"entries"``, ``"mcv"``, ``"clustering"``, ``"de"``, ``"genecorr"``.
+(one row per metric). The facts about each metric (direction, family, what it needs,
+whether it is ranked) live in :mod:`scziva_bench.metric_specs`; a metric whose needs the
+scenario does not meet is ``not_applicable`` (NaN, never computed against the input).
+Metric groups (``which``): ``"entries"``, ``"denoising"``, ``"mcv"``, ``"clustering"``,
+``"de"``, ``"genecorr"``.
 
 Controls: :func:`perfect` (the truth, on the scale a method should return) scores best on
 every truth-scored metric; :func:`no_imputation` is the observed counts.
@@ -11,10 +14,7 @@ every truth-scored metric; :func:`no_imputation` is the observed counts.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,27 +23,23 @@ from scipy.special import gammaln
 
 from scziva.errors import InputError
 
-__all__ = ["GROUPS", "METRICS", "HIGHER_IS_BETTER", "evaluate", "failed_rows", "perfect",
-           "no_imputation", "aggregate", "write_tsv_atomic", "lognorm",
-           "entry_metrics", "mcv_metrics"]
+from . import metric_specs
+from .scenarios import MCV_TRAIN_FRACTION
+from .tables import COLUMNS, aggregate, write_tsv_atomic
 
-COLUMNS = ["dataset", "scenario", "method", "metric", "value", "status"]
+__all__ = ["GROUPS", "METRICS", "HIGHER_IS_BETTER", "evaluate", "failed_rows", "available",
+           "perfect", "no_imputation", "aggregate", "write_tsv_atomic", "lognorm",
+           "entry_metrics", "mcv_metrics", "denoise_metrics"]
+
 TARGET_SUM = 1e4
 _ENTRY = ("pearson", "rmse", "mae", "log_mse", "median_l1")
 
-GROUPS = {
-    "entries": [f"{m}_{s}" for s in ("dropped", "all") for m in _ENTRY],
-    "mcv": ["mcv_mse", "mcv_poisson"],
-    "clustering": ["ari_kmeans", "nmi_kmeans", "ari_leiden", "nmi_leiden", "silhouette"],
-    "de": ["de_auroc", "de_auprc", "de_jaccard_top100", "de_false_positives"],
-    "genecorr": ["genecorr_agreement", "genecorr_inflation"],
-}
+#: computation group -> metric names (from :data:`scziva_bench.metric_specs.SPECS`)
+GROUPS = {g: metric_specs.names(group=g) for g in metric_specs.GROUPS if g != "resources"}
 METRICS = [m for g in GROUPS.values() for m in g]
-_HIGHER = {"pearson", "ari_kmeans", "nmi_kmeans", "ari_leiden", "nmi_leiden", "silhouette",
-           "de_auroc", "de_auprc", "de_jaccard_top100", "genecorr_agreement"}
-#: True where a larger value is better, False where smaller is better;
-#: genecorr_inflation is best at 0 (listed as False: compare its absolute value).
-HIGHER_IS_BETTER = {m: (m.rsplit("_", 1)[0] in _HIGHER or m in _HIGHER) for m in METRICS}
+#: True where a larger value is better, False where smaller is better (derived from
+#: metric_specs; genecorr_inflation is best at 0 and listed as False: compare |value|).
+HIGHER_IS_BETTER = {m: metric_specs.higher_is_better(m) for m in METRICS}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -93,7 +89,8 @@ def _pearson(a, b) -> float:
 def entry_metrics(imputed, truth) -> dict:
     """pearson, rmse, mae, log_mse, median_l1 of two equal-size arrays (count scale).
 
-    pearson is the plain Pearson correlation of the flattened values; rmse, mae and
+    pearson is the plain Pearson correlation of the flattened values (0 for a constant
+    prediction, NaN when the truth is constant); rmse, mae and
     median_l1 (median absolute error, as in the scVI paper) are on counts;
     ``log_mse = mean((log1p(imputed) - log1p(truth))^2)`` (imputed clipped at 0 for the log).
     Accumulated in float64 over row blocks, so large matrices need no float64 copy.
@@ -129,7 +126,12 @@ def entry_metrics(imputed, truth) -> dict:
         syy += float((y * y).sum())
         sxy += float((x * y).sum())
     den = np.sqrt(sxx * syy)
-    pearson = float(sxy / den) if (den > 0 and n > 1) else float("nan")
+    if n < 2 or syy == 0:
+        pearson = float("nan")  # the truth does not vary: undefined (not applicable)
+    elif sxx == 0:
+        pearson = 0.0  # a constant prediction (e.g. zeros on dropped entries) explains nothing
+    else:
+        pearson = float(sxy / den)
     return {"pearson": pearson, "rmse": float(np.sqrt(sdd / n)), "mae": sad / n,
             "log_mse": sld / n, "median_l1": float(np.median(absd))}
 
@@ -178,7 +180,7 @@ def perfect(scenario_adata) -> np.ndarray:
     T = _dense(scenario_adata.layers["truth"], np.float32)
     kind, info = _scenario_info(scenario_adata)
     if kind == "mcv":
-        p = float(info.get("train_fraction", 0.9))
+        p = float(info.get("train_fraction", MCV_TRAIN_FRACTION))
         T = T * np.float32(p / (1.0 - p))
     return T
 
@@ -263,11 +265,23 @@ def _leiden(P, n_true: int, seed: int):
     return best[1], best[2]
 
 
-def _clustering(L, labels, seed):
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
+def _silhouette(P, y):
+    """Silhouette width of labels ``y`` on the embedding ``P`` ("constant": every cell the
+    same point, 0 as scikit-learn defines it for zero distances)."""
+    from sklearn.metrics import silhouette_score
 
-    out = {m: float("nan") for m in GROUPS["clustering"]}
+    if isinstance(P, str):
+        return 0.0
+    return float(silhouette_score(P, y))
+
+
+def _clustering(L, labels, seed, T_log=None):
+    """ARI / NMI of k-means and Leiden vs the labels, silhouette, and the gap to the
+    truth's silhouette (when ``T_log`` is given). Returns only the metrics that apply."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    out = {}
     if labels is None:
         return out
     ok = np.array([v is not None for v in labels])
@@ -281,15 +295,19 @@ def _clustering(L, labels, seed):
         for m in ("kmeans", "leiden"):
             out[f"ari_{m}"] = float(adjusted_rand_score(y, one))
             out[f"nmi_{m}"] = float(normalized_mutual_info_score(y, one))
-        return out
-    km = KMeans(n_clusters=n_true, n_init=10, random_state=seed).fit_predict(P)
-    out["ari_kmeans"] = float(adjusted_rand_score(y, km))
-    out["nmi_kmeans"] = float(normalized_mutual_info_score(y, km))
-    le, _ = _leiden(P, n_true, seed)
-    out["ari_leiden"] = float(adjusted_rand_score(y, le))
-    out["nmi_leiden"] = float(normalized_mutual_info_score(y, le))
+    else:
+        km = KMeans(n_clusters=n_true, n_init=10, random_state=seed).fit_predict(P)
+        out["ari_kmeans"] = float(adjusted_rand_score(y, km))
+        out["nmi_kmeans"] = float(normalized_mutual_info_score(y, km))
+        le, _ = _leiden(P, n_true, seed)
+        out["ari_leiden"] = float(adjusted_rand_score(y, le))
+        out["nmi_leiden"] = float(normalized_mutual_info_score(y, le))
     if len(set(y)) < len(y):
-        out["silhouette"] = float(silhouette_score(P, y))
+        out["silhouette"] = _silhouette(P, y)
+        if T_log is not None:
+            Pt = _pca(T_log[ok], seed)
+            if Pt is not None:
+                out["silhouette_gap"] = abs(out["silhouette"] - _silhouette(Pt, y))
     return out
 
 
@@ -372,63 +390,104 @@ def _de_groups(labels, min_cells=3):
     return ok, [v for v, c in zip(vals, cnt) if c >= min_cells]
 
 
-def _de(L, labels, adata, T_log, seed):
+def _de_truth(adata, labels):
+    """Simulated DE factors (genes x groups) and group names, or None."""
+    if labels is None or "de_factor" not in adata.varm or "group_names" not in adata.uns:
+        return None
+    F = np.asarray(adata.varm["de_factor"])
+    names = [str(g) for g in adata.uns["group_names"]]
+    if F.ndim != 2 or F.shape[1] != len(names):
+        return None
+    return F, names
+
+
+def _de_recovery(z, names_present, F, names):
+    """Mean AUROC / AUPRC over groups of |z| (group vs rest) for the group's true DE genes."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    out = {m: float("nan") for m in GROUPS["de"]}
-    n_genes = L.shape[1]
-    rng = np.random.default_rng(seed)
-    lab_ok = None
-    if labels is not None:
-        ok, groups = _de_groups(labels)
-        if len(groups) >= 2:
-            keep = ok & np.isin(labels.astype(str), groups)
-            lab_ok = (keep, labels[keep].astype(str))
-    if lab_ok is not None:
-        keep, y = lab_ok
-        names_present, codes = np.unique(y, return_inverse=True)
-        z, _ = _wilcoxon(L[keep], codes, len(names_present))
-        # simulations: AUROC / AUPRC of ranking each group's own true DE genes by |z|
-        if "de_factor" in adata.varm and "group_names" in adata.uns:
-            F = np.asarray(adata.varm["de_factor"])
-            names = [str(g) for g in adata.uns["group_names"]]
-            aucs, aps = [], []
-            for k, g in enumerate(names):
-                hit = np.flatnonzero(names_present == g)
-                if hit.size == 0 or k >= F.shape[1]:
-                    continue
-                score = np.abs(z[hit[0]])
-                truth = F[:, k] != 1.0
-                if 0 < truth.sum() < n_genes:
-                    aucs.append(roc_auc_score(truth, score))
-                    aps.append(average_precision_score(truth, score))
-            if aucs:
-                out["de_auroc"] = float(np.mean(aucs))
-                out["de_auprc"] = float(np.mean(aps))
-        # agreement with DE on the truth layer: Jaccard of the top-100 genes per group
-        if T_log is not None:
-            zt, _ = _wilcoxon(T_log[keep], codes, len(names_present))
-            n_top = min(100, n_genes)
-            js = []
-            for k in range(len(names_present)):
-                if np.ptp(z[k]) == 0:  # no ranking at all (e.g. a constant output)
-                    js.append(0.0)
-                    continue
-                a, b = _top(z[k], n_top), _top(zt[k], n_top)
-                js.append(len(a & b) / len(a | b))
-            out["de_jaccard_top100"] = float(np.mean(js))
-    # false positives: a random half-split of one homogeneous group (the largest)
-    if lab_ok is not None:
-        keep, y = lab_ok
-        vals, cnt = np.unique(y, return_counts=True)
-        idx = np.flatnonzero(keep)[y == vals[np.argmax(cnt)]]
-    else:
-        idx = np.arange(L.shape[0])
-    if idx.size >= 6:
-        perm = rng.permutation(idx.size)
-        half = (perm >= idx.size // 2).astype(int)
-        _, padj = _wilcoxon(L[idx], half, 2)
-        out["de_false_positives"] = float(np.sum(padj[0] < 0.05) / n_genes)
+    aucs, aps = [], []
+    for k, g in enumerate(names):
+        hit = np.flatnonzero(names_present == g)
+        truth = F[:, k] != 1.0
+        if hit.size == 0 or not (0 < truth.sum() < F.shape[0]):
+            continue
+        score = np.abs(z[hit[0]])
+        aucs.append(roc_auc_score(truth, score))
+        aps.append(average_precision_score(truth, score))
+    return {"de_auroc": float(np.mean(aucs)), "de_auprc": float(np.mean(aps))} if aucs else {}
+
+
+def _de_pairs(names_present, names, max_pairs, seed):
+    """Pairs (a, b) of group indices (into ``names``) present in the data; at most
+    ``max_pairs`` of them (a seeded sample where there are more)."""
+    idx = [k for k, g in enumerate(names) if g in set(names_present)]
+    pairs = [(a, b) for i, a in enumerate(idx) for b in idx[i + 1:]]
+    if len(pairs) > max_pairs:
+        pick = np.random.default_rng(seed).choice(len(pairs), size=max_pairs, replace=False)
+        pairs = [pairs[i] for i in sorted(pick)]
+    return pairs
+
+
+def _de_null_fpr(X, y, F, names, seed, alpha=0.05, max_pairs=10):
+    """Invented DE (after Andrews & Hemberg 2018): for pairs of groups, the share of the
+    genes whose simulated factor is the same in both groups (not DE between them) that a
+    Wilcoxon test of the two groups calls DE (BH-adjusted p < ``alpha``); mean over pairs.
+
+    ``X``: count-scale cells x genes. The test runs on the null genes only, each cell
+    normalised by its total over those genes (then log1p): their true proportions among
+    themselves are identical in both groups, whereas the usual per-cell total would shift
+    them all by the groups' different DE totals (a compositional effect that is not
+    invented DE), so the true counts give about ``alpha`` x (share of pairs with any
+    call) at most.
+    """
+    rates = []
+    for a, b in _de_pairs(np.unique(y), names, max_pairs, seed):
+        null = np.flatnonzero(F[:, a] == F[:, b])
+        cells = np.flatnonzero((y == names[a]) | (y == names[b]))
+        if null.size == 0 or cells.size < 6:
+            continue
+        Lp = lognorm(X[np.ix_(cells, null)])
+        _, padj = _wilcoxon(Lp, (y[cells] == names[b]).astype(int), 2)
+        rates.append(float(np.mean(padj[0] < alpha)))
+    return {"de_null_fpr": float(np.mean(rates))} if rates else {}
+
+
+def _de_jaccard(z, zt, n_top=100):
+    """Mean over groups of the Jaccard index of the top-``n_top`` genes by z-score."""
+    n_top = min(n_top, z.shape[1])
+    js = []
+    for k in range(z.shape[0]):
+        if np.ptp(z[k]) == 0:  # no ranking at all (e.g. a constant output)
+            js.append(0.0)
+            continue
+        a, b = _top(z[k], n_top), _top(zt[k], n_top)
+        js.append(len(a & b) / len(a | b))
+    return {"de_jaccard_top100": float(np.mean(js))}
+
+
+def _de(L, labels, adata, T_log, seed, X=None):
+    """DE metrics that apply: recovery of simulated DE genes, invented DE between groups,
+    agreement with the truth's DE genes."""
+    out = {}
+    if labels is None:
+        return out
+    ok, groups = _de_groups(labels)
+    if len(groups) < 2:
+        return out
+    keep = ok & np.isin(labels.astype(str), groups)
+    y = labels[keep].astype(str)
+    Lk = L[keep]
+    names_present, codes = np.unique(y, return_inverse=True)
+    z, _ = _wilcoxon(Lk, codes, len(names_present))
+    sim = _de_truth(adata, labels)
+    if sim is not None:
+        F, names = sim
+        out.update(_de_recovery(z, names_present, F, names))
+        if X is not None:
+            out.update(_de_null_fpr(X[keep], y, F, names, seed))
+    if T_log is not None:
+        zt, _ = _wilcoxon(T_log[keep], codes, len(names_present))
+        out.update(_de_jaccard(z, zt))
     return out
 
 
@@ -451,7 +510,7 @@ def _corr_cols(M):
 
 
 def _genecorr(L, T_log, n_top=200):
-    out = {m: float("nan") for m in GROUPS["genecorr"]}
+    out = {}
     if T_log is None:
         return out
     v = T_log.var(axis=0, dtype=np.float64)
@@ -465,6 +524,36 @@ def _genecorr(L, T_log, n_top=200):
     # an output without any gene-gene correlation (e.g. constant) agrees with nothing: 0
     out["genecorr_agreement"] = _pearson(Ct[iu], Ci[iu]) if np.ptp(Ci[iu]) > 0 else 0.0
     out["genecorr_inflation"] = float(np.mean(np.abs(Ci[iu])) - np.mean(np.abs(Ct[iu])))
+    return out
+
+
+# ----------------------------------------------------------------------------- denoising
+
+def denoise_metrics(L, M_log) -> dict:
+    """``lognorm(imputed)`` ``L`` against ``lognorm(true means)`` ``M_log`` (cells x genes):
+
+    - ``denoise_log_mse``: mean over all entries of ``(L - M_log)^2``;
+    - ``denoise_pearson``: mean over the genes that vary in ``M_log`` of the Pearson
+      correlation across cells of ``L`` and ``M_log`` (a gene constant in ``L``: 0).
+    """
+    out = {}
+    n = L.shape[0] * L.shape[1]
+    if n == 0:
+        return out
+    sse = 0.0
+    for sl in _chunks(*L.shape):
+        d = L[sl].astype(np.float64) - M_log[sl].astype(np.float64)
+        sse += float((d * d).sum())
+    out["denoise_log_mse"] = sse / n
+    if L.shape[0] < 2:
+        return out
+    A = L.astype(np.float64) - L.mean(axis=0, dtype=np.float64)
+    B = M_log.astype(np.float64) - M_log.mean(axis=0, dtype=np.float64)
+    sa, sb = np.sqrt((A * A).sum(axis=0)), np.sqrt((B * B).sum(axis=0))
+    var = sb > 0
+    if var.any():
+        r = np.divide((A * B).sum(axis=0), sa * sb, out=np.zeros(L.shape[1]), where=(sa * sb) > 0)
+        out["denoise_pearson"] = float(r[var].mean())
     return out
 
 
@@ -490,28 +579,48 @@ def _which_groups(which):
     return groups, [m for m in METRICS if m in names]
 
 
-def _rows(values: dict, names, dataset, scenario, method, status="ok"):
+def _rows(values: dict, names, dataset, scenario, method, status):
     return pd.DataFrame({"dataset": dataset, "scenario": scenario, "method": method,
                          "metric": list(names), "value": [float(values.get(m, np.nan)) for m in names],
-                         "status": status}, columns=COLUMNS)
+                         "status": [status[m] if isinstance(status, dict) else status for m in names]},
+                        columns=COLUMNS)
 
 
 def failed_rows(dataset, scenario, method, which=None) -> pd.DataFrame:
-    """Rows (value NaN, status 'failed') for a method that did not produce an output."""
+    """Rows (value NaN, status 'failed') for a method that did not produce an output.
+
+    ``which`` as in :func:`evaluate` (groups or metric names; all metrics by default)."""
     _, names = _which_groups(which)
     return _rows({}, names, dataset, scenario, method, status="failed")
 
 
-def evaluate(scenario_adata, imputed, dataset, scenario, method, which=None, seed: int = 0) -> pd.DataFrame:
-    """Score ``imputed`` (dense, count scale, cells x genes as the scenario) on a scenario.
+def available(scenario_adata) -> dict:
+    """What the scenario offers, per need of :data:`scziva_bench.metric_specs.NEEDS`.
 
-    Returns tidy rows ``dataset, scenario, method, metric, value, status`` for the metric
-    groups in ``which`` (group names from :data:`GROUPS` or single metric names; all by
-    default). Metrics that do not apply to the scenario (no truth, no labels, not MCV,
-    ...) are NaN.
+    ``truth`` is a count-scale reference the methods did not see: the scenario's
+    ``layers["truth"]``, except in MCV (``mcv`` instead: the test molecules) and where it
+    equals the counts exactly (e.g. ``none`` on real data, a simulation without dropout):
+    nothing is ever scored against the input itself.
     """
-    groups, names = _which_groups(which)
     A = scenario_adata
+    kind, _ = _scenario_info(A)
+    truth = "truth" in A.layers and kind != "mcv"
+    if truth:
+        C = A.layers["counts"] if "counts" in A.layers else A.X
+        T = A.layers["truth"]
+        same = (sp.csr_matrix(T, dtype=np.float32) != sp.csr_matrix(C, dtype=np.float32)).nnz == 0
+        truth = not same
+    mask = False
+    if "mask" in A.layers and truth:
+        mask = sp.csr_matrix(A.layers["mask"]).astype(bool).count_nonzero() > 0
+    labels = _labels(A)
+    return {"truth": bool(truth), "mask": bool(mask), "labels": labels is not None,
+            "de_truth": _de_truth(A, labels) is not None,
+            "mcv": kind == "mcv" and "truth" in A.layers,
+            "true_mean": "true_mean" in A.layers}
+
+
+def _imputed_matrix(A, imputed, scenario, method):
     if hasattr(imputed, "layers"):  # a method's output AnnData
         imputed = imputed.layers["imputed"] if "imputed" in imputed.layers else imputed.X
     try:
@@ -523,73 +632,65 @@ def evaluate(scenario_adata, imputed, dataset, scenario, method, which=None, see
                          f"the scenario {scenario!r} has {A.shape}")
     if not np.isfinite(Ximp).all():
         raise InputError(f"metrics: imputed matrix for method {method!r} contains NaN or infinite values")
+    return Ximp
+
+
+def _entries(Ximp, A, T, avail) -> dict:
+    vals = {}
+    if not avail["truth"]:
+        return vals
+    for k, v in entry_metrics(Ximp, T).items():
+        vals[f"{k}_all"] = v
+    if avail["mask"]:
+        Mk = sp.csr_matrix(A.layers["mask"]).astype(bool)
+        Mk.eliminate_zeros()
+        r, c = Mk.nonzero()
+        for k, v in entry_metrics(Ximp[r, c], T[r, c]).items():
+            vals[f"{k}_dropped"] = v
+    # pearson is NaN only where the truth does not vary: undefined, not the method's fault
+    return {k: v for k, v in vals.items() if not (k.startswith("pearson") and np.isnan(v))}
+
+
+def evaluate(scenario_adata, imputed, dataset, scenario, method, which=None, seed: int = 0) -> pd.DataFrame:
+    """Score ``imputed`` (dense, count scale, cells x genes as the scenario) on a scenario.
+
+    Returns tidy rows ``dataset, scenario, method, metric, value, status`` for the metric
+    groups in ``which`` (group names from :data:`GROUPS` or single metric names; all by
+    default). ``status``: ``ok``; ``not_applicable`` (value NaN) where the scenario lacks
+    what the metric needs (:data:`scziva_bench.metric_specs.SPECS` ``needs``, see
+    :func:`available`) or its reference is degenerate; ``failed`` (value NaN) where the
+    metric could not be computed on this output.
+    """
+    groups, names = _which_groups(which)
+    A = scenario_adata
+    Ximp = _imputed_matrix(A, imputed, scenario, method)
     kind, info = _scenario_info(A)
-    has_truth = "truth" in A.layers
-    T = _dense(A.layers["truth"], np.float32) if has_truth else None
+    avail = available(A)
+    T = _dense(A.layers["truth"], np.float32) if (avail["truth"] or avail["mcv"]) else None
     vals: dict = {}
 
-    if "entries" in groups and has_truth and kind != "mcv":
-        for k, v in entry_metrics(Ximp, T).items():
-            vals[f"{k}_all"] = v
-        if "mask" in A.layers:
-            Mk = sp.csr_matrix(A.layers["mask"]).astype(bool)
-            Mk.eliminate_zeros()
-            r, c = Mk.nonzero()
-            for k, v in entry_metrics(Ximp[r, c], T[r, c]).items():
-                vals[f"{k}_dropped"] = v
-    if "mcv" in groups and has_truth and kind == "mcv":
-        vals.update(mcv_metrics(Ximp, T, info.get("train_fraction", 0.9)))
-
-    need_log = any(g in groups for g in ("clustering", "de", "genecorr"))
-    if need_log:
+    if "entries" in groups:
+        vals.update(_entries(Ximp, A, T, avail))
+    if "mcv" in groups and avail["mcv"]:
+        vals.update(mcv_metrics(Ximp, T, info.get("train_fraction", MCV_TRAIN_FRACTION)))
+    if any(g in groups for g in ("denoising", "clustering", "de", "genecorr")):
         L = lognorm(Ximp)
-        T_log = lognorm(T) if has_truth else None
+        T_log = lognorm(T) if avail["truth"] else None
         labels = _labels(A)
+        if "denoising" in groups and avail["true_mean"]:
+            vals.update(denoise_metrics(L, lognorm(A.layers["true_mean"])))
         if "clustering" in groups:
-            vals.update(_clustering(L, labels, seed))
+            vals.update(_clustering(L, labels, seed, T_log))
         if "de" in groups:
-            vals.update(_de(L, labels, A, T_log, seed))
+            vals.update(_de(L, labels, A, T_log, seed, X=Ximp))
         if "genecorr" in groups:
             vals.update(_genecorr(L, T_log))
-    return _rows(vals, names, dataset, scenario, method)
-
-
-# ----------------------------------------------------------------------------- files
-
-def write_tsv_atomic(df: pd.DataFrame, path) -> None:
-    """Write ``df`` as a tab-separated file (no index) atomically (temp file + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            df.to_csv(fh, sep="\t", index=False, na_rep="NaN")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def aggregate(paths) -> pd.DataFrame:
-    """Concatenate tidy metric TSVs (as written by :func:`write_tsv_atomic`)."""
-    frames = []
-    for p in paths:
-        try:
-            frames.append(pd.read_csv(p, sep="\t"))
-        except FileNotFoundError:
-            raise InputError(f"metrics file {p} does not exist") from None
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise InputError(f"metrics file {p} is not a readable TSV ({exc})") from None
-        missing = [c for c in COLUMNS[:5] if c not in frames[-1].columns]
-        if missing:
-            raise InputError(f"metrics file {p} lacks column(s) {', '.join(missing)}")
-    if not frames:
-        return pd.DataFrame(columns=COLUMNS)
-    out = pd.concat(frames, ignore_index=True)
-    if "status" not in out:
-        out["status"] = "ok"
-    out["status"] = out["status"].fillna("ok")
-    return out[COLUMNS + [c for c in out.columns if c not in COLUMNS]]
+    status = {}
+    for m in names:
+        needs_met = all(avail[n] for n in metric_specs.SPECS[m].needs)
+        if not needs_met or m not in vals:
+            status[m] = "not_applicable"
+            vals.pop(m, None)
+        else:
+            status[m] = "ok" if np.isfinite(vals[m]) else "failed"
+    return _rows(vals, names, dataset, scenario, method, status)

@@ -3,15 +3,24 @@
 Kinds:
 
 - ``"dropout"``: logistic dropout (:func:`scziva_bench.simulate.add_dropout`) of a share
-  ``rate`` (default 0.5) of the non-zero counts, with expected counts estimated from the
-  counts themselves; truth = the counts before, mask = the dropped non-zeros;
+  ``rate`` (default 0.5) of the non-zero counts, in each cell's own expected counts as
+  Splatter does: a simulation's pre-Poisson means (``layers["true_mean"]``) where the
+  dataset has them, else a label-free kNN-smoothed estimate (:func:`knn_means`), which
+  follows the groups; ``uns["scenario"]["means"]`` says which (``true_mean`` / ``knn``);
+  truth = the counts before, mask = the dropped non-zeros;
 - ``"mask"``: a fraction ``rate`` (default 0.1, as in the scVI paper) of the non-zero
   entries, chosen uniformly at random (exactly ``round(rate * nnz)`` of them), set to 0;
 - ``"mcv"``: molecular cross-validation (Batson, Royer & Webber 2019): each count is
   split binomially, ``train ~ Binomial(x, train_fraction)``, ``test = x - train``;
   counts = train, truth = test (``train + test == x`` exactly), no mask;
 - ``"none"``: counts unchanged; truth = the dataset's own ``layers["truth"]`` (and its
-  mask) where it has one, else truth = counts and no mask.
+  mask) where it has one, else truth = counts and no mask (a truth equal to the counts
+  is no truth: :mod:`scziva_bench.metrics` scores no truth-based metric on it).
+
+A simulation's ``layers["true_mean"]`` (the denoising truth) is carried into every
+scenario as dense float32 (in MCV it is the mean of the whole count, of which the train
+molecules are a share ``train_fraction``: the metrics compare log-normalised profiles,
+where the scale cancels).
 
 Rates may be given as fractions (0.5) or percents (50).
 """
@@ -19,7 +28,6 @@ Rates may be given as fractions (0.5) or percents (50).
 from __future__ import annotations
 
 import copy
-import re
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,12 +35,15 @@ import scipy.sparse as sp
 from scziva.errors import InputError
 from scziva.validate import check_counts
 
-from . import simulate
+from . import scenario_ids, simulate
 
-__all__ = ["KINDS", "DEFAULT_RATE", "make", "scenario_id", "parse_scenario_id"]
+__all__ = ["KINDS", "DEFAULT_RATE", "MCV_TRAIN_FRACTION", "make", "scenario_id", "parse_scenario_id"]
 
-KINDS = ("dropout", "mask", "mcv", "none")
+KINDS = scenario_ids.KINDS
 DEFAULT_RATE = {"dropout": 0.5, "mask": 0.1}
+#: share of each count's molecules that methods see in an MCV scenario (the rest is the
+#: test truth); every other place reads it from ``uns["scenario"]["train_fraction"]``
+MCV_TRAIN_FRACTION = 0.9
 
 
 def _rate_fraction(kind: str, rate) -> float:
@@ -66,40 +77,31 @@ def _check_seed(seed):
 
 
 def scenario_id(kind: str, rate=None, seed: int = 0) -> str:
-    """The scenario wildcard: ``dropout50_s1``, ``mask10_s1``, ``mcv_s1`` or ``none``."""
+    """The scenario wildcard (:func:`scziva_bench.scenario_ids.format_id`): ``dropout50_s1``,
+    ``mask10_s1``, ``mcv_s1`` or ``none``; a missing rate is the kind's default."""
     _check_kind(kind)
     if kind == "none":
         return "none"
     seed = _check_seed(seed)
-    if kind == "mcv":
-        return f"mcv_s{seed}"
-    pct = _rate_fraction(kind, rate) * 100.0
-    ipct = int(round(pct))
-    if abs(pct - ipct) > 1e-6:
-        raise InputError(f"scenario {kind}: rate {rate!r} is not a whole percent, which scenario ids need")
-    return f"{kind}{ipct:02d}_s{seed}"
-
-
-_ID_RE = re.compile(r"^(?:(?P<kind>dropout|mask)(?P<pct>\d{1,2})_s(?P<seed>\d+)|mcv_s(?P<mseed>\d+)|(?P<none>none))$")
+    if kind in DEFAULT_RATE:
+        rate = _rate_fraction(kind, rate)
+    try:
+        return scenario_ids.format_id(kind, rate, seed)
+    except ValueError as exc:
+        raise InputError(f"scenario {kind}: {exc}") from None
 
 
 def parse_scenario_id(sid: str):
-    """Inverse of :func:`scenario_id`: ``(kind, rate, seed)``.
+    """Inverse of :func:`scenario_id`: ``(kind, rate, seed)``
+    (:func:`scziva_bench.scenario_ids.parse_id`, raising InputError).
 
     ``rate`` is a fraction (``dropout50_s1`` -> ``("dropout", 0.5, 1)``), ``None`` for
     ``mcv`` and ``none``; ``none`` has seed 0.
     """
-    m = _ID_RE.match(sid) if isinstance(sid, str) else None
-    if m is None:
-        raise InputError(f"scenario id {sid!r} is not one of dropoutNN_sS, maskNN_sS, mcv_sS, none")
-    if m.group("none"):
-        return "none", None, 0
-    if m.group("mseed") is not None:
-        return "mcv", None, int(m.group("mseed"))
-    pct = int(m.group("pct"))
-    if pct == 0:
-        raise InputError(f"scenario id {sid!r}: rate 0 % is not a perturbation")
-    return m.group("kind"), pct / 100.0, int(m.group("seed"))
+    try:
+        return tuple(scenario_ids.parse_id(sid))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _counts(adata):
@@ -113,13 +115,78 @@ def _counts(adata):
     return M
 
 
-def make(adata, kind: str, rate=None, seed: int = 0, train_fraction: float = 0.9,
+def knn_means(X, k: int = 15, n_pcs: int = 30, n_top: int = 2000):
+    """Each cell's own expected counts, estimated label-free from its neighbours.
+
+    Cells are embedded by PCA (randomised SVD, fixed state) of ``log1p(1e4 x proportions)``
+    on the ``n_top`` genes of highest variance; the expected count of entry (i, j) is
+    ``libsize_i x`` the mean proportion of gene j over cell i and its ``k`` nearest
+    neighbours. Unlike the rank-1 ``libsize_i x genesum_j / total`` it follows the
+    groups (a gene up in one group is expected high there only). Deterministic.
+    Returns CSR float64 with the stored pattern of ``X`` (CSR), holding the means there.
+    """
+    from sklearn.neighbors import NearestNeighbors
+    from sklearn.utils.extmath import randomized_svd
+
+    X = sp.csr_matrix(X, dtype=np.float64)
+    n, g = X.shape
+    lib = np.asarray(X.sum(axis=1)).ravel()
+    P = sp.diags(np.divide(1.0, lib, out=np.zeros_like(lib), where=lib > 0)) @ X
+    P = sp.csr_matrix(P)
+    k = int(min(k, n - 1))
+    nc = int(min(n_pcs, n - 1, g - 1))
+    if k < 1 or nc < 1:
+        return None
+    L = P.copy()
+    L.data = np.log1p(L.data * 1e4)
+    mean = np.asarray(L.mean(axis=0)).ravel()
+    var = np.asarray(L.multiply(L).mean(axis=0)).ravel() - mean ** 2
+    top = np.sort(np.argsort(-var, kind="stable")[: min(n_top, g)])
+    D = L[:, top].toarray()
+    D -= D.mean(axis=0)
+    U, S, _ = randomized_svd(D, nc, random_state=0)
+    emb = U * S
+    idx = NearestNeighbors(n_neighbors=k + 1).fit(emb).kneighbors(emb, return_distance=False)
+    # k neighbours other than the cell itself, then the cell: k + 1 equal weights
+    is_self = idx == np.arange(n)[:, None]
+    is_self[~is_self.any(axis=1), -1] = True
+    nb = np.hstack([idx[~is_self].reshape(n, k), np.arange(n)[:, None]])
+    W = sp.csr_matrix((np.full(nb.size, 1.0 / (k + 1)), nb.ravel(), np.arange(0, nb.size + 1, k + 1)),
+                      shape=(n, n))
+    out = np.empty(X.nnz)
+    step = max(1, 2_000_000 // max(g, 1))
+    for r0 in range(0, n, step):
+        r1 = min(n, r0 + step)
+        Mb = np.asarray((W[r0:r1] @ P).todense())
+        a, b = X.indptr[r0], X.indptr[r1]
+        local = np.repeat(np.arange(r1 - r0), np.diff(X.indptr[r0:r1 + 1]))
+        out[a:b] = Mb[local, X.indices[a:b]] * lib[r0 + local]
+    return sp.csr_matrix((out, X.indices.copy(), X.indptr.copy()), shape=X.shape)
+
+
+def _dropout_means(adata, X):
+    """Expected counts at the stored entries of ``X`` for the dropout model, and their
+    source: the simulation's own pre-Poisson means (``layers["true_mean"]``) where the
+    dataset has them, else :func:`knn_means` (``"rank1"`` only for tiny data)."""
+    if "true_mean" in adata.layers:
+        M = adata.layers["true_mean"]
+        M = M.toarray() if sp.issparse(M) else np.asarray(M)
+        if M.shape != X.shape:
+            raise InputError(f"scenario dropout: layers['true_mean'] has shape {M.shape}, counts {X.shape}")
+        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+        vals = M[rows, X.indices].astype(np.float64)
+        return sp.csr_matrix((vals, X.indices.copy(), X.indptr.copy()), shape=X.shape), "true_mean"
+    M = knn_means(X)
+    return (M, "knn") if M is not None else (None, "rank1")
+
+
+def make(adata, kind: str, rate=None, seed: int = 0, train_fraction: float = MCV_TRAIN_FRACTION,
          shape: float = -1.0):
     """Turn a dataset into a scenario (a new AnnData; the input is not modified).
 
     ``layers["counts"]`` (= ``X``) is what methods see, ``layers["truth"]`` the reference,
-    ``layers["mask"]`` (dropout / mask only) the removed non-zeros, ``uns["scenario"]``
-    describes it. ``obs``, ``var``, ``varm`` and ``uns`` of the dataset are kept. Output
+    ``layers["mask"]`` (dropout / mask only) the removed non-zeros, ``layers["true_mean"]``
+    (simulations) the denoising truth, ``uns["scenario"]`` describes it. ``obs``, ``var``, ``varm`` and ``uns`` of the dataset are kept. Output
     matrices are CSR float32 (mask: CSR bool). ``shape`` is the logistic dropout shape
     (dropout only; negative: low expected counts drop more often).
     """
@@ -133,21 +200,19 @@ def make(adata, kind: str, rate=None, seed: int = 0, train_fraction: float = 0.9
     mask = None
     if kind == "dropout":
         r = _rate_fraction(kind, rate)
-        counts, mask = simulate.add_dropout(X, r, shape=float(shape), seed=seed)
+        means, source = _dropout_means(adata, X)
+        counts, mask = simulate.add_dropout(X, r, shape=float(shape), seed=seed, means=means)
         truth = X
         info["rate"] = r
         info["realised_rate"] = float(mask.nnz / X.nnz) if X.nnz else 0.0
         info["shape"] = float(shape)
+        info["means"] = source
     elif kind == "mask":
         r = _rate_fraction(kind, rate)
         n_drop = int(round(r * X.nnz))
         drop = np.zeros(X.nnz, dtype=bool)
         drop[rng.choice(X.nnz, size=n_drop, replace=False)] = True
-        mask = sp.csr_matrix((drop.copy(), X.indices.copy(), X.indptr.copy()), shape=X.shape, dtype=bool)
-        mask.eliminate_zeros()
-        counts = X.copy()
-        counts.data = np.where(drop, 0, X.data).astype(np.float32)
-        counts.eliminate_zeros()
+        counts, mask = simulate.zero_entries(X, drop)
         truth = X
         info["rate"] = r
         info["realised_rate"] = float(n_drop / X.nnz) if X.nnz else 0.0
@@ -173,11 +238,15 @@ def make(adata, kind: str, rate=None, seed: int = 0, train_fraction: float = 0.9
         info["rate"] = float("nan")
     info["id"] = scenario_id(kind, info["rate"] if kind in DEFAULT_RATE else None, seed)
     # order the keys as the contract lists them
-    info = {k: info[k] for k in ("id", "kind", "rate", "seed", "train_fraction", "realised_rate", "shape") if k in info}
+    info = {k: info[k] for k in ("id", "kind", "rate", "seed", "train_fraction", "realised_rate", "shape",
+                                 "means") if k in info}
 
     layers = {"counts": counts, "truth": sp.csr_matrix(truth, dtype=np.float32)}
     if mask is not None:
         layers["mask"] = mask
+    if "true_mean" in adata.layers:  # denoising truth of a simulation (methods never see it)
+        tm = adata.layers["true_mean"]
+        layers["true_mean"] = (tm.toarray() if sp.issparse(tm) else np.asarray(tm)).astype(np.float32)
     out = ad.AnnData(X=counts.copy(), obs=adata.obs.copy(), var=adata.var.copy(), layers=layers)
     for k, v in adata.varm.items():
         out.varm[k] = v.copy()

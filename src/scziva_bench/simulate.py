@@ -36,11 +36,56 @@ from scipy import optimize, stats
 
 from scziva.errors import InputError
 
-__all__ = ["splat", "estimate_params", "add_dropout", "solve_midpoint"]
+__all__ = ["splat", "estimate_params", "add_dropout", "solve_midpoint", "zero_entries", "REGIMES",
+           "REGIME_SOURCES", "regime"]
 
 # keys of estimate_params() -- all of them are keyword arguments of splat()
 PARAM_KEYS = ("mean_shape", "mean_rate", "lib_loc", "lib_scale", "out_prob", "out_loc",
               "out_scale", "bcv_common")
+
+
+# ----------------------------------------------------------------------------- regimes
+
+#: Splat parameters estimated with :func:`estimate_params` from real datasets (on their
+#: largest cell type, so that the differences between types do not inflate the BCV), at
+#: the real dataset's size (``n_genes``), plus a DE strength (``de_prob``, ``de_loc``)
+#: chosen so that the groups are recoverable from the truth (k-means ARI ~0.9-1 at
+#: 300 cells x 1000 genes) but not trivially from the observed counts at 50 % dropout.
+#: Use :func:`regime` to get splat() arguments at another size (it keeps the counts per
+#: entry). Numbers, so that no data file is needed.
+REGIMES = {
+    # UMI droplet: ~1.7 counts per entry, ~64 % zeros (the real data: 1.71, 62 %)
+    "umi": dict(n_genes=15127, mean_shape=0.7229, mean_rate=0.8663, lib_loc=9.9947,
+                lib_scale=0.5216, out_prob=0.019, out_loc=3.875, out_scale=0.565,
+                bcv_common=0.0, de_prob=0.2, de_loc=0.8, de_scale=0.4),
+    # full-length, deep (reads): ~27 counts per entry, ~75 % zeros (the real data: 26.7,
+    # 80 %), very over-dispersed (bcv_common ~3), so DE must be strong to show
+    "fulllength": dict(n_genes=21627, mean_shape=0.3492, mean_rate=0.0183, lib_loc=13.1516,
+                       lib_scale=0.5703, out_prob=0.0002, out_loc=6.4748, out_scale=0.7827,
+                       bcv_common=2.9808, de_prob=0.2, de_loc=2.0, de_scale=0.4),
+}
+REGIME_SOURCES = {
+    "umi": "CellBench Drop-seq (Tian et al. 2019), cell line H1975 (92 cells x 15127 genes)",
+    "fulllength": "Darmanis et al. 2015 brain (Fluidigm C1 SMARTer reads), neurons (131 cells x 21627 genes)",
+}
+
+
+def regime(name: str, n_cells: int = 300, n_genes: int = 1000, **overrides) -> dict:
+    """splat() keyword arguments of a named regime (:data:`REGIMES`) at ``n_genes`` genes.
+
+    The library size is scaled with the number of genes (``lib_loc + log(n_genes /
+    n_genes_real)``), so that the counts per entry, and with them the share of zeros,
+    stay those of the real data. ``overrides`` (e.g. ``seed``, ``n_groups``,
+    ``de_prob``) are applied last.
+    """
+    if name not in REGIMES:
+        raise InputError(f"unknown simulation regime {name!r}; known: {', '.join(REGIMES)}")
+    p = dict(REGIMES[name])
+    real_genes = p.pop("n_genes")
+    p["lib_loc"] = round(p["lib_loc"] + float(np.log(int(n_genes) / real_genes)), 4)
+    p.update(n_cells=int(n_cells), n_genes=int(n_genes))
+    p.update(overrides)
+    return p
 
 
 # ----------------------------------------------------------------------------- dropout
@@ -86,6 +131,19 @@ def _drop_nonzeros(log_means: np.ndarray, share: float, shape: float, rng: np.ra
     return rng.random(len(log_means)) < p, mid
 
 
+def zero_entries(X: sp.csr_matrix, drop: np.ndarray):
+    """Set the stored values of CSR ``X`` where ``drop`` (one bool per stored value) is True
+    to zero. Returns ``(counts, mask)``: ``counts`` a CSR copy of ``X`` without them,
+    ``mask`` CSR bool, True where a value was removed. ``X`` is not modified."""
+    mask = sp.csr_matrix((np.asarray(drop, dtype=bool).copy(), X.indices.copy(), X.indptr.copy()),
+                         shape=X.shape, dtype=bool)
+    mask.eliminate_zeros()
+    out = X.copy()
+    out.data = np.where(drop, 0, X.data).astype(X.dtype)
+    out.eliminate_zeros()
+    return out, mask
+
+
 def _check_share(share, what="dropout share"):
     try:
         s = float(share)
@@ -100,7 +158,8 @@ def add_dropout(counts, share: float, shape: float = -1.0, seed: int = 0, means=
     """Drop a share of the non-zero entries of ``counts`` with the logistic dropout model.
 
     The expected count of entry (i, j) is estimated from the counts themselves as
-    ``libsize_i * genesum_j / total`` (unless ``means`` gives it, same shape), the
+    ``libsize_i * genesum_j / total`` (unless ``means`` gives it, same shape; a sparse
+    ``means`` with the stored pattern of ``counts`` is read without indexing), the
     logistic midpoint is solved so that a share ``share`` of the non-zero entries is
     expected to drop, and each non-zero entry is dropped with its probability.
     Sparse input is handled on its stored values only (never densified).
@@ -136,7 +195,11 @@ def add_dropout(counts, share: float, shape: float = -1.0, seed: int = 0, means=
         M = means
         if sp.issparse(M):
             M = M.tocsr()
-            mu = np.asarray(M[rows, cols]).ravel()
+            if sp.issparse(counts) and M.shape == X.shape and np.array_equal(M.indptr, X.indptr) \
+                    and np.array_equal(M.indices, X.indices):
+                mu = M.data  # the means of exactly the stored counts
+            else:
+                mu = np.asarray(M[rows, cols]).ravel()
         else:
             M = np.asarray(M)
             if M.shape != X.shape:
@@ -145,12 +208,7 @@ def add_dropout(counts, share: float, shape: float = -1.0, seed: int = 0, means=
         log_mu = np.log(np.maximum(mu.astype(np.float64), 1e-12))
     drop, _ = _drop_nonzeros(log_mu, share, shape, rng)
     if sp.issparse(counts):
-        mask = sp.csr_matrix((drop.copy(), X.indices.copy(), X.indptr.copy()), shape=X.shape, dtype=bool)
-        mask.eliminate_zeros()
-        out = X.copy()
-        out.data = np.where(drop, 0, vals).astype(X.dtype)
-        out.eliminate_zeros()
-        return out, mask
+        return zero_entries(X, drop)
     mask = np.zeros(X.shape, dtype=bool)
     mask[rows[drop], cols[drop]] = True
     X[mask] = 0
@@ -185,34 +243,10 @@ def _check_prob(name, value):
     return v
 
 
-def splat(n_cells: int = 600, n_genes: int = 2000, n_groups: int = 5, group_probs=None,
-          de_prob: float = 0.1, de_down_prob: float = 0.5, de_loc: float = 0.1,
-          de_scale: float = 0.4, mean_shape: float = 0.6, mean_rate: float = 0.3,
-          lib_loc: float = 11, lib_scale: float = 0.2, out_prob: float = 0.05,
-          out_loc: float = 4, out_scale: float = 0.5, bcv_common: float = 0.1,
-          bcv_df: float = 60, dropout_share=None, dropout_shape: float = -1.0,
-          path: bool = False, seed: int = 0, dataset_id: str = "sim"):
-    """Simulate a Splat-style count dataset (AnnData, cells x genes).
-
-    Returns an AnnData following docs/contract.md "Dataset" for simulations:
-    ``layers["counts"]`` (after dropout; ``X`` the same), ``layers["truth"]`` (before
-    dropout), ``layers["mask"]`` (truth > 0 and dropped), ``obs["group"]`` and
-    ``obs["cell_type"]``, ``var["is_de"]``, ``varm["de_factor"]`` (genes x groups),
-    ``uns["group_names"]``, ``uns["sim_params"]``, ``uns["dataset_id"]``; with
-    ``path=True`` also ``obs["pseudotime"]`` (0 to 1 along the trajectory).
-    ``dropout_share=None`` gives no dropout (counts == truth, empty mask; stored as NaN
-    in ``uns["sim_params"]``, which also records the solved ``dropout_midpoint`` and the
-    ``dropout_share_realised`` when dropout was applied).
-
-    As in Splat, gene means only matter through their proportions within a cell (the
-    library size sets the scale), so ``mean_rate`` does not change the counts at all
-    (outliers are relative to the median mean); it is kept for parity with Splatter.
-    """
-    import anndata as ad
-
-    n_cells = int(n_cells)
-    n_genes = int(n_genes)
-    n_groups = int(n_groups)
+def _checked_args(n_cells, n_genes, n_groups, group_probs, dropout_share, dropout_shape, **pos):
+    """Validated splat() arguments: sizes, normalised group probabilities, the positive /
+    probability parameters (``pos``) as floats, and the dropout share (None: no dropout)."""
+    n_cells, n_genes, n_groups = int(n_cells), int(n_genes), int(n_groups)
     if n_cells < 1 or n_genes < 1 or n_groups < 1:
         raise InputError(f"splat: n_cells, n_genes and n_groups must be >= 1, got "
                          f"{n_cells}, {n_genes}, {n_groups}")
@@ -223,137 +257,201 @@ def splat(n_cells: int = 600, n_genes: int = 2000, n_groups: int = 5, group_prob
         if probs.size != n_groups or np.any(probs < 0) or not np.isfinite(probs).all() or probs.sum() <= 0:
             raise InputError(f"splat: group_probs must be {n_groups} non-negative numbers, got {group_probs!r}")
         probs = probs / probs.sum()
-    de_prob = _check_prob("de_prob", de_prob)
-    de_down_prob = _check_prob("de_down_prob", de_down_prob)
-    out_prob = _check_prob("out_prob", out_prob)
-    mean_shape = _check_pos("mean_shape", mean_shape)
-    mean_rate = _check_pos("mean_rate", mean_rate)
-    lib_scale = _check_pos("lib_scale", lib_scale, allow_zero=True)
-    de_scale = _check_pos("de_scale", de_scale, allow_zero=True)
-    out_scale = _check_pos("out_scale", out_scale, allow_zero=True)
-    bcv_common = _check_pos("bcv_common", bcv_common, allow_zero=True)
-    bcv_df = _check_pos("bcv_df", bcv_df)
+    checked = {}
+    for name in ("de_prob", "de_down_prob", "out_prob"):
+        checked[name] = _check_prob(name, pos[name])
+    for name in ("mean_shape", "mean_rate", "bcv_df"):
+        checked[name] = _check_pos(name, pos[name])
+    for name in ("lib_scale", "de_scale", "out_scale", "bcv_common"):
+        checked[name] = _check_pos(name, pos[name], allow_zero=True)
     if dropout_share is not None:
         dropout_share = _check_share(dropout_share, "splat: dropout_share")
         if dropout_shape == 0 or not np.isfinite(dropout_shape):
             raise InputError(f"splat: dropout_shape must be a non-zero number, got {dropout_shape!r}")
+    return n_cells, n_genes, n_groups, probs, checked, dropout_share
 
-    rng = np.random.default_rng(seed)
 
-    # 1. gene means with outliers
+def _gene_means(rng, n_genes, mean_shape, mean_rate, out_prob, out_loc, out_scale):
+    """Step 1: gamma gene means, with expression outliers relative to the median mean."""
     base = rng.gamma(mean_shape, 1.0 / mean_rate, size=n_genes)
     is_out = rng.random(n_genes) < out_prob
     out_fac = rng.lognormal(out_loc, out_scale, size=n_genes)
-    gene_mean = np.where(is_out, np.median(base) * out_fac, base)
+    return np.where(is_out, np.median(base) * out_fac, base), is_out
 
-    # 2. library sizes
-    lib = rng.lognormal(lib_loc, lib_scale, size=n_cells)
 
-    # 3. groups and DE factors (genes x groups)
-    group = rng.choice(n_groups, size=n_cells, p=probs)
+def _de_log_factors(rng, n_genes, n_groups, de_prob, de_down_prob, de_loc, de_scale):
+    """Step 3: log DE factor of each gene in each group (genes x groups; 0 = not DE)."""
     is_de_g = rng.random((n_genes, n_groups)) < de_prob
     is_down = rng.random((n_genes, n_groups)) < de_down_prob
     fac = rng.lognormal(de_loc, de_scale, size=(n_genes, n_groups))
-    log_fac = np.where(is_de_g, np.where(is_down, -1.0, 1.0) * np.log(fac), 0.0)
+    return np.where(is_de_g, np.where(is_down, -1.0, 1.0) * np.log(fac), 0.0)
 
-    pseudotime = None
-    within = None
-    if path:
-        # groups are consecutive steps of one trajectory; node k is the end of step k
-        nodes = np.concatenate([np.zeros((n_genes, 1)), np.cumsum(log_fac, axis=1)], axis=1)
-        within = rng.random(n_cells)
-        pseudotime = (group + within) / n_groups
-        de_factor = np.exp(nodes[:, 1:])
-        nodes_t = nodes.T  # (groups + 1) x genes
-    else:
-        de_factor = np.exp(log_fac)
-        group_mean = gene_mean[None, :] * de_factor.T  # groups x genes
-        group_prop = group_mean / group_mean.sum(axis=1, keepdims=True)
 
-    # 5. (per gene) scaled inverse chi-square factor of the BCV
-    chi = rng.chisquare(bcv_df, size=n_genes)
-    bcv_gene = np.sqrt(bcv_df / chi)[None, :]
+class _CellMeans:
+    """Step 4: the mean of each gene in a block of cells, before the BCV (cells x genes).
 
-    # steps 4-6 in blocks of rows: bounded memory, cache-friendly
+    Discrete groups: the group's gene means as proportions times the library size. Path
+    mode: the groups are consecutive steps of one linear trajectory (node k is the end of
+    step k) and the cell's log factor is interpolated between the nodes of its step.
+    """
+
+    def __init__(self, rng, gene_mean, log_fac, group, lib, path):
+        n_groups = log_fac.shape[1]
+        self.gene_mean, self.group, self.lib, self.path = gene_mean, group, lib, path
+        self.pseudotime = self.within = None
+        if path:
+            nodes = np.concatenate([np.zeros((len(gene_mean), 1)), np.cumsum(log_fac, axis=1)], axis=1)
+            self.within = rng.random(len(group))
+            self.pseudotime = (group + self.within) / n_groups
+            self.de_factor = np.exp(nodes[:, 1:])
+            self.nodes_t = nodes.T  # (groups + 1) x genes
+        else:
+            self.de_factor = np.exp(log_fac)
+            group_mean = gene_mean[None, :] * self.de_factor.T  # groups x genes
+            self.group_prop = group_mean / group_mean.sum(axis=1, keepdims=True)
+
+    def block(self, r0, r1):
+        g = self.group[r0:r1]
+        if not self.path:
+            return self.group_prop[g] * self.lib[r0:r1, None]
+        w = self.within[r0:r1, None]
+        cm = np.exp(self.nodes_t[g] * (1.0 - w) + self.nodes_t[g + 1] * w)
+        cm *= self.gene_mean[None, :]
+        cm *= (self.lib[r0:r1] / cm.sum(axis=1))[:, None]
+        return cm
+
+
+def _trended_means(rng, cm, bcv_common, bcv_gene):
+    """Step 5 on one block (``cm`` is overwritten): bcv = (bcv_common + 1/sqrt(mean)) *
+    sqrt(df/chi2); trended mean ~ Gamma(shape=1/bcv^2, scale=mean*bcv^2)."""
+    b2 = np.sqrt(cm)
+    np.reciprocal(b2, out=b2)
+    b2 += bcv_common
+    b2 *= bcv_gene
+    b2 *= b2
+    cm *= b2
+    np.reciprocal(b2, out=b2)
+    trended = rng.standard_gamma(b2)
+    trended *= cm
+    return trended
+
+
+def _true_counts(rng, means: _CellMeans, n_cells, n_genes, bcv_common, bcv_gene, keep_log_mu,
+                 keep_mean):
+    """Steps 4-6 in blocks of rows (bounded memory): true counts ``Poisson(trended mean)``
+    as float32 CSR, the log trended mean of each stored count (for dropout) if asked, and
+    the trended means themselves (dense float32, cells x genes) if asked."""
     blocks, log_mu_blocks = [], []
+    true_mean = np.empty((n_cells, n_genes), dtype=np.float32) if keep_mean else None
     step = max(1, 2_000_000 // n_genes)
     for r0 in range(0, n_cells, step):
         r1 = min(n_cells, r0 + step)
-        g = group[r0:r1]
-        # 4. cell means: group gene means -> proportions -> times library size
-        if path:
-            w = within[r0:r1, None]
-            # cell log factor: linear interpolation between the nodes of its step
-            cm = np.exp(nodes_t[g] * (1.0 - w) + nodes_t[g + 1] * w)
-            cm *= gene_mean[None, :]
-            cm *= (lib[r0:r1] / cm.sum(axis=1))[:, None]
-        else:
-            cm = group_prop[g] * lib[r0:r1, None]
-        # 5. bcv = (bcv_common + 1/sqrt(mean)) * sqrt(df/chi2); mean ~ Gamma(1/bcv^2, mean*bcv^2)
-        b2 = np.sqrt(cm)
-        np.reciprocal(b2, out=b2)
-        b2 += bcv_common
-        b2 *= bcv_gene
-        b2 *= b2
-        cm *= b2
-        np.reciprocal(b2, out=b2)
-        trended = rng.standard_gamma(b2)
-        trended *= cm
-        del b2, cm
-        # 6. true counts
+        trended = _trended_means(rng, means.block(r0, r1), bcv_common, bcv_gene)
+        if keep_mean:
+            true_mean[r0:r1] = trended
         block, rows = _dense_to_csr(rng.poisson(trended))
-        if dropout_share is not None:
+        if keep_log_mu:
             log_mu_blocks.append(np.log(np.maximum(trended[rows, block.indices], 1e-300)))
         blocks.append(block)
         del trended
-    truth_csr = sp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
-    truth_csr = sp.csr_matrix(truth_csr, dtype=np.float32)
-    del blocks
+    truth = sp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
+    log_mu = np.concatenate(log_mu_blocks) if keep_log_mu else None
+    return sp.csr_matrix(truth, dtype=np.float32), log_mu, true_mean
 
-    # 7. dropout
-    midpoint = None
-    if dropout_share is not None:
-        log_mu = np.concatenate(log_mu_blocks)
-        drop, midpoint = _drop_nonzeros(log_mu, dropout_share, float(dropout_shape), rng)
-        mask = sp.csr_matrix((drop.copy(), truth_csr.indices.copy(), truth_csr.indptr.copy()),
-                             shape=truth_csr.shape, dtype=bool)
-        mask.eliminate_zeros()
-        counts = truth_csr.copy()
-        counts.data = np.where(drop, 0, counts.data).astype(np.float32)
-        counts.eliminate_zeros()
-    else:
-        mask = sp.csr_matrix((n_cells, n_genes), dtype=bool)
-        counts = truth_csr.copy()
 
+def _splat_anndata(counts, truth, mask, group, n_groups, means: _CellMeans, gene_mean, is_out,
+                   params, seed, dataset_id):
+    """The simulation as an AnnData of docs/contract.md "Dataset"."""
+    import anndata as ad
+
+    n_cells, n_genes = truth.shape
     group_names = [f"Group{k + 1}" for k in range(n_groups)]
     labels = pd.Categorical.from_codes(group, categories=group_names)
     obs = pd.DataFrame({"group": labels, "cell_type": labels},
                        index=[f"Cell{i + 1}" for i in range(n_cells)])
-    if pseudotime is not None:
-        obs["pseudotime"] = pseudotime
+    if means.pseudotime is not None:
+        obs["pseudotime"] = means.pseudotime
     obs["n_counts"] = np.asarray(counts.sum(axis=1)).ravel()
-    var = pd.DataFrame({"is_de": (de_factor != 1.0).any(axis=1),
+    var = pd.DataFrame({"is_de": (means.de_factor != 1.0).any(axis=1),
                         "gene_mean": gene_mean, "is_outlier": is_out},
                        index=[f"Gene{j + 1}" for j in range(n_genes)])
-    params = dict(n_cells=n_cells, n_genes=n_genes, n_groups=n_groups,
-                  group_probs=probs.tolist(), de_prob=de_prob, de_down_prob=de_down_prob,
-                  de_loc=float(de_loc), de_scale=de_scale, mean_shape=mean_shape,
-                  mean_rate=mean_rate, lib_loc=float(lib_loc), lib_scale=lib_scale,
-                  out_prob=out_prob, out_loc=float(out_loc), out_scale=out_scale,
-                  bcv_common=bcv_common, bcv_df=bcv_df,
-                  dropout_share=float("nan") if dropout_share is None else dropout_share,
-                  dropout_shape=float(dropout_shape), path=bool(path), seed=int(seed))
-    if midpoint is not None:
-        params["dropout_midpoint"] = float(midpoint)
-        nnz = truth_csr.nnz
-        params["dropout_share_realised"] = float(mask.nnz / nnz) if nnz else 0.0
     adata = ad.AnnData(X=counts.copy(), obs=obs, var=var,
-                       layers={"counts": counts, "truth": truth_csr, "mask": mask})
-    adata.varm["de_factor"] = de_factor.astype(np.float64)
+                       layers={"counts": counts, "truth": truth, "mask": mask})
+    adata.varm["de_factor"] = means.de_factor.astype(np.float64)
     adata.uns["group_names"] = group_names
     adata.uns["sim_params"] = params
     adata.uns["dataset_id"] = str(dataset_id)
     adata.uns["notes"] = [f"simulated by scziva_bench.simulate.splat (seed {int(seed)})"]
+    return adata
+
+
+def splat(n_cells: int = 600, n_genes: int = 2000, n_groups: int = 5, group_probs=None,
+          de_prob: float = 0.1, de_down_prob: float = 0.5, de_loc: float = 0.1,
+          de_scale: float = 0.4, mean_shape: float = 0.6, mean_rate: float = 0.3,
+          lib_loc: float = 11, lib_scale: float = 0.2, out_prob: float = 0.05,
+          out_loc: float = 4, out_scale: float = 0.5, bcv_common: float = 0.1,
+          bcv_df: float = 60, dropout_share=None, dropout_shape: float = -1.0,
+          path: bool = False, seed: int = 0, dataset_id: str = "sim", true_mean: bool = True):
+    """Simulate a Splat-style count dataset (AnnData, cells x genes).
+
+    Returns an AnnData following docs/contract.md "Dataset" for simulations:
+    ``layers["counts"]`` (after dropout; ``X`` the same), ``layers["truth"]`` (before
+    dropout), ``layers["mask"]`` (truth > 0 and dropped), ``obs["group"]`` and
+    ``obs["cell_type"]``, ``var["is_de"]``, ``varm["de_factor"]`` (genes x groups),
+    ``uns["group_names"]``, ``uns["sim_params"]``, ``uns["dataset_id"]``; with
+    ``path=True`` also ``obs["pseudotime"]`` (0 to 1 along the trajectory). With
+    ``true_mean=True`` (default) ``layers["true_mean"]`` holds the pre-Poisson cell-gene
+    means (the Poisson rates of ``truth``: the denoising truth), dense float32, i.e.
+    4 bytes per cell and gene (``false`` saves that memory; the counts do not change).
+    ``dropout_share=None`` gives no dropout (counts == truth, empty mask; stored as NaN
+    in ``uns["sim_params"]``, which also records the solved ``dropout_midpoint`` and the
+    ``dropout_share_realised`` when dropout was applied).
+
+    As in Splat, gene means only matter through their proportions within a cell (the
+    library size sets the scale), so ``mean_rate`` does not change the counts at all
+    (outliers are relative to the median mean); it is kept for parity with Splatter.
+    """
+    n_cells, n_genes, n_groups, probs, p, dropout_share = _checked_args(
+        n_cells, n_genes, n_groups, group_probs, dropout_share, dropout_shape,
+        de_prob=de_prob, de_down_prob=de_down_prob, out_prob=out_prob, mean_shape=mean_shape,
+        mean_rate=mean_rate, bcv_df=bcv_df, lib_scale=lib_scale, de_scale=de_scale,
+        out_scale=out_scale, bcv_common=bcv_common)
+    rng = np.random.default_rng(seed)
+    # the order of the draws below is part of the reproducibility promise (a seed gives
+    # the same data bit for bit across versions): do not reorder
+    gene_mean, is_out = _gene_means(rng, n_genes, p["mean_shape"], p["mean_rate"], p["out_prob"],
+                                    out_loc, p["out_scale"])                           # 1
+    lib = rng.lognormal(lib_loc, p["lib_scale"], size=n_cells)                         # 2
+    group = rng.choice(n_groups, size=n_cells, p=probs)                                # 3
+    log_fac = _de_log_factors(rng, n_genes, n_groups, p["de_prob"], p["de_down_prob"],
+                              de_loc, p["de_scale"])
+    means = _CellMeans(rng, gene_mean, log_fac, group, lib, path)                      # 4
+    chi = rng.chisquare(p["bcv_df"], size=n_genes)                                     # 5
+    bcv_gene = np.sqrt(p["bcv_df"] / chi)[None, :]
+    truth, log_mu, mean_matrix = _true_counts(rng, means, n_cells, n_genes, p["bcv_common"], bcv_gene,
+                                              keep_log_mu=dropout_share is not None,
+                                              keep_mean=bool(true_mean))               # 4-6
+
+    params = dict(n_cells=n_cells, n_genes=n_genes, n_groups=n_groups,
+                  group_probs=probs.tolist(), de_prob=p["de_prob"], de_down_prob=p["de_down_prob"],
+                  de_loc=float(de_loc), de_scale=p["de_scale"], mean_shape=p["mean_shape"],
+                  mean_rate=p["mean_rate"], lib_loc=float(lib_loc), lib_scale=p["lib_scale"],
+                  out_prob=p["out_prob"], out_loc=float(out_loc), out_scale=p["out_scale"],
+                  bcv_common=p["bcv_common"], bcv_df=p["bcv_df"],
+                  dropout_share=float("nan") if dropout_share is None else dropout_share,
+                  dropout_shape=float(dropout_shape), path=bool(path), seed=int(seed))
+    if dropout_share is not None:                                                      # 7
+        drop, midpoint = _drop_nonzeros(log_mu, dropout_share, float(dropout_shape), rng)
+        counts, mask = zero_entries(truth, drop)
+        params["dropout_midpoint"] = float(midpoint)
+        params["dropout_share_realised"] = float(mask.nnz / truth.nnz) if truth.nnz else 0.0
+    else:
+        mask = sp.csr_matrix((n_cells, n_genes), dtype=bool)
+        counts = truth.copy()
+    adata = _splat_anndata(counts, truth, mask, group, n_groups, means, gene_mean, is_out,
+                           params, seed, dataset_id)
+    if mean_matrix is not None:
+        adata.layers["true_mean"] = mean_matrix
     return adata
 
 

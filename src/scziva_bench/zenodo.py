@@ -22,19 +22,19 @@ import argparse
 import fnmatch
 import hashlib
 import os
-import shutil
+import re
 import sys
 import tarfile
-import tempfile
 import time
 import zipfile
 from pathlib import Path, PurePosixPath
-from urllib.parse import quote
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 from tqdm.auto import tqdm
 
 from scziva.errors import InputError
+from scziva.fileio import atomic_dir
 
 __all__ = [
     "DownloadError",
@@ -95,10 +95,53 @@ def _offline_message(url: str, exc: Exception) -> str:
             "put it where the workflow expects it, or try again later")
 
 
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def _check_url(url, what: str) -> None:
+    """Raise :class:`DownloadError` unless ``url`` is https (plain http only for a
+    loopback host: 127.0.0.1, ::1, localhost, e.g. a local stand-in in tests)."""
+    try:
+        parts = urlsplit(str(url))
+        host = (parts.hostname or "").lower()
+        scheme = parts.scheme.lower()
+    except ValueError as exc:
+        raise DownloadError(f"{what}: {url!r} is not a valid address ({exc})") from None
+    if scheme == "https" and host:
+        return None
+    if scheme == "http" and host in _LOOPBACK:
+        return None
+    if scheme == "http":
+        why = "uses plain http, which would send the data (and any token) unencrypted"
+    elif not scheme:
+        why = "has no scheme"
+    elif not host:
+        why = "names no host"
+    else:
+        why = f"uses {scheme}://"
+    raise DownloadError(f"{what}: {url!r} {why}; only https:// addresses are accepted "
+                        "(http:// only for 127.0.0.1, ::1 or localhost)")
+
+
+def _origin(url) -> tuple:
+    parts = urlsplit(str(url))
+    return (parts.scheme.lower(), (parts.hostname or "").lower(), parts.port)
+
+
+def _redirect_guard(r, *args, **kwargs):
+    """A response hook: follow a redirect only to an address :func:`_check_url` accepts."""
+    if r.is_redirect:
+        _check_url(urljoin(r.url, r.headers.get("location", "")), f"redirect from {r.url}")
+    return r
+
+
 def _session(token: str | None = None) -> requests.Session:
+    """A session for one host. ``token`` goes into its headers: callers pass it only
+    for the API host (requests drops it on a redirect to another host)."""
     s = requests.Session()
     # identity: Range offsets and Content-Length must count the bytes we store.
     s.headers.update({"Accept-Encoding": "identity", "User-Agent": "scziva-bench"})
+    s.hooks["response"].append(_redirect_guard)
     if token:
         s.headers["Authorization"] = f"Bearer {token}"
     return s
@@ -139,6 +182,9 @@ def list_record_files(record_id, api_url: str = ZENODO_API, timeout: float = 60,
     token) is only needed for restricted or draft records.
     """
     record_id = str(record_id).strip()
+    _check_url(api_url, "Zenodo API address")
+    if not record_id or not all(ch.isalnum() or ch in "-_." for ch in record_id) or record_id in (".", ".."):
+        raise DownloadError(f"Zenodo record id {record_id!r} is not a record id (letters, digits, '-', '_')")
     url = f"{api_url.rstrip('/')}/records/{record_id}"
     try:
         with _session(token) as s:
@@ -170,8 +216,11 @@ def list_record_files(record_id, api_url: str = ZENODO_API, timeout: float = 60,
 
 
 # --------------------------------------------------------------------------- download
-def _transfer(session, url, part: Path, size, timeout, progress, name):
-    """One attempt: continue ``part`` from where it ends. Raises _Retry on transient trouble."""
+def _transfer(session, url, part: Path, size, timeout, progress, name, resume: bool = True):
+    """One attempt: continue ``part`` from where it ends (from zero when ``resume`` is
+    false). Raises _Retry on transient trouble."""
+    if not resume:
+        part.unlink(missing_ok=True)
     have = part.stat().st_size if part.exists() else 0
     if size is not None and have > size:
         part.unlink()
@@ -207,6 +256,11 @@ def _transfer(session, url, part: Path, size, timeout, progress, name):
                 r.raw.enforce_content_length = False
             length = r.headers.get("Content-Length")
             expected = start + int(length) if length is not None else size
+            if expected is None and not resume:
+                # no checksum, no size, no length: a cut-short body could not be told apart
+                raise DownloadError(f"{name}: {url} gives no size (no Content-Length) and the "
+                                    "record lists neither MD5 nor size, so a complete download "
+                                    "cannot be told from a truncated one; refusing it")
             bar = tqdm(total=expected, initial=start, unit="B", unit_scale=True,
                        unit_divisor=1024, desc=name, disable=not progress, leave=False)
             try:
@@ -214,6 +268,10 @@ def _transfer(session, url, part: Path, size, timeout, progress, name):
                     for block in r.iter_content(_CHUNK):
                         fh.write(block)
                         bar.update(len(block))
+            except OSError as exc:  # ENOSPC, EDQUOT, EIO, ... (not a network error)
+                if isinstance(exc, requests.RequestException):
+                    raise
+                raise DownloadError(_disk_message(name, part, exc)) from None
             finally:
                 bar.close()
     except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError,
@@ -222,6 +280,12 @@ def _transfer(session, url, part: Path, size, timeout, progress, name):
     got = part.stat().st_size
     if expected is not None and got < expected:
         raise _Retry(f"transfer of {name} cut short ({got} of {expected} bytes)")
+
+
+def _disk_message(name: str, path: Path, exc: OSError) -> str:
+    why = exc.strerror or type(exc).__name__
+    return (f"{name}: cannot write {path} ({why}); free some disk space (or choose another "
+            "folder) and run again: the bytes already downloaded are kept and resumed")
 
 
 def download_file(url, dest, md5: str | None = None, size: int | None = None, retries: int = 4,
@@ -241,11 +305,17 @@ def download_file(url, dest, md5: str | None = None, size: int | None = None, re
     """
     dest = Path(dest)
     name = dest.name
+    _check_url(url, name)
     md5 = md5.lower().removeprefix("md5:") if md5 else None
+    # Nothing to verify a resumed file against: always download it in full.
+    resume = bool(md5) or size is not None
     if dest.is_file():
         if (md5 and md5sum(dest) == md5) or (not md5 and size is not None and dest.stat().st_size == size):
             return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DownloadError(f"{name}: cannot create the folder {dest.parent} ({exc.strerror})") from None
     part = dest.with_name(dest.name + ".part")
     last = None
     bad_md5 = None
@@ -255,7 +325,7 @@ def download_file(url, dest, md5: str | None = None, size: int | None = None, re
                 time.sleep(backoff * 2 ** (attempt - 1))
             before = part.stat().st_size if part.exists() else 0
             try:
-                _transfer(session, url, part, size, timeout, progress, name)
+                _transfer(session, url, part, size, timeout, progress, name, resume=resume)
             except _Retry as exc:
                 last = str(exc)
                 continue
@@ -279,8 +349,13 @@ def download_file(url, dest, md5: str | None = None, size: int | None = None, re
                     bad_md5 = got
                     last = f"{name}: MD5 {got} does not match the expected {md5}"
                     continue
-            os.replace(part, dest)
+            try:
+                os.replace(part, dest)
+            except OSError as exc:
+                raise DownloadError(_disk_message(name, dest, exc)) from None
             return dest
+    if not resume:
+        part.unlink(missing_ok=True)  # never kept: it could not be checked later either
     if bad_md5 is not None and last and "MD5" in last:
         raise DownloadError(
             f"{name}: checksum mismatch after {retries + 1} attempt(s) from {url}: expected MD5 "
@@ -298,107 +373,171 @@ def _archive_stem(name: str) -> str | None:
     return None
 
 
-def _inside(root: Path, rel) -> bool:
-    target = (root / rel).resolve()
-    return target == root or root in target.parents
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def _check_name(member: str, where: str) -> PurePosixPath:
+    """A relative, ``..``-free POSIX path for an archive member or record key, or
+    :class:`DownloadError`. Checked on the name alone, before anything touches the disk:
+    no absolute path, no drive letter, no ``..`` component, no backslash, no control
+    character, not empty."""
+    if not isinstance(member, str) or not member.strip("/"):
+        raise DownloadError(f"{where}: member {member!r} has an empty name; refusing to unpack")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in member):
+        raise DownloadError(f"{where}: member {member!r} has a control character in its name; "
+                            "refusing to unpack")
+    if "\\" in member:
+        raise DownloadError(f"{where}: member {member!r} has a backslash in its name; refusing to unpack")
+    if member.startswith("/") or _DRIVE.match(member):
+        raise DownloadError(f"{where}: member {member!r} has an absolute path; refusing to unpack")
+    pure = PurePosixPath(member)
+    if ".." in pure.parts:
+        raise DownloadError(f"{where}: member {member!r} has a '..' component and could be "
+                            "written outside the folder; refusing to unpack")
+    return pure
 
 
 def _safe_target(root: Path, member: str, archive: Path) -> Path:
-    pure = PurePosixPath(member.replace("\\", "/"))
-    if pure.is_absolute() or (pure.parts and pure.parts[0].endswith(":")):
-        raise DownloadError(f"{archive.name}: member {member!r} has an absolute path; refusing to unpack")
-    target = (root / pure).resolve()
-    if target != root and root not in target.parents:
+    pure = _check_name(member, archive.name)
+    target = root / pure
+    # second line of defence: nothing under root may already be a link we would follow
+    if target.resolve() != root.resolve() and root.resolve() not in target.resolve().parents:
         raise DownloadError(f"{archive.name}: member {member!r} would be written outside "
                             f"{root}; refusing to unpack")
     return target
 
 
 def _check_members(archive: Path, root: Path):
-    """Validate every member before anything is written; return the opener kind."""
+    """Validate every member before anything is written; return the opener kind.
+
+    Only regular files and folders are accepted: every symbolic or hard link is refused
+    (whatever it points to: link chains and links through links defeat any lexical
+    check, CVE-2025-4517), and so is every device, fifo or socket.
+    """
     if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                _safe_target(root, info.filename, archive)
-                if (info.external_attr >> 16) & 0o170000 == 0o120000:  # a symlink
-                    raise DownloadError(f"{archive.name}: member {info.filename!r} is a symbolic link; "
-                                        "refusing to unpack")
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                infos = zf.infolist()
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise DownloadError(f"{archive.name}: not a readable zip archive ({exc})") from None
+        for info in infos:
+            _safe_target(root, info.filename, archive)
+            kind = (info.external_attr >> 16) & 0o170000
+            if kind == 0o120000:
+                raise DownloadError(f"{archive.name}: member {info.filename!r} is a symbolic link; "
+                                    "refusing to unpack")
+            if kind not in (0, 0o100000, 0o040000):
+                raise DownloadError(f"{archive.name}: member {info.filename!r} is a device, fifo or "
+                                    "socket; refusing to unpack")
         return "zip"
     try:
-        tf = tarfile.open(archive)
-    except tarfile.TarError as exc:
+        with tarfile.open(archive) as tf:
+            members = tf.getmembers()
+    except (tarfile.TarError, OSError, EOFError) as exc:
         raise DownloadError(f"{archive.name}: not a readable zip or tar archive ({exc})") from None
-    with tf:
-        for m in tf.getmembers():
-            target = _safe_target(root, m.name, archive)
-            if m.issym() or m.islnk():
-                link = PurePosixPath(m.linkname.replace("\\", "/"))
-                base = PurePosixPath(m.name).parent if m.issym() else PurePosixPath()
-                if link.is_absolute() or not _inside(root, base / link):
-                    raise DownloadError(f"{archive.name}: link member {m.name!r} points to "
-                                        f"{m.linkname!r}, outside the folder; refusing to unpack")
-            elif not (m.isfile() or m.isdir()):
-                raise DownloadError(f"{archive.name}: member {m.name!r} is a device or fifo; refusing to unpack")
+    for m in members:
+        _safe_target(root, m.name, archive)
+        if m.issym():
+            raise DownloadError(f"{archive.name}: member {m.name!r} is a symbolic link (to "
+                                f"{m.linkname!r}); refusing to unpack archives with links")
+        if m.islnk():
+            raise DownloadError(f"{archive.name}: member {m.name!r} is a hard link (to "
+                                f"{m.linkname!r}); refusing to unpack archives with links")
+        if m.ischr() or m.isblk():
+            raise DownloadError(f"{archive.name}: member {m.name!r} is a device; refusing to unpack")
+        if m.isfifo():
+            raise DownloadError(f"{archive.name}: member {m.name!r} is a fifo; refusing to unpack")
+        if not (m.isfile() or m.isdir()):
+            raise DownloadError(f"{archive.name}: member {m.name!r} is not a regular file or "
+                                "folder; refusing to unpack")
     return "tar"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def extract_archive(archive, dest_dir=None) -> Path:
     """Unpack a ``.zip`` / ``.tar[.gz|.bz2|.xz]`` into ``dest_dir`` (default: beside it,
     in a folder named after the archive) and return that folder.
 
-    Every member is checked first: absolute paths, ``..`` that leaves the folder and
-    links pointing outside it raise :class:`DownloadError` naming the member, and then
-    nothing at all is written. Unpacking goes to a temporary folder renamed into place,
-    so the folder exists only when complete.
+    Every member is checked first (see :func:`_check_members`): absolute paths, drive
+    letters, ``..``, links of any kind, devices and fifos raise :class:`DownloadError`
+    naming the member, and then nothing at all is written. Unpacking goes to a temporary
+    folder renamed into place, so the folder exists only when complete. Any error of the
+    unpacking itself (the stdlib's ``tarfile`` filter, a full disk) is a
+    :class:`DownloadError` too, and the temporary folder is removed.
     """
     archive = Path(archive)
     if dest_dir is None:
         stem = _archive_stem(archive.name) or archive.name + "_files"
         dest_dir = archive.parent / stem
     dest_dir = Path(dest_dir)
-    dest_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest_dir.name}.", dir=dest_dir.parent)).resolve()
-    try:
+    with atomic_dir(dest_dir) as tmp:
         kind = _check_members(archive, tmp)
-        if kind == "zip":
-            with zipfile.ZipFile(archive) as zf:
-                zf.extractall(tmp)
-        else:
-            with tarfile.open(archive) as tf:
-                tf.extractall(tmp, filter="data")  # a second guard, after our own checks
-        if dest_dir.exists():
-            shutil.rmtree(dest_dir)
-        os.replace(tmp, dest_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        try:
+            if kind == "zip":
+                with zipfile.ZipFile(archive) as zf:
+                    zf.extractall(tmp)
+            else:
+                with tarfile.open(archive) as tf:
+                    tf.extractall(tmp, filter="data")  # a second guard, after our own checks
+        except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            raise DownloadError(f"{archive.name}: cannot be unpacked into {dest_dir} "
+                                f"({_one_line(exc)}); nothing was kept") from None
     return dest_dir
 
 
 # --------------------------------------------------------------------------- records
+def _check_key(key, record_id) -> str:
+    """A record's file key as a plain file name (no folder, no '..'), or DownloadError."""
+    where = f"Zenodo record {record_id}"
+    if not isinstance(key, str) or "/" in key or "\\" in key or key in (".", ".."):
+        raise DownloadError(f"{where}: file key {key!r} is not a plain file name (it contains a "
+                            "folder part or is '.'/'..'); refusing to download it")
+    _check_name(key, where)
+    return key
+
+
 def fetch_record(record_id, dest_dir, api_url: str = ZENODO_API, include=None, extract: bool = True,
                  retries: int = 4, backoff: float = 1.0, timeout: float = 60, progress: bool = True,
-                 token: str | None = None) -> list[Path]:
+                 token: str | None = None, names=None) -> list[Path]:
     """Download the files of a Zenodo record into ``dest_dir``; return their paths.
 
+    ``names``: exact file names to download (matched literally; each must exist).
     ``include``: file names or glob patterns (``["*.csv", "Lung.csv"]``) to restrict the
     download. Files already present with the right MD5 are not downloaded again.
     Archives are unpacked (see :func:`extract_archive`) into ``dest_dir/<archive name
-    without extension>/`` unless that folder exists already.
+    without extension>/`` unless that folder exists already. Every file address must be
+    https (see :func:`_check_url`); ``token`` is sent only to the API's own host.
     """
     dest_dir = Path(dest_dir)
     files = list_record_files(record_id, api_url=api_url, timeout=timeout, token=token)
+    if names is not None:
+        wanted = [names] if isinstance(names, str) else list(names)
+        by_key = {f["key"]: f for f in files}
+        missing = [n for n in wanted if n not in by_key]
+        if missing:
+            raise DownloadError(f"Zenodo record {record_id}: no file named {missing[0]!r} "
+                                f"(files: {', '.join(repr(k) for k in list(by_key)[:10])})")
+        files = [by_key[n] for n in dict.fromkeys(wanted)]
     if include is not None:
         pats = [include] if isinstance(include, str) else list(include)
         files = [f for f in files if any(f["key"] == p or fnmatch.fnmatchcase(f["key"], p) for p in pats)]
         if not files:
             raise DownloadError(f"Zenodo record {record_id}: no file matches {pats}")
+    for f in files:  # check every key and address before downloading anything
+        _check_key(f["key"], record_id)
+        _check_url(f["url"], f"Zenodo record {record_id}, file {f['key']!r}")
+    api_origin = _origin(api_url)
     out = []
     for f in files:
         key = f["key"]
         dest = _safe_target(dest_dir.resolve(), key, Path(f"record {record_id}"))
         download_file(f["url"], dest, md5=f["checksum"], size=f["size"], retries=retries,
-                      backoff=backoff, timeout=timeout, progress=progress, token=token)
+                      backoff=backoff, timeout=timeout, progress=progress,
+                      token=token if _origin(f["url"]) == api_origin else None)
         out.append(dest)
         stem = _archive_stem(dest.name)
         if extract and stem and not (dest.parent / stem).exists():
@@ -411,7 +550,9 @@ def main(argv=None) -> int:
                                  description="Download (and unpack) the files of a Zenodo record.")
     ap.add_argument("record", help=f"record id (the scZiva authors name {SCZIVA_RECORD})")
     ap.add_argument("dest", help="destination folder")
-    ap.add_argument("--include", nargs="*", default=None, help="file names or glob patterns")
+    ap.add_argument("--include", nargs="*", default=None, help="glob patterns of file names")
+    ap.add_argument("--file", nargs="*", default=None, dest="names",
+                    help="exact file names (matched literally)")
     ap.add_argument("--api-url", default=ZENODO_API)
     ap.add_argument("--no-extract", action="store_true")
     ap.add_argument("--token", default=os.environ.get("ZENODO_TOKEN") or None,
@@ -419,9 +560,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     try:
         paths = fetch_record(args.record, args.dest, api_url=args.api_url, include=args.include,
-                             extract=not args.no_extract, token=args.token)
+                             extract=not args.no_extract, token=args.token, names=args.names)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # anything the download and unpack steps did not name themselves
+        print(f"error: {exc.filename or args.dest}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     for p in paths:
         print(p)

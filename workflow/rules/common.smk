@@ -8,16 +8,19 @@ from snakemake.exceptions import WorkflowError
 # the benchmark library (src/scziva_bench) without requiring an install
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from scziva_bench import workflow_utils as wu  # noqa: E402
+from scziva_bench import config_targets as ct  # noqa: E402
+from scziva_bench.provenance import nvidia_gpu_present  # noqa: E402
+from scziva_bench import figure_list  # noqa: E402
+from scziva_bench.scenario_ids import WILDCARD as SCENARIO_WILDCARD  # noqa: E402
 
 DATASETS = list(config["datasets"])
 METHODS = list(config["methods"])
 METRICS = list(config["metrics"])
-SIMULATED = wu.datasets_by_source(config, "simulate")
-LOCAL = wu.datasets_by_source(config, "local")
-ZENODO = wu.datasets_by_source(config, "zenodo")
-FIG_FORMATS = list(config.get("figures", {}).get("formats", ["png", "pdf"]))
-UMAP = wu.umap_target(config)
+SIMULATED = ct.datasets_by_source(config, "simulate")
+LOCAL = ct.datasets_by_source(config, "local")
+ZENODO = ct.datasets_by_source(config, "zenodo")
+FIG_FORMATS = list(config["figures"]["formats"])
+UMAP = ct.umap_target(config)
 
 # Jobs of GPU methods hold the resource `gpu` (the default profile allows 1 at a time).
 # Run locally on a machine without an NVIDIA GPU there is nothing to share: they hold
@@ -27,7 +30,7 @@ UMAP = wu.umap_target(config)
 def gpu_resource(n_gpus):
     def _gpu(wildcards):
         local_run = workflow.local_exec and not workflow.dryrun
-        if n_gpus and local_run and not wu.nvidia_gpu_present():
+        if n_gpus and local_run and not nvidia_gpu_present():
             return 0
         return n_gpus
 
@@ -37,22 +40,30 @@ def gpu_resource(n_gpus):
 def _check_config():
     """Cross-key checks; each failure names the key and value."""
     for ds in DATASETS:
-        if not wu.dataset_scenarios(config, ds):
+        if not ct.dataset_scenarios(config, ds):
             raise WorkflowError(
                 f"config: dataset {ds!r} has no scenario (set `scenarios` at the top level "
                 "or in the dataset: none, dropout.rates, mask.rates or mcv.seeds)"
             )
-    umap = config.get("figures", {}).get("umap", {}) or {}
+    umap = config["figures"].get("umap") or {}
     if umap.get("dataset") and umap["dataset"] not in config["datasets"]:
         raise WorkflowError(
             f"config: figures.umap.dataset {umap['dataset']!r} is not one of the datasets "
             f"{DATASETS}"
         )
-    if UMAP is not None and UMAP[1] not in wu.dataset_scenarios(config, UMAP[0]):
+    if UMAP is not None and UMAP[1] not in ct.dataset_scenarios(config, UMAP[0]):
         raise WorkflowError(
             f"config: figures.umap.scenario {UMAP[1]!r} is not a scenario of dataset "
-            f"{UMAP[0]!r} ({wu.dataset_scenarios(config, UMAP[0])})"
+            f"{UMAP[0]!r} ({ct.dataset_scenarios(config, UMAP[0])})"
         )
+    # user-supplied methods (callable / command): placeholders, paths, one of the two
+    from scziva.errors import InputError
+    from scziva_bench.methods import external
+
+    try:
+        external.check_config(config["methods"])
+    except InputError as exc:
+        raise WorkflowError(str(exc)) from None
     # Method names are checked by the schema (an enum equal to methods.available(), see
     # tests/test_workflow.py); method parameters by methods.run in each impute job (an
     # unknown one fails that job with a message naming it). Importing every method
@@ -63,9 +74,27 @@ _check_config()
 
 
 wildcard_constraints:
-    dataset=wu.dataset_regex(DATASETS),
-    scenario=r"none|(dropout|mask)\d+_s\d+|mcv_s\d+",
-    method=wu.dataset_regex(METHODS),
+    dataset=ct.name_regex(DATASETS),
+    scenario=SCENARIO_WILDCARD,
+    method=ct.name_regex(METHODS),
+
+
+def scenario_files(wildcards):
+    """Every scenario file of one dataset (the inputs of its impute jobs)."""
+    return [
+        f"results/scenarios/{wildcards.dataset}/{sc}.h5ad"
+        for sc in ct.dataset_scenarios(config, wildcards.dataset)
+    ]
+
+
+def imputed_dirs(wildcards):
+    """The output folder of every method for one dataset."""
+    return [f"results/imputed/{wildcards.dataset}/{m}" for m in METHODS]
+
+
+def job_runtime(minutes):
+    """A job imputes every scenario of its dataset: `runtime` (minutes) is per scenario."""
+    return lambda wildcards: minutes * len(ct.dataset_scenarios(config, wildcards.dataset))
 
 
 def method_params(name):
@@ -73,8 +102,18 @@ def method_params(name):
 
 
 FIGURES = [
-    f"results/figures/{name}.{ext}" for name in wu.figure_names(config) for ext in FIG_FORMATS
+    f"results/figures/{name}.{ext}" for name in ct.figure_names(config) for ext in FIG_FORMATS
 ]
+
+
+def _local_path(path):
+    """A local dataset's file: relative to the working directory, else (for the datasets
+    shipped in resources/datasets/, when `--directory` is elsewhere) to the checkout."""
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return str(path)
+    shipped = Path(workflow.basedir) / p
+    return str(shipped) if shipped.exists() else str(path)
 
 
 def _dataset_files(wildcards):
@@ -87,18 +126,18 @@ def _dataset_files(wildcards):
         if ds.get("labels_file"):
             files["labels"] = f"resources/zenodo/{ds['record']}/{ds['labels_file']}"
     else:
-        files = {"counts": ds["path"]}
+        files = {"counts": _local_path(ds["path"])}
         if ds.get("truth_path"):
-            files["truth"] = ds["truth_path"]
+            files["truth"] = _local_path(ds["truth_path"])
         if ds.get("labels_path"):
-            files["labels"] = ds["labels_path"]
+            files["labels"] = _local_path(ds["labels_path"])
     return files
 
 
 _FIG_KW = dict(
     formats=FIG_FORMATS,
-    dpi=config.get("figures", {}).get("dpi", 150),
-    describe=wu.describe_config(config),
+    dpi=config["figures"]["dpi"],
+    describe=ct.describe_config(config),
 )
 
 

@@ -9,7 +9,7 @@ rule simulate:
     params:
         simulate=lambda wildcards: config["datasets"][wildcards.dataset]["simulate"],
     wildcard_constraints:
-        dataset=wu.dataset_regex(SIMULATED),
+        dataset=ct.name_regex(SIMULATED),
     conda:
         "../../envs/bench.yaml"
     script:
@@ -44,7 +44,7 @@ rule load_local:
     params:
         spec=lambda wildcards: config["datasets"][wildcards.dataset],
     wildcard_constraints:
-        dataset=wu.dataset_regex(LOCAL + ZENODO),
+        dataset=ct.name_regex(LOCAL + ZENODO),
     conda:
         "../../envs/bench.yaml"
     script:

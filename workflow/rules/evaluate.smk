@@ -6,12 +6,9 @@ rule evaluate:
     # importing the libraries once, rather than once per method, saves minutes.
     input:
         scenario="results/scenarios/{dataset}/{scenario}.h5ad",
-        imputed=expand(
-            "results/imputed/{{dataset}}/{{scenario}}/{method}.h5ad", method=METHODS
-        ),
-        benchmarks=expand(
-            "results/benchmarks/{{dataset}}/{{scenario}}/{method}.tsv", method=METHODS
-        ),
+        # one folder per method, holding {scenario}.h5ad (see impute.smk)
+        imputed=imputed_dirs,
+        benchmarks=expand("results/benchmarks/{{dataset}}/{method}.tsv", method=METHODS),
     output:
         expand("results/metrics/{{dataset}}/{{scenario}}/{method}.tsv", method=METHODS),
     log:
@@ -27,7 +24,7 @@ rule evaluate:
 
 rule aggregate:
     input:
-        wu.metric_targets(config),
+        ct.metric_targets(config),
     output:
         report(
             "results/metrics.tsv",
@@ -37,7 +34,7 @@ rule aggregate:
     log:
         "results/logs/aggregate.log",
     params:
-        describe=wu.describe_config(config),
+        describe=ct.describe_config(config),
     conda:
         "../../envs/bench.yaml"
     script:

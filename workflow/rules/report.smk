@@ -4,11 +4,14 @@ rule figures:
     input:
         "results/metrics.tsv",
     output:
-        _figure_outputs([n for n in wu.figure_names(config) if n != "umap"]),
+        _figure_outputs(figure_list.from_tables(ct.figure_names(config))),
     log:
         "results/logs/figures.log",
     params:
-        metrics=METRICS,
+        datasets={
+            ds: spec.get("regime") or spec.get("description", "")
+            for ds, spec in config["datasets"].items()
+        },
         **_FIG_KW,
     conda:
         "../../envs/bench.yaml"
@@ -22,13 +25,12 @@ if UMAP is not None:
         input:
             scenario=f"results/scenarios/{UMAP[0]}/{UMAP[1]}.h5ad",
             imputed=expand(
-                "results/imputed/{dataset}/{scenario}/{method}.h5ad",
-                dataset=UMAP[0],
-                scenario=UMAP[1],
-                method=METHODS,
+                "results/imputed/{dataset}/{method}", dataset=UMAP[0], method=METHODS
             ),
         output:
-            _figure_outputs(["umap"]),
+            _figure_outputs(
+                [n for n in ct.figure_names(config) if n in figure_list.IMPUTED_FIGURES]
+            ),
         log:
             "results/logs/umap.log",
         params:
@@ -66,8 +68,8 @@ rule report:
     log:
         "results/logs/report.log",
     params:
-        title=config.get("report", {}).get("title", "scZiva imputation benchmark"),
-        describe=wu.describe_config(config),
+        title=config["report"]["title"],
+        describe=ct.describe_config(config),
     conda:
         "../../envs/bench.yaml"
     script:

@@ -9,7 +9,7 @@ rule make_scenario:
     log:
         "results/logs/make_scenario/{dataset}/{scenario}.log",
     params:
-        scenario=lambda wildcards: wu.scenario_params(
+        scenario=lambda wildcards: ct.scenario_params(
             config, wildcards.dataset, wildcards.scenario
         ),
     conda:

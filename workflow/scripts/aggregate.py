@@ -2,7 +2,8 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
+sys.path.insert(0, str(Path(snakemake.scriptdir).resolve()))  # noqa: F821  (finds _bootstrap)
+import _bootstrap  # noqa: E402,F401  (this checkout's src/ first on sys.path)
 from scziva_bench.workflow_utils import start_script  # noqa: E402
 
 log = start_script(snakemake)  # noqa: F821
@@ -11,10 +12,10 @@ from scziva_bench import metrics  # noqa: E402
 
 sm = snakemake  # noqa: F821
 table = metrics.aggregate(list(sm.input))
-n_failed = table.loc[table["status"] == "failed", ["dataset", "scenario", "method"]]
-n_failed = n_failed.drop_duplicates()
+failed_runs = table.loc[table["status"] == "failed", ["dataset", "scenario", "method"]]
+failed_runs = failed_runs.drop_duplicates()
 log.info("%d rows from %d files; %d failed (dataset, scenario, method) runs",
-         len(table), len(sm.input), len(n_failed))
-for row in n_failed.itertuples(index=False):
+         len(table), len(sm.input), len(failed_runs))
+for row in failed_runs.itertuples(index=False):
     log.warning("failed: %s / %s / %s", *row)
 metrics.write_tsv_atomic(table, sm.output[0])

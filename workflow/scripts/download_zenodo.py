@@ -1,6 +1,7 @@
 """Rule download_zenodo: one file of a Zenodo record -> resources/zenodo/{record}/{file}.
 
-Uses scziva_bench.zenodo.fetch_record (resumable, MD5-checked, atomic). A draft or
+Uses scziva_bench.zenodo.fetch_record (resumable, MD5-checked, atomic; the configured
+file name is matched literally, https only). A draft or
 restricted record needs an access token: set the environment variable ZENODO_TOKEN.
 SCZIVA_ZENODO_API overrides the API address (a mirror, or a local stand-in in tests).
 """
@@ -8,7 +9,8 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
+sys.path.insert(0, str(Path(snakemake.scriptdir).resolve()))  # noqa: F821  (finds _bootstrap)
+import _bootstrap  # noqa: E402,F401  (this checkout's src/ first on sys.path)
 from scziva_bench.workflow_utils import start_script  # noqa: E402
 
 log = start_script(snakemake)  # noqa: F821
@@ -20,7 +22,7 @@ name = snakemake.params.file  # noqa: F821
 out = Path(snakemake.output[0])  # noqa: F821
 api = os.environ.get("SCZIVA_ZENODO_API") or zenodo.ZENODO_API
 log.info("record %s, file %s, API %s", record, name, api)
-paths = zenodo.fetch_record(record, out.parent, api_url=api, include=[name], extract=False,
+paths = zenodo.fetch_record(record, out.parent, api_url=api, names=[name], extract=False,
                             progress=False, token=os.environ.get("ZENODO_TOKEN") or None)
 log.info("downloaded %s", ", ".join(map(str, paths)))
 if not out.is_file():

@@ -1,20 +1,19 @@
 """Rule load_local: a counts file (local, or downloaded from Zenodo) -> dataset h5ad.
 
-Reads with io.read_counts (and the optional truth and labels files), optionally keeps a
-random subset of cells (``max_cells``, seed 0), runs io.qc, optionally keeps the
-``top_genes`` genes with the largest total counts, and writes the dataset atomically.
+Reads with io.read_counts (and the optional truth and labels files), subsets with
+datasets.prepare (``max_cells`` random cells with seed 0, ``qc``, the ``top_genes`` genes
+with the largest total counts) and writes the dataset atomically.
 """
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
+sys.path.insert(0, str(Path(snakemake.scriptdir).resolve()))  # noqa: F821  (finds _bootstrap)
+import _bootstrap  # noqa: E402,F401  (this checkout's src/ first on sys.path)
 from scziva_bench.workflow_utils import start_script  # noqa: E402
 
 log = start_script(snakemake)  # noqa: F821
 
-import numpy as np  # noqa: E402
-
-from scziva_bench import io  # noqa: E402
+from scziva_bench import datasets, io  # noqa: E402
 
 spec = dict(snakemake.params.spec)  # noqa: F821
 inp = snakemake.input  # noqa: F821
@@ -31,27 +30,7 @@ adata = io.read_counts(
     layer=spec.get("layer"),
 )
 log.info("read %s: %d cells x %d genes", inp.counts, adata.n_obs, adata.n_vars)
-notes = list(adata.uns.get("notes", []))
-
-max_cells = spec.get("max_cells")
-if max_cells and adata.n_obs > max_cells:
-    keep = np.sort(np.random.default_rng(0).choice(adata.n_obs, max_cells, replace=False))
-    adata = adata[keep].copy()
-    notes.append(f"kept a random subset of {max_cells} cells (seed 0)")
-
-adata.uns["notes"] = notes
-adata = io.qc(adata, **(spec.get("qc") or {}))
-
-top = spec.get("top_genes")
-if top and adata.n_vars > top:
-    totals = np.asarray(adata.layers["counts"].sum(axis=0)).ravel()
-    keep = np.sort(np.argsort(-totals, kind="stable")[:top])
-    adata = adata[:, keep].copy()
-    adata.uns["notes"] = list(adata.uns.get("notes", [])) + [
-        f"kept the {top} genes with the largest total counts"
-    ]
-
-adata.uns["dataset_id"] = dataset
+adata = datasets.prepare(adata, spec, dataset_id=dataset)
 log.info("after QC and subsetting: %d cells x %d genes", adata.n_obs, adata.n_vars)
 for note in adata.uns.get("notes", []):
     log.info("note: %s", note)

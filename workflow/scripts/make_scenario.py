@@ -2,7 +2,8 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
+sys.path.insert(0, str(Path(snakemake.scriptdir).resolve()))  # noqa: F821  (finds _bootstrap)
+import _bootstrap  # noqa: E402,F401  (this checkout's src/ first on sys.path)
 from scziva_bench.workflow_utils import start_script  # noqa: E402
 
 log = start_script(snakemake)  # noqa: F821

@@ -5,15 +5,25 @@
 ['alra', 'dca', 'deepimpute', 'knn_smoothing', 'magic', 'no_imputation', 'perfect', 'scvi', 'scziva', 'scziva_authors']
 >>> X_imp = methods.run("magic", scenario_adata, seed=0)   # cells x genes, float32, count scale
 
-Every method reads only ``scenario_adata.layers["counts"]`` (the ``perfect`` control
-also reads ``layers["truth"]``) and returns a dense float32 ``np.ndarray`` on the count
-scale, same cells and genes in the same order, finite and non-negative.
+Every method sees only the observed counts: :func:`run` hands its adapter a new
+AnnData made by :func:`method_input` (counts, cell and gene names, ``obs["n_counts"]``;
+no truth, mask, labels or scenario facts). Only the ``perfect`` control gets the whole
+scenario (it returns ``layers["truth"]``). A method returns a dense float32
+``np.ndarray`` on the count scale, same cells and genes in the same order, finite and
+non-negative.
+
+Method facts for figures and reports: :func:`describe` (kind, display label, source)
+reads the static table ``_FACTS`` below and imports no method module (no torch, no
+scvi-tools). Methods named in a config with ``callable:`` or ``command:`` are the
+user's own (``kind = "user"``, see :mod:`scziva_bench.methods.external`).
 
 Adding a method: write a module in this package that defines ``USES_GPU`` (bool),
 ``DEFAULTS`` (dict of keyword parameters), ``SOURCE`` (one line: package + version or
 the paper it was re-implemented from) and ``impute(counts, *, seed, device, adata,
 **params) -> np.ndarray`` (``counts`` a CSR float32 matrix of integer counts), then add
-one line to ``_REGISTRY`` below. Modules are imported only when their method is used,
+one line to ``_REGISTRY`` and one to ``_FACTS`` below. (A method outside the package needs
+no edit at all: name it in the config with ``callable:`` or ``command:``, see
+docs/own_method.md.) Modules are imported only when their method is used,
 so heavy dependencies (torch, scvi-tools, MAGIC) load lazily.
 """
 
@@ -28,7 +38,8 @@ import scipy.sparse as sp
 
 from scziva.errors import InputError
 
-__all__ = ["available", "get", "defaults", "run", "resolve_device", "Adapter"]
+__all__ = ["available", "get", "defaults", "run", "resolve_device", "Adapter", "describe",
+           "is_external", "method_input", "KINDS", "CONTROLS"]
 
 # name -> module (relative to this package). One line per method.
 _REGISTRY: dict[str, str] = {
@@ -45,6 +56,63 @@ _REGISTRY: dict[str, str] = {
     "scziva_denoise": ".scziva",
 }
 
+# What each method is, for labels and provenance, without importing its module.
+# kind: "control" (a reference, not a method), "builtin" (a package's own code, or this
+# project's method), "reimplementation" (re-implemented here from the paper; labelled as
+# such in figures), "user" (from the config: callable or command).
+# name -> (kind, display label, source)
+KINDS = ("control", "builtin", "reimplementation", "user")
+CONTROLS = ("no_imputation", "perfect")
+_FACTS: dict[str, tuple[str, str, str]] = {
+    "no_imputation": ("control", "no imputation", "control: the observed counts"),
+    "perfect": ("control", "perfect", "control: the scenario's truth"),
+    "magic": ("builtin", "MAGIC", "magic-impute package (van Dijk et al. 2018)"),
+    "scvi": ("builtin", "scVI", "scvi-tools package, scvi.model.SCVI (Lopez et al. 2018)"),
+    "alra": ("reimplementation", "ALRA (re-impl.)",
+             "re-implemented in numpy from Linderman et al. 2022"),
+    "knn_smoothing": ("reimplementation", "kNN-smoothing (re-impl.)",
+                      "re-implemented in numpy/scikit-learn from Wagner, Yan & Yanai 2017"),
+    "dca": ("reimplementation", "DCA (re-impl.)",
+            "re-implemented in torch from Eraslan et al. 2019"),
+    "deepimpute": ("reimplementation", "DeepImpute (re-impl.)",
+                   "re-implemented in torch from Arisdakessian et al. 2019"),
+    "scziva": ("builtin", "scZiva", "scziva (this repository)"),
+    "scziva_authors": ("builtin", "scZiva (authors' mode)",
+                       "scziva (this repository), mode='authors'"),
+    "scziva_denoise": ("builtin", "scZiva (denoise)", "scziva (this repository), denoising output"),
+}
+
+
+def is_external(spec) -> bool:
+    """Whether a config entry ``methods.<name>`` declares the user's own method
+    (``callable:`` or ``command:``)."""
+    return isinstance(spec, dict) and ("callable" in spec or "command" in spec)
+
+
+def describe(name: str, config_methods: dict | None = None) -> dict:
+    """``{"kind", "label", "source"}`` of method ``name``, from the static table (no
+    method module is imported).
+
+    ``config_methods`` (the config's ``methods:`` mapping) makes the user's methods known:
+    kind ``"user"``, label ``label:`` or ``"<name> (user)"``, source the ``callable:`` or
+    ``command:`` string. A name that is neither registered nor in ``config_methods`` is
+    taken to be a user method too (a metrics table read without its config).
+    """
+    spec = (config_methods or {}).get(name)
+    if is_external(spec):
+        src = spec.get("callable") or spec.get("command")
+        if isinstance(src, (list, tuple)):
+            src = " ".join(map(str, src))
+        what = "callable" if "callable" in spec else "command"
+        return {"kind": "user", "label": str(spec.get("label") or f"{name} (user)"),
+                "source": f"{what}: {src}"}
+    if name in _FACTS:
+        kind, label, source = _FACTS[name]
+        if isinstance(spec, dict) and spec.get("label"):
+            label = str(spec["label"])
+        return {"kind": kind, "label": label, "source": source}
+    return {"kind": "user", "label": str(name), "source": ""}
+
 
 @dataclass(frozen=True)
 class Adapter:
@@ -56,6 +124,8 @@ class Adapter:
     source: str = ""
     impute: Callable = None
     accepts_extra: bool = False  # parameters beyond `defaults` are passed through
+    kind: str = "builtin"  # see KINDS / describe()
+    label: str = ""
 
     def __call__(self, adata, seed=0, device=None, **params):
         return run(self.name, adata, seed=seed, device=device, **params)
@@ -75,9 +145,11 @@ def _load(name):
         uses_gpu, dflt, fn = module.METHODS[name][:3]
     else:
         uses_gpu, dflt, fn = module.USES_GPU, module.DEFAULTS, module.impute
+    facts = describe(name)
     return Adapter(name=name, uses_gpu=bool(uses_gpu), defaults=dict(dflt),
-                   source=getattr(module, "SOURCE", ""), impute=fn,
-                   accepts_extra=bool(getattr(module, "ACCEPTS_EXTRA", False)))
+                   source=getattr(module, "SOURCE", "") or facts["source"], impute=fn,
+                   accepts_extra=bool(getattr(module, "ACCEPTS_EXTRA", False)),
+                   kind=facts["kind"], label=facts["label"])
 
 
 def get(name: str) -> Adapter:
@@ -121,8 +193,33 @@ def _scenario_counts(adata):
     return counts
 
 
+def method_input(scenario_adata, counts=None):
+    """The AnnData a method sees: a new object holding the observed counts only.
+
+    ``X`` and ``layers["counts"]`` are one CSR float32 matrix of integer counts (a copy
+    of the scenario's ``layers["counts"]``, or ``counts`` when given), cells x genes;
+    ``obs_names`` and ``var_names`` are the scenario's; ``obs["n_counts"]`` is each
+    cell's total count. Nothing else: no truth, mask, true groups or labels, DE facts,
+    true means, nor the scenario's id or rate (``uns`` is empty).
+    """
+    import anndata as ad
+    import pandas as pd
+
+    if counts is None:
+        counts = _scenario_counts(scenario_adata)
+    obs = pd.DataFrame(index=pd.Index(scenario_adata.obs_names.astype(str), name=None))
+    obs["n_counts"] = np.asarray(counts.sum(axis=1)).ravel().astype(np.float32)
+    var = pd.DataFrame(index=pd.Index(scenario_adata.var_names.astype(str), name=None))
+    out = ad.AnnData(X=counts, obs=obs, var=var)
+    out.layers["counts"] = counts
+    return out
+
+
 def run(name: str, scenario_adata, seed: int = 0, device=None, **params) -> np.ndarray:
     """Impute ``scenario_adata.layers["counts"]`` with method ``name``.
+
+    The adapter receives :func:`method_input` (the counts only), except the ``perfect``
+    control, which is given ``scenario_adata`` itself (it returns the truth).
 
     Returns a dense ``float32`` array, cells x genes in the input's order, on the count
     scale, finite and non-negative. ``params`` override :func:`defaults`; an unknown
@@ -142,7 +239,8 @@ def run(name: str, scenario_adata, seed: int = 0, device=None, **params) -> np.n
         raise InputError(f"method {name!r}: seed must be an integer, got {seed!r}") from None
     dev = resolve_device(device) if adapter.uses_gpu else "cpu"
     counts = _scenario_counts(scenario_adata)
-    out = adapter.impute(counts, seed=seed, device=dev, adata=scenario_adata, **kw)
+    seen = scenario_adata if name == "perfect" else method_input(scenario_adata, counts)
+    out = adapter.impute(counts, seed=seed, device=dev, adata=seen, **kw)
     if sp.issparse(out):
         out = out.toarray()
     out = np.ascontiguousarray(np.asarray(out, dtype=np.float32))

@@ -16,6 +16,8 @@ import scipy.sparse as sp
 from scziva.errors import InputError
 
 SOURCE = "control (no package)"
+KIND = "control"
+LABELS = {"no_imputation": "no imputation", "perfect": "perfect"}
 
 
 def _no_imputation(counts, *, seed, device, adata):

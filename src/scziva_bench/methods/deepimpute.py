@@ -1,134 +1,183 @@
 """DeepImpute (Arisdakessian, Poirion, Yunits, Zhu & Garmire 2019, Genome Biology 20:211).
 
-Re-implemented in torch from the paper (the ``deepimpute`` package does not run with
-Keras 3). Choices, following the paper and its package's defaults:
+Re-implemented in torch (the ``deepimpute`` package does not run with Keras 3). Checked
+against the package's code (lanagarmire/deepimpute, ``multinet.py``: ``MultiNet``'s
+defaults, which its README uses); as there:
 
-- data: each cell scaled to the median library size, then ``log1p``;
-- target genes: genes whose 99th percentile of raw counts exceeds ``min_expression`` (5),
-  the ``max_targets`` most variable of them (all by default);
-- the targets are split at random (seeded) into subsets of ``n_targets`` (512) genes;
-  one sub-network per subset. On small data (fewer than 2 x 512 targets) the subset size
-  is halved until there are at least two subsets, so that every sub-network has genes
-  outside its own targets to learn from;
+- data: ``log1p`` of the raw counts (``normalization="log"``, the package's default
+  ``"log_or_exp"``); ``normalization="libsize_log"`` is the package's ``"libSizeLog"``
+  option: each cell scaled to 10,000 counts first, and the predictions scaled back;
+- target genes: genes ranked by ``var / (1 + mean)`` of the raw counts (those above 0);
+  as many of the top ones as there are genes above ``min_vmr`` (0.5), rounded up to a
+  multiple of ``n_targets`` (512) with the next-ranked genes, and, where the ranked genes
+  run out, filled up to that multiple with genes drawn at random from them (a gene drawn
+  twice is predicted twice and the predictions averaged);
+- the targets are split at random (seeded) into sub-networks of ``n_targets`` genes;
 - inputs of a sub-network: for each of its targets, the ``n_pred`` (5) genes with the
-  largest absolute Pearson correlation to it (log scale), chosen among the target genes
-  outside the subset; the union of these is the input layer;
-- sub-network: dense 256 (ReLU), dropout 0.2, dense output (softplus, one unit per target);
-- loss: the paper's weighted mean squared error ``mean(y * (y - y_hat)^2)`` (each entry
-  weighted by its observed value, so observed zeros carry no weight);
-- Adam (learning rate 1e-4), mini-batches of 64 cells, at most 500 epochs, early
-  stopping (patience 5) on a 10% validation split of the cells;
-- output: predictions back on the count scale (``expm1``, each cell's library size),
-  capped at the largest normalised value observed; as in the package's default
-  (``restore_pos_values=True``), only the observed zeros are replaced: observed non-zero
-  counts, and all genes that are not targets, keep their observed values.
+  largest absolute Pearson correlation to it (raw counts), among the expressed genes
+  outside the sub-network's targets; the union of these is the input layer;
+- sub-network: dense ``n_targets // 2`` (256, ReLU), dropout 0.2, dense output (softplus,
+  one unit per target); weights Glorot-uniform, biases 0 (Keras' defaults);
+- loss: the sum over sub-networks of the weighted mean squared error
+  ``mean(y * (y - y_hat)^2)`` (each entry weighted by its observed value, so observed
+  zeros carry no weight); all sub-networks are trained together, as the package's one
+  Keras model: Adam (learning rate 1e-4, epsilon 1e-7), mini-batches of 64 cells, at most
+  500 epochs, early stopping (patience 5) on a random 5% of the cells; as with Keras'
+  ``EarlyStopping`` default, the last model is kept (``restore_best=True`` keeps the best);
+- output: predictions above twice the largest observed ``log1p`` value are set to 0 (the
+  package's overflow guard), then ``expm1``; as in the package's default
+  (``policy="restore"``), only the observed zeros are replaced: observed non-zero counts,
+  and all genes that are not targets, keep their observed values.
+
+Deviations from the package, each small: on small data (fewer ranked genes than
+``n_targets``) the sub-network size is halved until it is below the number of ranked
+genes, so that every sub-network has genes outside its targets to learn from (the package
+then lets a gene predict itself); when the number of targets is already a multiple of
+``n_targets`` no extra random sub-network is added (the package adds one); rankings use
+stable sorts (ties broken by gene order).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._common import EarlyStopping, dense, library_sizes, seed_torch, split_cells
+from ._common import dense, library_sizes, seed_torch, split_cells, train_with_early_stopping
 
 USES_GPU = True
-DEFAULTS = {"n_targets": 512, "n_pred": 5, "min_expression": 5.0, "max_targets": None,
-            "hidden": 256, "dropout": 0.2, "epochs": 500, "batch_size": 64, "lr": 1e-4,
-            "patience": 5, "validation": 0.1, "restore_positive": True}
-SOURCE = "re-implemented in torch from Arisdakessian et al. 2019 (Genome Biol 20:211)"
+KIND = "reimplementation"
+LABEL = "DeepImpute (re-impl.)"
+DEFAULTS = {"n_targets": 512, "n_pred": 5, "min_vmr": 0.5, "max_targets": None,
+            "hidden": None, "dropout": 0.2, "epochs": 500, "batch_size": 64, "lr": 1e-4,
+            "patience": 5, "validation": 0.05, "restore_positive": True, "restore_best": False,
+            "normalization": "log"}
+NORMALIZATIONS = ("log", "libsize_log")
+SOURCE = ("re-implemented in torch from Arisdakessian et al. 2019 (Genome Biol 20:211), "
+          "defaults of the deepimpute package's MultiNet (lanagarmire/deepimpute)")
 
 
-def _subsets(targets, size, rng):
-    perm = rng.permutation(targets)
-    return [perm[i:i + size] for i in range(0, len(perm), size)]
-
-
-def _abs_corr(Z):
-    Zc = Z - Z.mean(axis=0)
-    sd = np.sqrt((Zc ** 2).sum(axis=0))
+def _abs_corr(X):
+    """|Pearson r| between the columns of X (0 where a column is constant)."""
+    Xc = X - X.mean(axis=0)
+    sd = np.sqrt((Xc ** 2).sum(axis=0))
     sd[sd == 0] = np.inf
-    Zc = Zc / sd
-    return np.abs(Zc.T @ Zc)
+    Xc = Xc / sd
+    return np.abs(Xc.T @ Xc)
 
 
-def impute(counts, *, seed, device, adata, n_targets, n_pred, min_expression, max_targets,
-           hidden, dropout, epochs, batch_size, lr, patience, validation, restore_positive):
+def choose_targets(X, size, min_vmr, max_targets, rng):
+    """Target genes (may repeat), the sub-network size and the ranked genes.
+
+    Genes are ranked by ``var / (1 + mean)`` of the raw counts (those above 0); the top
+    ``ceil(n / size) * size`` are taken, ``n`` = ``max_targets`` or the number above
+    ``min_vmr``; the list is filled up to a multiple of ``size`` with ranked genes drawn
+    at random. ``size`` is halved first while it is not below the number of ranked genes.
+    """
+    metric = X.var(axis=0, ddof=1) / (1.0 + X.mean(axis=0)) if X.shape[0] > 1 else np.zeros(X.shape[1])
+    ranked = np.nonzero(metric > 0)[0]
+    ranked = ranked[np.argsort(-metric[ranked], kind="stable")]
+    if len(ranked) < 2:
+        return np.array([], dtype=int), size, ranked
+    while size > 1 and size >= len(ranked):
+        size = int(np.ceil(size / 2))
+    n_lim = int(max_targets) if max_targets is not None else int((metric > min_vmr).sum())
+    n_sub = max(1, int(np.ceil(n_lim / size)))
+    targets = ranked[: n_sub * size]
+    rest = (-len(targets)) % size
+    if rest:
+        targets = np.concatenate([targets, rng.choice(ranked, rest, replace=True)])
+    return targets, size, ranked
+
+
+def impute(counts, *, seed, device, adata, n_targets, n_pred, min_vmr, max_targets, hidden,
+           dropout, epochs, batch_size, lr, patience, validation, restore_positive, restore_best,
+           normalization):
     import torch
     from torch import nn
 
+    from scziva.errors import InputError
+
+    if normalization not in NORMALIZATIONS:
+        raise InputError(f"method 'deepimpute': normalization must be one of "
+                         f"{', '.join(NORMALIZATIONS)}, got {normalization!r}")
+
     X = dense(counts)
     n, g = X.shape
-    lib = library_sizes(X)
-    scale = np.median(lib) / lib
-    L = np.log1p(X * scale[:, None])
-
-    q99 = np.quantile(X, 0.99, axis=0)
-    var = L.var(axis=0)
-    cand = np.nonzero((q99 > min_expression) & (var > 0))[0]
-    cand = cand[np.argsort(-var[cand], kind="stable")]
-    if max_targets is not None:
-        cand = cand[: int(max_targets)]
     out = X.copy()
-    if len(cand) < 2:
-        return out.astype(np.float32)
-
-    size = int(n_targets)
-    while size > 1 and len(cand) < 2 * size:
-        size = int(np.ceil(size / 2))
     rng = np.random.default_rng(seed)
-    subsets = _subsets(cand, size, rng)
-    corr = _abs_corr(L[:, cand])  # between candidate genes, indexed like `cand`
-    pos = {gene: i for i, gene in enumerate(cand)}
-    np.fill_diagonal(corr, -1.0)
+    targets, size, ranked = choose_targets(X, int(n_targets), float(min_vmr), max_targets, rng)
+    if len(targets) == 0:
+        return out.astype(np.float32)
+    subsets = rng.permutation(targets).reshape(-1, size)
+    if normalization == "libsize_log":
+        factor = 1e4 / library_sizes(X)  # the package's libNorm(scale=10000)
+    else:
+        factor = np.ones(n)
+    L = np.log1p(X * factor[:, None])
+
+    # predictors: the ranked genes (the expressed ones, std / mean > 0), |r| on the raw
+    # counts; positions in the ranking, so that the inputs do not depend on gene order
+    corr = _abs_corr(X[:, ranked])
+    pos = np.full(g, -1)
+    pos[ranked] = np.arange(len(ranked))
+    inputs = []
+    for tg in subsets:
+        outside = np.setdiff1d(np.arange(len(ranked)), pos[tg])
+        sub = corr[np.ix_(pos[tg], outside)]
+        k = min(int(n_pred), len(outside))
+        best = np.argsort(-sub, axis=1, kind="stable")[:, :k]
+        inputs.append(ranked[np.unique(outside[best.ravel()])])
 
     seed_torch(seed)
     dev = torch.device(device)
+    h = int(hidden) if hidden is not None else max(1, size // 2)
+    nets = nn.ModuleList(
+        nn.Sequential(nn.Linear(len(inp), h), nn.ReLU(), nn.Dropout(float(dropout)),
+                      nn.Linear(h, size), nn.Softplus())
+        for inp in inputs)
+    for m in nets.modules():  # Keras' Dense defaults
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+    nets = nets.to(dev)
+    opt = torch.optim.Adam(nets.parameters(), lr=float(lr), eps=1e-7)
     tL = torch.as_tensor(L, dtype=torch.float32, device=dev)
+    t_in = [torch.as_tensor(i, device=dev) for i in inputs]
+    t_out = [torch.as_tensor(t, device=dev) for t in subsets]
     train, val = split_cells(n, float(validation), rng)
-    cap = float(L.max())
+    bs = int(batch_size)
+
+    def loss_of(idx):
+        rows = tL[idx]
+        total = 0.0
+        for net, i, o in zip(nets, t_in, t_out):
+            y = rows[:, o]
+            total = total + (y * (y - net(rows[:, i])) ** 2).mean()
+        return total
+
+    def train_epoch():
+        perm = train[rng.permutation(len(train))]
+        for start in range(0, len(perm), bs):
+            opt.zero_grad()
+            loss = loss_of(torch.as_tensor(perm[start:start + bs], device=dev))
+            loss.backward()
+            opt.step()
+
+    t_val = torch.as_tensor(val, device=dev)
+    train_with_early_stopping(nets, train_epoch, (lambda: loss_of(t_val)) if len(val) else None,
+                              epochs=epochs, patience=patience, restore_best=bool(restore_best))
+
+    nets.eval()
     pred = np.zeros((n, g), dtype=np.float64)
-
-    for targets in subsets:
-        t_pos = np.array([pos[t] for t in targets])
-        outside = np.setdiff1d(np.arange(len(cand)), t_pos)
-        sub = corr[np.ix_(t_pos, outside)]
-        k = min(int(n_pred), len(outside))
-        best = np.argsort(-sub, axis=1, kind="stable")[:, :k]
-        inputs = cand[np.unique(outside[best.ravel()])]
-
-        net = nn.Sequential(nn.Linear(len(inputs), int(hidden)), nn.ReLU(), nn.Dropout(float(dropout)),
-                            nn.Linear(int(hidden), len(targets)), nn.Softplus()).to(dev)
-        opt = torch.optim.Adam(net.parameters(), lr=float(lr))
-        stopper = EarlyStopping(patience)
-        t_in = torch.as_tensor(inputs, device=dev)
-        t_out = torch.as_tensor(targets, device=dev)
-
-        def loss_of(idx):
-            y = tL[idx][:, t_out]
-            return (y * (y - net(tL[idx][:, t_in])) ** 2).mean()
-
-        for _ in range(int(epochs)):
-            net.train()
-            perm = train[rng.permutation(len(train))]
-            for start in range(0, len(perm), int(batch_size)):
-                idx = torch.as_tensor(perm[start:start + int(batch_size)], device=dev)
-                opt.zero_grad()
-                loss = loss_of(idx)
-                loss.backward()
-                opt.step()
-            if len(val):
-                net.eval()
-                with torch.no_grad():
-                    vloss = float(loss_of(torch.as_tensor(val, device=dev)))
-                if stopper.step(vloss, net):
-                    break
-        stopper.restore(net)
-        net.eval()
-        with torch.no_grad():
-            yhat = net(tL[:, t_in]).clamp(max=cap).cpu().numpy().astype(np.float64)
-        pred[:, targets] = np.expm1(yhat) / scale[:, None]
-
-    tgt = np.zeros(g, dtype=bool)
-    tgt[cand] = True
+    times = np.zeros(g, dtype=np.float64)
+    with torch.no_grad():
+        for net, i, tg in zip(nets, t_in, subsets):
+            yhat = net(tL[:, i]).cpu().numpy().astype(np.float64)
+            np.add.at(pred.T, tg, yhat.T)  # a gene drawn twice: its predictions averaged
+            np.add.at(times, tg, 1.0)
+    tgt = times > 0
+    pred[:, tgt] /= times[tgt]
+    pred[(pred > 2.0 * L.max()) | ~np.isfinite(pred)] = 0.0  # the package's overflow guard
+    pred = np.expm1(pred) / factor[:, None]
     if restore_positive:
         fill = (X == 0) & tgt[None, :]
     else:

@@ -1,17 +1,19 @@
-"""kNN-smoothing (Wagner, Yan & Yanai 2017, bioRxiv 217737, algorithm version 2).
+"""kNN-smoothing (Wagner, Yan & Yanai 2017, bioRxiv 217737, algorithm version 2.1).
 
-Re-implemented in numpy / scikit-learn from the preprint. The raw counts of each cell
-are replaced by the sum of its own counts and those of its ``k`` nearest neighbours; the
-neighbours are found iteratively with ``k_step = 1, 3, 7, 15, ...`` (``2**p - 1``,
-capped at ``k``): in each step the current smoothed matrix is median-normalised (every
-cell scaled to the median total count), Freeman-Tukey transformed (``sqrt(x) +
-sqrt(x + 1)``) and projected on its first ``d`` (10) principal components; a small uniform
-dither (``dither`` times each PC's range, as in version 2.1) breaks ties; the ``k_step``
-Euclidean nearest cells in PC space (plus the cell itself) give the new aggregate of the
+Re-implemented in numpy / scikit-learn, checked against the authors' reference code
+(yanailab/knn-smoothing, ``knn_smooth.py``). The raw counts of each cell are replaced by
+the sum of the raw counts of its ``k`` nearest cells, the cell itself included (the
+authors' ``k``); the neighbours are found iteratively with ``k_step = 2, 4, 8, ...``
+(``2**t``, capped at ``k``; ``ceil(log2(k))`` steps, none for ``k = 1``): in each step the
+current smoothed matrix is median-normalised (every cell scaled to the median total
+count), Freeman-Tukey transformed (``sqrt(x) + sqrt(x + 1)``) and projected on its first
+``d`` (10) principal components (randomised PCA, seeded with ``seed`` in every step, as
+the authors); a uniform dither (``dither`` times each PC's range) breaks ties; the cell
+and its ``k_step - 1`` Euclidean nearest cells in PC space give the new aggregate of the
 *raw* counts.
 
-Output on the count scale: the aggregate divided by ``k + 1`` (the mean raw profile of
-the cell and its neighbours).
+Output on the count scale: the aggregate divided by the number of cells in it (the
+authors return the sum and recommend normalising it).
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ from scziva.errors import InputError
 from ._common import dense, library_sizes
 
 USES_GPU = False
+KIND = "reimplementation"
+LABEL = "kNN-smoothing (re-impl.)"
 DEFAULTS = {"k": 15, "d": 10, "dither": 0.03}
-SOURCE = "re-implemented in numpy/scikit-learn from Wagner, Yan & Yanai 2017 (bioRxiv 217737)"
+SOURCE = ("re-implemented in numpy/scikit-learn from Wagner, Yan & Yanai 2017 (bioRxiv 217737), "
+          "checked against the authors' knn_smooth.py (yanailab/knn-smoothing)")
 
 
 def _median_normalize(X):
@@ -44,23 +49,23 @@ def impute(counts, *, seed, device, adata, k, d, dither):
     k = int(k)
     if k < 1:
         raise InputError(f"method 'knn_smoothing': k must be >= 1, got {k}")
-    k = min(k, n - 1)
+    k = min(k, n)
     d = int(max(1, min(int(d), n - 1, g)))
     rng = np.random.default_rng(seed)
-    n_steps = int(np.ceil(np.log2(k + 1)))
+    n_steps = int(np.ceil(np.log2(k))) if k > 1 else 0
     S = X.copy()
-    k_step = 0
-    for p in range(1, n_steps + 1):
-        k_step = min(2 ** p - 1, k)
+    k_step = 1
+    for t in range(1, n_steps + 1):
+        k_step = min(2 ** t, k)
         Y = _freeman_tukey(_median_normalize(S))
-        pca = PCA(n_components=d, svd_solver="randomized", random_state=int(rng.integers(2**31 - 1)))
+        pca = PCA(n_components=d, svd_solver="randomized", random_state=int(seed))
         scores = pca.fit_transform(Y)
         if dither > 0:
             span = scores.max(axis=0) - scores.min(axis=0)
             scores = scores + rng.uniform(-0.5, 0.5, size=scores.shape) * (dither * span)[None, :]
         D = cdist(scores, scores)
-        # the cell itself first (distance 0), then its k_step nearest neighbours
+        # the cell itself first (distance 0), then its k_step - 1 nearest cells
         np.fill_diagonal(D, -1.0)
-        nn = np.argsort(D, axis=1, kind="stable")[:, : k_step + 1]
+        nn = np.argsort(D, axis=1, kind="stable")[:, :k_step]
         S = X[nn].sum(axis=1)
-    return (S / (k_step + 1)).astype(np.float32)
+    return (S / k_step).astype(np.float32)

@@ -14,6 +14,8 @@ import numpy as np
 from ._common import dense, library_sizes, pkg_version
 
 USES_GPU = False
+KIND = "builtin"
+LABEL = "MAGIC"
 DEFAULTS = {"knn": 5, "decay": 1, "t": 3, "n_pca": 100, "solver": "exact", "transform": "sqrt"}
 SOURCE = pkg_version("magic-impute")
 

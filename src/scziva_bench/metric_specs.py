@@ -1,0 +1,171 @@
+"""Facts about every metric, in one place (docs/metrics.md explains them).
+
+Dependency-free (standard library only): the Snakefile, the figures and the report
+import it without numpy, scanpy or torch. :mod:`scziva_bench.metrics` computes the
+metrics listed here and nothing else.
+
+Per metric (:class:`MetricSpec`):
+
+- ``maximize``: ``True`` (larger is better), ``False`` (smaller is better) or ``"zero"``
+  (0 is best, either sign is worse: compare absolute values);
+- ``family``: one of :data:`FAMILIES`;
+- ``group``: the computation group of :func:`scziva_bench.metrics.evaluate`
+  (``which=...``), one of :data:`GROUPS`;
+- ``needs``: what a scenario must have for the metric to apply (:data:`NEEDS`); where
+  one is missing the metric is ``not_applicable`` (value NaN, never computed);
+- ``ranked``: whether the metric enters the ranks;
+- ``description``: one line.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["MetricSpec", "SPECS", "FAMILIES", "GROUPS", "NEEDS", "STATUSES", "RESOURCE_METRICS",
+           "names", "ranked", "better", "sort_key", "oriented", "higher_is_better"]
+
+FAMILIES = ("accuracy_imputation", "accuracy_denoising", "mcv", "clustering", "de", "genecorr",
+            "resources")
+GROUPS = ("entries", "denoising", "mcv", "clustering", "de", "genecorr", "resources")
+#: truth: a count-scale reference the methods did not see (not for MCV, not a copy of the
+#: input); mask: the removed entries; labels: >= 2 cell labels; de_truth: simulated DE
+#: factors; mcv: an MCV scenario (test molecules); true_mean: the simulation's
+#: pre-Poisson cell-gene means.
+NEEDS = ("truth", "mask", "labels", "de_truth", "mcv", "true_mean")
+STATUSES = ("ok", "failed", "not_applicable")
+RESOURCE_METRICS = ("runtime_s", "max_rss_mb")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    maximize: object  # True, False or "zero"
+    family: str
+    group: str
+    needs: tuple
+    ranked: bool
+    description: str
+
+
+def _spec(name, maximize, family, group, needs, ranked, description):
+    assert maximize in (True, False, "zero"), name
+    assert family in FAMILIES and group in GROUPS and set(needs) <= set(NEEDS), name
+    return MetricSpec(name, maximize, family, group, tuple(needs), bool(ranked), description)
+
+
+_ENTRY = {
+    "pearson": (True, "Pearson correlation of imputed and true counts"),
+    "rmse": (False, "root mean squared error on counts"),
+    "mae": (False, "mean absolute error on counts"),
+    "log_mse": (False, "mean squared error of log1p(counts)"),
+    "median_l1": (False, "median absolute error on counts (scVI paper)"),
+}
+
+_LIST = (
+    [_spec(f"{m}_dropped", mx, "accuracy_imputation", "entries", ("truth", "mask"), True,
+           f"{d}, on the dropped / masked entries") for m, (mx, d) in _ENTRY.items()]
+    # on all entries the undropped ones equal the input: a method that changes nothing
+    # wins them, so they are reported but not ranked
+    + [_spec(f"{m}_all", mx, "accuracy_imputation", "entries", ("truth",), False,
+             f"{d}, on all entries (rewards keeping observed values: not ranked)")
+       for m, (mx, d) in _ENTRY.items()]
+    + [
+        _spec("denoise_log_mse", False, "accuracy_denoising", "denoising", ("true_mean",), True,
+              "MSE of log-normalised imputed vs the simulation's pre-Poisson means, all entries"),
+        _spec("denoise_pearson", True, "accuracy_denoising", "denoising", ("true_mean",), True,
+              "mean over genes of the Pearson correlation across cells, log-normalised imputed "
+              "vs pre-Poisson means"),
+        _spec("mcv_mse", False, "mcv", "mcv", ("mcv",), True,
+              "MSE of log-normalised imputed train vs test molecules (molecular cross-validation)"),
+        _spec("mcv_poisson", False, "mcv", "mcv", ("mcv",), True,
+              "Poisson NLL of the test molecules under the rescaled imputation"),
+        _spec("ari_kmeans", True, "clustering", "clustering", ("labels",), True,
+              "adjusted Rand index of k-means clusters vs the labels"),
+        _spec("nmi_kmeans", True, "clustering", "clustering", ("labels",), True,
+              "normalised mutual information of k-means clusters vs the labels"),
+        _spec("ari_leiden", True, "clustering", "clustering", ("labels",), True,
+              "adjusted Rand index of Leiden clusters vs the labels"),
+        _spec("nmi_leiden", True, "clustering", "clustering", ("labels",), True,
+              "normalised mutual information of Leiden clusters vs the labels"),
+        # over-smoothing raises the raw silhouette above the truth's: not ranked
+        _spec("silhouette", True, "clustering", "clustering", ("labels",), False,
+              "silhouette width of the labels on the PCA of the imputed data (not ranked)"),
+        _spec("silhouette_gap", False, "clustering", "clustering", ("labels", "truth"), True,
+              "|silhouette(imputed) - silhouette(truth)| of the labels (0 best)"),
+        _spec("de_auroc", True, "de", "de", ("labels", "de_truth"), True,
+              "AUROC of |Wilcoxon z| for each group's true DE genes"),
+        _spec("de_auprc", True, "de", "de", ("labels", "de_truth"), True,
+              "average precision of |Wilcoxon z| for each group's true DE genes"),
+        _spec("de_jaccard_top100", True, "de", "de", ("labels", "truth"), True,
+              "Jaccard index of the top-100 DE genes per group, imputed vs truth"),
+        _spec("de_null_fpr", False, "de", "de", ("labels", "de_truth"), True,
+              "share of genes not DE between two groups (simulation truth) that are called DE "
+              "(BH p < 0.05) between them after imputation"),
+        _spec("genecorr_agreement", True, "genecorr", "genecorr", ("truth",), True,
+              "Pearson correlation of gene-gene correlations, imputed vs truth"),
+        _spec("genecorr_inflation", "zero", "genecorr", "genecorr", ("truth",), True,
+              "mean |gene-gene correlation| imputed minus truth (0 best)"),
+        _spec("runtime_s", False, "resources", "resources", (), False,
+              "wall-clock seconds of the impute job"),
+        _spec("max_rss_mb", False, "resources", "resources", (), False,
+              "peak resident memory of the impute job, MB"),
+    ]
+)
+
+#: name -> MetricSpec, in the order of the tables and figures
+SPECS: dict = {s.name: s for s in _LIST}
+
+
+def names(group=None, family=None, computed=True) -> list:
+    """Metric names (in :data:`SPECS` order), optionally of one group or family;
+    ``computed=True`` leaves out the resource rows, which the workflow writes itself."""
+    return [m for m, s in SPECS.items()
+            if (group is None or s.group == group) and (family is None or s.family == family)
+            and not (computed and s.group == "resources")]
+
+
+def ranked() -> list:
+    """Names of the metrics that enter the ranks."""
+    return [m for m, s in SPECS.items() if s.ranked]
+
+
+def _spec_of(metric) -> MetricSpec:
+    try:
+        return SPECS[str(metric)]
+    except KeyError:
+        raise KeyError(f"unknown metric {metric!r}; known: {', '.join(SPECS)}") from None
+
+
+def higher_is_better(metric) -> bool:
+    """True where larger is better; False for smaller-is-better and best-at-zero metrics."""
+    return _spec_of(metric).maximize is True
+
+
+def _missing(v) -> bool:
+    try:
+        return v is None or math.isnan(float(v))
+    except (TypeError, ValueError):
+        return True
+
+
+def oriented(metric, value) -> float:
+    """``value`` turned so that SMALLER is better (``-v``, ``v`` or ``|v|``); NaN / missing
+    -> +inf (counts as the worst)."""
+    if _missing(value):
+        return math.inf
+    v = float(value)
+    mx = _spec_of(metric).maximize
+    if mx == "zero":
+        return abs(v)
+    return -v if mx is True else v
+
+
+def sort_key(metric):
+    """A key function for ``sorted(values, key=sort_key(metric))``: best first, NaN last."""
+    return lambda value: oriented(metric, value)
+
+
+def better(metric, a, b) -> bool:
+    """True where ``a`` is strictly better than ``b`` for ``metric`` (NaN is never better)."""
+    return oriented(metric, a) < oriented(metric, b)

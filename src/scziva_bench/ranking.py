@@ -1,0 +1,316 @@
+"""Ranks of the methods, from the tidy metrics table (``results/metrics.tsv``).
+
+What a rank means (also in the report and docs/metrics.md):
+
+* Within one dataset, scenario (one seed of it) and ranked metric, every method and the
+  control ``no_imputation`` is ranked in the metric's direction (1 = best, ties share the
+  mean rank). A failed method, or one whose value is NaN, takes the last place.
+* ``perfect`` (the truth itself) is a reference, not a competitor: it is left out of the
+  others' ranks, and its own *reference rank* is the place it would take among them
+  (1 where the metric does its job; larger where the metric rewards something else).
+* Metrics are ranked by **family** (imputation of dropped/masked entries, denoising,
+  MCV, clustering, DE, gene-gene correlation); only metrics with ``ranked=True`` in
+  :mod:`scziva_bench.metric_specs` enter a rank.
+* Per seed, a method's family rank is the mean of its ranks over the family's metrics and
+  the dataset's scenarios (e.g. dropout 20, 50 and 80 %) of that seed. Over seeds we
+  report the mean and a 95 % t-interval; two methods are **tied within noise** when the
+  95 % t-interval of their paired per-seed rank difference contains 0 (with one seed
+  nothing can be told apart: every method is reported as not separable).
+
+Metric facts (direction, family, ranked) come from one place: :func:`spec`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import pandas as pd
+
+from scziva_bench import metric_specs, scenario_ids
+from scziva_bench.methods import CONTROLS
+
+__all__ = [
+    "CONTROLS", "RESOURCE_METRICS", "BASELINE", "REFERENCE", "FAMILY_LABELS", "spec", "maximize",
+    "higher_is_better", "direction_label", "family", "is_ranked", "oriented",
+    "method_order", "tidy", "rank_runs", "seed_ranks", "summary", "rank_table",
+]
+
+RESOURCE_METRICS = metric_specs.RESOURCE_METRICS
+#: the control methods (the registry's list): the observed counts, a competitor that every
+#: method should beat, and the truth itself, a reference rather than a competitor
+BASELINE, REFERENCE = CONTROLS
+
+FAMILY_LABELS = {
+    "accuracy_imputation": "imputation (dropped / masked entries)",
+    "accuracy_denoising": "denoising (against the true means)",
+    "mcv": "molecular cross-validation",
+    "clustering": "clustering",
+    "de": "differential expression",
+    "genecorr": "gene-gene correlation",
+    "resources": "resources",
+}
+FAMILY_SHORT = {
+    "accuracy_imputation": "imputation\n(dropped entries)", "accuracy_denoising":
+    "denoising\n(true means)", "mcv": "MCV", "clustering": "clustering", "de": "DE",
+    "genecorr": "gene-gene\ncorrelation", "resources": "resources",
+}
+FAMILY_ORDER = list(FAMILY_LABELS)
+
+
+# ------------------------------------------------------------------ metric facts
+
+def spec(metric: str):
+    """The :class:`scziva_bench.metric_specs.MetricSpec` of ``metric`` (KeyError naming
+    the known metrics if unknown)."""
+    try:
+        return metric_specs.SPECS[str(metric)]
+    except KeyError:
+        raise KeyError(f"unknown metric {metric!r}; known: {', '.join(metric_specs.SPECS)}") \
+            from None
+
+
+def maximize(metric: str):
+    """True (larger is better), False (smaller is better) or ``"zero"`` (best at 0)."""
+    return spec(metric).maximize
+
+
+def higher_is_better(metric: str) -> bool:
+    """True where a larger value is better (``"zero"`` metrics: False)."""
+    return maximize(metric) is True
+
+
+def direction_label(metric: str) -> str:
+    m = maximize(metric)
+    return "best at 0" if m == "zero" else ("higher is better" if m else "lower is better")
+
+
+def direction_arrow(metric: str) -> str:
+    m = maximize(metric)
+    return "\u2192 0" if m == "zero" else ("\u2191" if m else "\u2193")
+
+
+def family(metric: str) -> str:
+    return spec(metric).family
+
+
+def is_ranked(metric: str) -> bool:
+    return bool(spec(metric).ranked)
+
+
+def oriented(metrics, values) -> np.ndarray:
+    """``values`` turned so that smaller is better, NaN -> +inf, element-wise (the same
+    rule as :func:`scziva_bench.metric_specs.oriented`, vectorised); ``metrics`` is one
+    name or one per value."""
+    v = np.asarray(values, dtype=float)
+    names = [metrics] * len(v) if isinstance(metrics, str) else list(metrics)
+    mx = [maximize(m) for m in names]
+    zero = np.array([m == "zero" for m in mx], dtype=bool)
+    up = np.array([m is True for m in mx], dtype=bool)
+    out = np.where(zero, np.abs(v), np.where(up, -v, v))
+    return np.where(np.isnan(out), np.inf, out)
+
+
+# ------------------------------------------------------------------ the table
+
+def tidy(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy with ``status`` filled (``ok``), ``value`` as float and the columns
+    ``group`` (scenario without seed, e.g. ``dropout50``), ``seed`` (int, 0 for ``none``),
+    ``kind`` and ``rate`` (from :mod:`scziva_bench.scenario_ids`)."""
+    d = df.copy()
+    d["status"] = d["status"].fillna("ok").astype(str) if "status" in d else "ok"
+    d["value"] = pd.to_numeric(d["value"], errors="coerce")
+    d["dataset"] = d["dataset"].astype(str)
+    d["method"] = d["method"].astype(str)
+    d["scenario"] = d["scenario"].astype(str)
+    parsed = {s: scenario_ids.parse_id(s) for s in d["scenario"].unique()}
+    d["group"] = d["scenario"].map(scenario_ids.group_of)
+    d["seed"] = d["scenario"].map(lambda s: int(parsed[s].seed or 0))
+    d["kind"] = d["scenario"].map(lambda s: parsed[s].kind)
+    d["rate"] = d["scenario"].map(lambda s: _rate(parsed[s].rate))
+    return d
+
+
+def _rate(rate):
+    """Rates as fractions (the id grammar may give a percentage)."""
+    if rate is None:
+        return np.nan
+    r = float(rate)
+    return r / 100.0 if r > 1 else r
+
+
+def method_order(df: pd.DataFrame, controls: bool = False) -> list[str]:
+    """Methods in order of first appearance; controls (last) only if ``controls``."""
+    names = list(dict.fromkeys(df["method"].astype(str)))
+    out = [m for m in names if m not in CONTROLS]
+    return out + [m for m in CONTROLS if m in names] if controls else out
+
+
+def rank_runs(df: pd.DataFrame, metrics=None) -> pd.DataFrame:
+    """One rank per (dataset, scenario, ranked metric, method), ``perfect`` included as a
+    reference rank (column ``reference`` True).
+
+    Columns: ``dataset, scenario, group, seed, metric, family, method, rank, n, failed,
+    missing, reference`` (``n``: number of ranked entries, so the last place is ``n``).
+    Rows with ``status = not_applicable`` never enter; a (dataset, scenario, metric)
+    where no competitor has a finite value is skipped (nothing to rank).
+    """
+    d = tidy(df)
+    if metrics is None:
+        metrics = list(dict.fromkeys(d["metric"]))
+    metrics = [m for m in metrics if is_ranked(m)]
+    d = d[d["metric"].isin(metrics) & (d["status"] != "not_applicable")]
+    d = d.drop_duplicates(["dataset", "scenario", "metric", "method"], keep="last").copy()
+    cols = ["dataset", "scenario", "group", "seed", "metric", "family", "method", "rank",
+            "n", "failed", "missing", "reference"]
+    keys = ["dataset", "scenario", "metric"]
+    d["failed"] = d["status"] == "failed"
+    d["missing"] = ~d["failed"] & ~np.isfinite(d["value"])
+    d["loss"] = np.where(d["failed"], np.inf, oriented(d["metric"], d["value"]))
+    d["reference"] = d["method"] == REFERENCE
+    comp = d[~d["reference"]].copy()
+    # groups where no competitor has a value: nothing to rank (metric not applicable)
+    comp = comp[comp.groupby(keys, sort=False)["loss"].transform(
+        lambda x: np.isfinite(x).any())]
+    if comp.empty:
+        return pd.DataFrame(columns=cols)
+    g = comp.groupby(keys, sort=False)["loss"]
+    comp["rank"] = g.rank(method="average")  # failed / NaN (+inf) share the last places
+    comp["n"] = g.transform("size")
+    ref = d[d["reference"]].merge(comp[keys + ["loss"]].rename(columns={"loss": "other"}),
+                                  on=keys)
+    if not ref.empty:
+        ref["_b"] = (ref["other"] < ref["loss"]).astype(float) + \
+            0.5 * (ref["other"] == ref["loss"]).astype(float)
+        first = ref.drop_duplicates(keys).set_index(keys)
+        agg = ref.groupby(keys, sort=False).agg(b=("_b", "sum"), n=("other", "size"))
+        first = first.join(agg)
+        first["rank"] = np.where(np.isfinite(first["loss"]), 1.0 + first["b"],
+                                 first["n"] + 1.0)
+        ref = first.reset_index()
+    out = pd.concat([comp, ref], ignore_index=True) if not ref.empty else comp
+    out["family"] = out["metric"].map(family)
+    out["n"] = out["n"].astype(int)
+    return out[cols].reset_index(drop=True)
+
+
+@functools.lru_cache(maxsize=None)
+def _t975(n: int) -> float:
+    """The 97.5 % quantile of Student's t with ``n - 1`` degrees of freedom."""
+    from scipy.special import stdtrit  # lighter than importing scipy.stats
+
+    return float(stdtrit(n - 1, 0.975)) if n >= 2 else math.nan
+
+
+def seed_ranks(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean rank per (dataset, family, method, seed) over the family's metrics and the
+    dataset's scenarios of that seed; ``failed`` counts the failed entries behind it."""
+    keys = ["dataset", "family", "method", "reference", "seed"]
+    if runs.empty:
+        return pd.DataFrame(columns=keys + ["rank", "failed", "n"])
+    return (runs.groupby(keys, sort=False)
+            .agg(rank=("rank", "mean"), failed=("failed", "sum"), missing=("missing", "sum"),
+                 n=("n", "max"))
+            .reset_index())
+
+
+def summary(df: pd.DataFrame, metrics=None) -> pd.DataFrame:
+    """Family ranks per dataset: mean over seeds, 95 % interval, ties.
+
+    One row per (dataset, family, method): ``mean``, ``lo``, ``hi`` (95 % t-interval over
+    seeds; NaN with one seed), ``n_seeds``, ``failed`` (failed entries counted as last),
+    ``missing`` (NaN entries counted as last), ``n`` (places), ``reference`` (``perfect``),
+    ``place`` (1 = best mean), ``tied_best`` (not separable from the best method within
+    noise), ``separable`` (False when a single seed makes ties impossible to judge) and
+    ``tied_with`` (comma-separated methods it cannot be told apart from).
+    """
+    runs = rank_runs(df, metrics)
+    sr = seed_ranks(runs)
+    cols = ["dataset", "family", "method", "reference", "mean", "lo", "hi", "n_seeds",
+            "failed", "missing", "n", "place", "tied_best", "separable", "tied_with"]
+    if sr.empty:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for (ds, fam), g in sr.groupby(["dataset", "family"], sort=False):
+        wide = g[~g["reference"]].pivot_table(index="seed", columns="method", values="rank")
+        stats_ = {}
+        for m, col in wide.items():
+            v = col.dropna().to_numpy()
+            k = len(v)
+            mean = float(v.mean())
+            half = _t975(k) * float(v.std(ddof=1)) / math.sqrt(k) if k >= 2 else math.nan
+            stats_[m] = (mean, half, k)
+        order = sorted(stats_, key=lambda m: stats_[m][0])
+        cols_ = {m: wide[m].to_numpy(dtype=float) for m in order}
+        tied = {m: [o for o in order if o != m and _tied(cols_[m], cols_[o])] for m in order}
+        best = order[0]
+        sub = g.groupby("method", sort=False).agg(failed=("failed", "sum"),
+                                                  missing=("missing", "sum"), n=("n", "max"),
+                                                  reference=("reference", "first"))
+        for place, m in enumerate(order, 1):
+            mean, half, k = stats_[m]
+            rows.append(dict(dataset=ds, family=fam, method=m, reference=False, mean=mean,
+                             lo=mean - half, hi=mean + half, n_seeds=k,
+                             failed=int(sub.loc[m, "failed"]),
+                             missing=int(sub.loc[m, "missing"]), n=int(sub.loc[m, "n"]),
+                             place=place, tied_best=(m == best or best in tied[m]),
+                             separable=k >= 2, tied_with=", ".join(tied[m])))
+        ref = g[g["reference"]]
+        if not ref.empty:
+            v = ref["rank"].to_numpy(dtype=float)
+            k = len(v)
+            half = _t975(k) * float(v.std(ddof=1)) / math.sqrt(k) if k >= 2 else math.nan
+            rows.append(dict(dataset=ds, family=fam, method=REFERENCE, reference=True,
+                             mean=float(v.mean()), lo=float(v.mean()) - half,
+                             hi=float(v.mean()) + half, n_seeds=k,
+                             failed=int(ref["failed"].sum()),
+                             missing=int(ref["missing"].sum()), n=int(ref["n"].max()),
+                             place=np.nan, tied_best=False, separable=k >= 2, tied_with=""))
+    out = pd.DataFrame(rows, columns=cols)
+    fam_order = {f: i for i, f in enumerate(FAMILY_ORDER)}
+    out["_f"] = out["family"].map(lambda f: fam_order.get(f, 99))
+    ds_order = {d: i for i, d in enumerate(dict.fromkeys(df["dataset"].astype(str)))}
+    out["_d"] = out["dataset"].map(ds_order)
+    return out.sort_values(["_d", "_f", "reference", "place"], kind="stable") \
+        .drop(columns=["_f", "_d"]).reset_index(drop=True)
+
+
+def _tied(a: np.ndarray, b: np.ndarray) -> bool:
+    """Paired per-seed ranks ``a``, ``b`` (aligned by seed, NaN where absent): is 0 inside
+    the 95 % t-interval of a - b? One common seed gives no noise estimate: tied (not
+    separable)."""
+    dif = a - b
+    dif = dif[np.isfinite(dif)]
+    k = len(dif)
+    if k == 0:
+        return False
+    if k == 1:
+        return True
+    sd = float(dif.std(ddof=1))
+    mean = float(dif.mean())
+    if sd == 0.0:
+        return mean == 0.0
+    return abs(mean) <= _t975(k) * sd / math.sqrt(k)
+
+
+def rank_table(df: pd.DataFrame, metrics=None, by_dataset: bool = True):
+    """Mean rank per method (rows, ``no_imputation`` included, ``perfect`` as its
+    reference rank) and metric (columns ``metric`` or ``metric / dataset``), averaged
+    over scenarios and seeds; returns ``(ranks, failed)`` where ``failed`` counts the
+    failed entries (counted as last) behind each cell. Only ranked metrics."""
+    runs = rank_runs(df, metrics)
+    d = tidy(df)
+    methods = method_order(d, controls=True)
+    multi = by_dataset and d["dataset"].nunique() > 1
+    if runs.empty:
+        empty = pd.DataFrame(index=methods, dtype=float)
+        return empty, empty.astype(int)
+    runs = runs.assign(column=runs["metric"] + (" / " + runs["dataset"] if multi else ""))
+    cols = list(dict.fromkeys(runs["column"]))
+    ranks = runs.pivot_table(index="method", columns="column", values="rank", aggfunc="mean")
+    failed = runs.pivot_table(index="method", columns="column", values="failed",
+                              aggfunc="sum")
+    ranks = ranks.reindex(index=methods, columns=cols)
+    failed = failed.reindex(index=methods, columns=cols).fillna(0).astype(int)
+    return ranks, failed

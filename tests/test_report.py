@@ -1,0 +1,113 @@
+"""The HTML report from hand-made tidy tables, and (where chromium is installed) as a
+real browser renders it."""
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from _tables import COLUMNS, tidy_table  # noqa: E402
+
+from scziva_bench import plots, report  # noqa: E402
+
+PROV = {"created_utc": "2026-12-01T00:00:00", "git_commit": "abc123", "python": "3.11",
+        "packages": {"numpy": "2.0"}, "platform": "linux",
+        "config": {"datasets": {
+            "sim": {"source": "simulate", "description": "Splat, UMI droplet-like regime",
+                    "split": "tuning"},
+            "sim2": {"source": "simulate", "regime": "full-length deep",
+                     "description": "Splat, long text"},
+            "real": {"source": "local", "description": "CellBench CEL-seq2"}}}}
+
+
+def _table(ari_bad):
+    """Two methods over 3 seeds; `bad`'s ARI is below no_imputation's when ari_bad."""
+    rows = []
+    for s in (1, 2, 3):
+        for m, ari, pcc in (("good", 0.8, 0.9), ("bad", 0.1 if ari_bad else 0.5, 0.6),
+                            ("no_imputation", 0.3, 0.2), ("perfect", 0.95, 1.0)):
+            for ds in ("sim", "real"):
+                sc = f"dropout50_s{s}" if ds == "sim" else f"mask10_s{s}"
+                rows.append((ds, sc, m, "ari_kmeans", ari + 0.01 * s, "ok"))
+                rows.append((ds, sc, m, "pearson_dropped", pcc + 0.01 * s, "ok"))
+                rows.append((ds, sc, m, "mcv_mse", np.nan, "not_applicable"))
+                rows.append((ds, sc, m, "runtime_s", 3.0, "ok"))
+    rows.append(("sim", "dropout50_s1", "broken", "ari_kmeans", np.nan, "failed"))
+    rows.append(("sim", "dropout50_s1", "broken", "pearson_dropped", np.nan, "failed"))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def test_report_flags_ari_below_no_imputation():
+    page = report.build_report(_table(ari_bad=True), [], PROV, "T <&>", "line 1\nline 2")
+    assert page.startswith("<!DOCTYPE html>") and "T &lt;&amp;&gt;" in page
+    flags = page.split("Flags")[1].split("Verdicts")[0]
+    # the flag names the dataset's description (the regime) and the split
+    assert ("<b>bad</b> on sim (Splat, UMI droplet-like regime; tuning split): dropout 50 % "
+            "(ARI kmeans 0.120 vs 0.320, lower in 3/3 seeds)") in flags
+    assert "<b>bad</b> on real (CellBench CEL-seq2): mask 10 %" in flags
+    assert "<b>good</b>" not in flags
+    # failed method: flagged, listed, counted last
+    assert "<b>broken</b> on sim" in flags and "ARI kmeans failed in 1/1 seeds" in flags
+    assert "broken" in page.split("Failed runs")[1]
+    # seeds and what a rank means
+    assert "with 3 seed(s)" in page and report.RANK_TEXT[:60] in page
+    assert "not stated" in page  # real has no split
+    assert report._where("sim2", PROV) == "sim2 (full-length deep regime)"
+    assert "ranked below no_imputation" in page
+
+
+def test_report_without_flag_and_with_one_seed():
+    df = _table(ari_bad=False)
+    flags = report.clustering_flags(df)
+    assert set(flags["method"]) == {"broken"}
+    one = df[df["scenario"].str.endswith(("_s1",))]
+    page = report.build_report(one, [], PROV, "T", "")
+    assert "with 1 seed(s)" in page and "cannot be told from noise" in page
+    assert "one seed cannot separate it" in page
+
+
+def test_report_embeds_figures_with_captions(tmp_path):
+    df = _table(ari_bad=True)
+    paths = []
+    for name in ("ranks", "families"):
+        paths += [p for p in plots.save_figure(plots.draw(name, df), tmp_path / name, ["png"], 40)]
+    page = report.build_report(df, paths, PROV, "T", "")
+    assert page.count("data:image/png;base64,") == 2
+    assert report.CAPTIONS["families"][:40] in page
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no chromium on this machine")
+def test_report_renders_in_a_browser(tmp_path):
+    df = tidy_table(seeds=(1, 2, 3), metrics=["pearson_dropped", "ari_kmeans", "mcv_mse"],
+                    fail={("dca", "dropout50_s2")})
+    paths = plots.save_figure(plots.draw("ranks", df), tmp_path / "ranks", ["png"], 60)
+    page = tmp_path / "report.html"
+    page.write_text(report.build_report(df, paths, PROV, "browser test", "one line"))
+    shot = tmp_path / "shot.png"
+    profile = tempfile.mkdtemp(dir=tmp_path)
+    res = subprocess.run(
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+         "--disable-background-networking", "--disable-component-update", "--no-first-run",
+         f"--user-data-dir={profile}", f"--screenshot={shot}", "--window-size=1400,3000",
+         page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    from PIL import Image
+
+    img = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert img.shape == (3000, 1400)
+    # something was drawn: not a blank page (text rows are darker than the background)
+    assert (img < 128).mean() > 0.005 and img.std() > 10
