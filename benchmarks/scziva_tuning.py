@@ -1,7 +1,7 @@
 """What holds scZiva back, measured: MCV on real data and dropout on simulations, scZiva
 variants against the benchmark's own adapters. Prints one table per call.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/scziva_tuning.py mcv --set tune --variants default,denoise
+    PYTHONPATH=src .venv/bin/python benchmarks/scziva_tuning.py mcv --data DIR --set tune --variants default,denoise
     PYTHONPATH=src .venv/bin/python benchmarks/scziva_tuning.py mcv --set report --baselines
     PYTHONPATH=src .venv/bin/python benchmarks/scziva_tuning.py sim --seeds 100 --rates 20,50,80 --variants default
 
@@ -26,6 +26,7 @@ computed from one fit.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -36,7 +37,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-DATA = Path(os.environ.get("SCZIVA_DATA", HERE.parent.parent / "shared" / "data"))
+DATA = Path(os.environ.get("SCZIVA_DATA", "data"))  # a folder of the .h5ad files named below; --data
 
 TUNE = ["goolam", "islam", "pollen_cortex64", "kang_pbmc", "cellbench_dropseq", "cellbench_celseq2_5cl", "mca_lung"]
 REPORT = ["cellbench_celseq2", "zeisel_subset", "mouse_bladder_2100", "worm_neuron", "darmanis", "deng", "yan"]
@@ -177,7 +178,8 @@ def scziva_outputs(scen, names, seed=0, params_path=None):
         print(f"# fit {kw}: {dt:.1f} s wall, {time.process_time() - c0:.1f} s CPU, "
               f"{model.stopped_epoch} epochs", file=sys.stderr, flush=True)
         if params_path is not None:  # so that new output rules need no refit
-            np.savez_compressed(OUT / f"{params_path}__{abs(hash(kw_s)) % 10**8}.npz",
+            digest = hashlib.sha1(kw_s.encode()).hexdigest()[:10]
+            np.savez_compressed(OUT / f"{params_path}__{digest}.npz",
                                 pi=model.pi, mu=model.mu, theta=model.theta, kw=kw_s)
         for n, rule in members:
             outs[n] = _apply_rule(rule, X, model.pi, model.mu, model.theta)
@@ -318,6 +320,7 @@ def cmd_sim(args):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=["mcv", "sim"])
+    p.add_argument("--data", default=None, help="folder with <dataset>.h5ad (default: $SCZIVA_DATA or ./data)")
     p.add_argument("--set", choices=["tune", "report"], default="tune")
     p.add_argument("--datasets", default="", help="comma-separated, overrides --set")
     p.add_argument("--variants", default="default,denoise")
@@ -333,6 +336,9 @@ def main():
     p.add_argument("--cached-only", action="store_true", help="print what is cached, compute nothing")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
+    global DATA
+    if args.data:
+        DATA = Path(args.data)
     import torch
     torch.set_num_threads(args.threads)
     (cmd_mcv if args.what == "mcv" else cmd_sim)(args)
