@@ -1,6 +1,6 @@
 """Ablation: does averaging several restarts (different seeds) help scZiva? Tuning data only.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/scziva_restarts.py
+    SCZIVA_DATA=DIR PYTHONPATH=src .venv/bin/python benchmarks/scziva_restarts.py
 
 Fits seeds 0..K-1 once each (return_params) and scores the output of one seed against the
 average of the output rule over K seeds: simulation seed 100 at 20 % and 80 % dropout
