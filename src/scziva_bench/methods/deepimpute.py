@@ -88,11 +88,61 @@ def choose_targets(X, size, min_vmr, max_targets, rng):
     return targets, size, ranked
 
 
+def _predictors(X, ranked, subsets, n_pred):
+    """Input genes of each sub-network: the ranked genes (the expressed ones, std / mean
+    > 0) best correlated (|r| on the raw counts) with its targets; positions in the
+    ranking, so that the inputs do not depend on gene order."""
+    corr = _abs_corr(X[:, ranked])
+    pos = np.full(X.shape[1], -1)
+    pos[ranked] = np.arange(len(ranked))
+    inputs = []
+    for tg in subsets:
+        outside = np.setdiff1d(np.arange(len(ranked)), pos[tg])
+        sub = corr[np.ix_(pos[tg], outside)]
+        k = min(n_pred, len(outside))
+        best = np.argsort(-sub, axis=1, kind="stable")[:, :k]
+        inputs.append(ranked[np.unique(outside[best.ravel()])])
+    return inputs
+
+
+def _networks(inputs, size, hidden, dropout):
+    """One dense sub-network per target subset, initialised as Keras' Dense layers."""
+    from torch import nn
+
+    h = int(hidden) if hidden is not None else max(1, size // 2)
+    nets = nn.ModuleList(
+        nn.Sequential(nn.Linear(len(inp), h), nn.ReLU(), nn.Dropout(float(dropout)),
+                      nn.Linear(h, size), nn.Softplus())
+        for inp in inputs)
+    for m in nets.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+    return nets
+
+
+def _predict(nets, tL, t_in, subsets, n_genes):
+    """Predictions (log scale) of every sub-network, a gene drawn twice averaged; and the
+    mask of the genes that were targets."""
+    import torch
+
+    nets.eval()
+    pred = np.zeros((tL.shape[0], n_genes), dtype=np.float64)
+    times = np.zeros(n_genes, dtype=np.float64)
+    with torch.no_grad():
+        for net, i, tg in zip(nets, t_in, subsets):
+            yhat = net(tL[:, i]).cpu().numpy().astype(np.float64)
+            np.add.at(pred.T, tg, yhat.T)
+            np.add.at(times, tg, 1.0)
+    tgt = times > 0
+    pred[:, tgt] /= times[tgt]
+    return pred, tgt
+
+
 def impute(counts, *, seed, device, adata, n_targets, n_pred, min_vmr, max_targets, hidden,
            dropout, epochs, batch_size, lr, patience, validation, restore_positive, restore_best,
            normalization):
     import torch
-    from torch import nn
 
     from scziva.errors import InputError
 
@@ -114,31 +164,10 @@ def impute(counts, *, seed, device, adata, n_targets, n_pred, min_vmr, max_targe
         factor = np.ones(n)
     L = np.log1p(X * factor[:, None])
 
-    # predictors: the ranked genes (the expressed ones, std / mean > 0), |r| on the raw
-    # counts; positions in the ranking, so that the inputs do not depend on gene order
-    corr = _abs_corr(X[:, ranked])
-    pos = np.full(g, -1)
-    pos[ranked] = np.arange(len(ranked))
-    inputs = []
-    for tg in subsets:
-        outside = np.setdiff1d(np.arange(len(ranked)), pos[tg])
-        sub = corr[np.ix_(pos[tg], outside)]
-        k = min(int(n_pred), len(outside))
-        best = np.argsort(-sub, axis=1, kind="stable")[:, :k]
-        inputs.append(ranked[np.unique(outside[best.ravel()])])
-
+    inputs = _predictors(X, ranked, subsets, int(n_pred))
     seed_torch(seed)
     dev = torch.device(device)
-    h = int(hidden) if hidden is not None else max(1, size // 2)
-    nets = nn.ModuleList(
-        nn.Sequential(nn.Linear(len(inp), h), nn.ReLU(), nn.Dropout(float(dropout)),
-                      nn.Linear(h, size), nn.Softplus())
-        for inp in inputs)
-    for m in nets.modules():  # Keras' Dense defaults
-        if isinstance(m, nn.Linear):
-            nn.init.xavier_uniform_(m.weight)
-            nn.init.zeros_(m.bias)
-    nets = nets.to(dev)
+    nets = _networks(inputs, size, hidden, dropout).to(dev)
     opt = torch.optim.Adam(nets.parameters(), lr=float(lr), eps=1e-7)
     tL = torch.as_tensor(L, dtype=torch.float32, device=dev)
     t_in = [torch.as_tensor(i, device=dev) for i in inputs]
@@ -166,16 +195,7 @@ def impute(counts, *, seed, device, adata, n_targets, n_pred, min_vmr, max_targe
     train_with_early_stopping(nets, train_epoch, (lambda: loss_of(t_val)) if len(val) else None,
                               epochs=epochs, patience=patience, restore_best=bool(restore_best))
 
-    nets.eval()
-    pred = np.zeros((n, g), dtype=np.float64)
-    times = np.zeros(g, dtype=np.float64)
-    with torch.no_grad():
-        for net, i, tg in zip(nets, t_in, subsets):
-            yhat = net(tL[:, i]).cpu().numpy().astype(np.float64)
-            np.add.at(pred.T, tg, yhat.T)  # a gene drawn twice: its predictions averaged
-            np.add.at(times, tg, 1.0)
-    tgt = times > 0
-    pred[:, tgt] /= times[tgt]
+    pred, tgt = _predict(nets, tL, t_in, subsets, g)
     pred[(pred > 2.0 * L.max()) | ~np.isfinite(pred)] = 0.0  # the package's overflow guard
     pred = np.expm1(pred) / factor[:, None]
     if restore_positive:
