@@ -62,6 +62,24 @@ def test_report_flags_ari_below_no_imputation():
     assert "ranked below no_imputation" in page
 
 
+def test_report_shows_each_failure_cause_and_the_methods_notes():
+    """Issue 15: the one-line cause of a failed run is in the report, and so are the
+    impute jobs' warnings and notes (an output equal to the input, a log-scale output)."""
+    msgs = pd.DataFrame([
+        ("sim", "dropout50_s1", "broken", "error",
+         "method 'broken' failed: command exited with status 1; last output line: boom <x>"),
+        ("sim", "dropout50_s1", "good", "note", "output equals the input: scored as no_imputation"),
+        ("sim", "dropout50_s2", "good", "note", "output equals the input: scored as no_imputation"),
+    ], columns=["dataset", "scenario", "method", "level", "message"])
+    page = report.build_report(_table(ari_bad=False), [], PROV, "T", "", messages=msgs)
+    failed = page.split("Failed runs")[1]
+    assert "command exited with status 1; last output line: boom &lt;x&gt;" in failed
+    notes = page.split("Warnings and notes from the methods")[1]
+    assert "dropout50_s1, dropout50_s2" in notes and "scored as no_imputation" in notes
+    # without messages the sections stay as before
+    assert "Warnings and notes" not in report.build_report(_table(ari_bad=False), [], PROV, "T", "")
+
+
 def test_report_without_flag_and_with_one_seed():
     df = _table(ari_bad=False)
     flags = report.clustering_flags(df)

@@ -298,17 +298,43 @@ def _ranks_section(summary: pd.DataFrame) -> list[str]:
     return parts
 
 
-def _failures_section(df) -> list[str]:
+def _failures_section(df, messages=None) -> list[str]:
     bad = df[df["status"] == "failed"][["dataset", "scenario", "method"]].drop_duplicates()
     parts = ["<h2>Failed runs</h2>"]
     if bad.empty:
         parts.append("<p>None: every method finished on every scenario.</p>")
     else:
         parts.append(f"<p class='failed'>{len(bad)} failed (dataset, scenario, method) runs; "
-                     "their errors are in results/logs/impute/. They count as last in the "
-                     "ranks.</p>")
-        parts.append(_table_html(bad.reset_index(drop=True)))
+                     "their full tracebacks are in results/logs/impute/. They count as last "
+                     "in the ranks.</p>")
+        bad = bad.reset_index(drop=True)
+        if messages is not None and len(messages):
+            err = messages[messages["level"] == "error"].drop_duplicates(
+                ["dataset", "scenario", "method"])
+            bad = bad.merge(err[["dataset", "scenario", "method", "message"]],
+                            on=["dataset", "scenario", "method"], how="left")
+            bad = bad.rename(columns={"message": "cause"}).fillna({"cause": ""})
+        parts.append(_table_html(bad))
+    parts += _messages_section(messages)
     return parts
+
+
+def _messages_section(messages) -> list[str]:
+    """Warnings and notes the impute jobs recorded (e.g. an output that equals the input,
+    or one that looks log-transformed), one row per (dataset, method, message)."""
+    if messages is None or not len(messages):
+        return []
+    m = messages[messages["level"] != "error"]
+    if m.empty:
+        return []
+    grouped = (m.groupby(["dataset", "method", "level", "message"], sort=False)["scenario"]
+               .apply(lambda s: ", ".join(map(str, s))).reset_index())
+    grouped = grouped[["dataset", "method", "level", "scenario", "message"]]
+    return ["<h2>Warnings and notes from the methods</h2>",
+            "<p>Recorded by the impute jobs (results/imputed/&lt;dataset&gt;/&lt;method&gt;/"
+            "messages.tsv). A note that an output equals its input means the method was "
+            "scored as <code>no_imputation</code> would be.</p>",
+            _table_html(grouped.reset_index(drop=True))]
 
 
 def _cell(values, status) -> str:
@@ -381,14 +407,16 @@ def _provenance_section(prov) -> list[str]:
 
 
 def build_report(metrics_df: pd.DataFrame, figures, provenance: dict, title: str,
-                 describe: str) -> str:
+                 describe: str, messages: pd.DataFrame | None = None) -> str:
     """The report page as one HTML string.
 
     ``metrics_df``: the tidy metrics table; ``figures``: PNG paths, embedded in order;
     ``provenance``: the record of rule provenance (``created_utc``, ``git_commit``,
     ``packages``, ``python``, ``platform``, ``config``; dataset ``description`` and
     ``split`` are read from ``config.datasets``); ``describe``: one line per item of
-    "what was run" (``workflow_utils.describe_config``).
+    "what was run" (``workflow_utils.describe_config``); ``messages``: the impute jobs'
+    messages (columns ``dataset, scenario, method, level, message``; the cause of each
+    failed run, warnings and notes), or None.
     """
     df = metrics_df.copy()
     if "status" not in df:
@@ -408,7 +436,7 @@ def build_report(metrics_df: pd.DataFrame, figures, provenance: dict, title: str
     parts += _flags_section(df, prov)
     parts += _verdicts_section(summary, prov)
     parts += _ranks_section(summary)
-    parts += _failures_section(df)
+    parts += _failures_section(df, messages)
     parts += _values_section(d)
     parts += _figures_section(figures)
     parts += _provenance_section(prov)

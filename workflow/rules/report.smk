@@ -63,6 +63,7 @@ rule report:
         metrics="results/metrics.tsv",
         figures=[f for f in FIGURES if f.endswith(".png")],
         provenance="results/provenance.yaml",
+        imputed=expand("results/imputed/{dataset}/{method}", dataset=DATASETS, method=METHODS),
     output:
         "results/report.html",
     log:

@@ -16,6 +16,11 @@ from scziva_bench.report import build_report  # noqa: E402
 sm = snakemake  # noqa: F821
 df = pd.read_csv(sm.input.metrics, sep="\t")
 prov = yaml.safe_load(Path(sm.input.provenance).read_text())
-page = build_report(df, list(sm.input.figures), prov, sm.params.title, sm.params.describe)
+# each impute job's messages.tsv: the cause of every failure, warnings, notes
+tables = [pd.read_csv(p, sep="\t") for d in sm.input.imputed
+          if (p := Path(d) / "messages.tsv").is_file() and p.stat().st_size]
+messages = pd.concat(tables, ignore_index=True) if tables else None
+page = build_report(df, list(sm.input.figures), prov, sm.params.title, sm.params.describe,
+                    messages=messages)
 write_text_atomic(page, sm.output[0])
 log.info("wrote %s (%d figures)", sm.output[0], len(sm.input.figures))
