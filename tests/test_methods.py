@@ -85,7 +85,7 @@ def test_adapters_declare_gpu_and_defaults():
     gpu = {name: methods.get(name).uses_gpu for name in methods.available()}
     assert gpu == {"alra": False, "dca": True, "deepimpute": True, "knn_smoothing": False,
                    "magic": False, "no_imputation": False, "perfect": False, "scvi": True,
-                   "scziva": True, "scziva_authors": True}
+                   "scziva": True, "scziva_authors": True, "scziva_denoise": True}
     d = methods.defaults("dca")
     assert d["hidden"] == [64, 32, 64] and d["batch_size"] == 32
     d["epochs"] = -1  # a copy: the registry's defaults stay unchanged
