@@ -16,7 +16,7 @@ import re
 from typing import NamedTuple
 
 __all__ = ["KINDS", "RATED", "WILDCARD", "ScenarioId", "format_id", "parse_id", "is_id",
-           "ids_from_spec", "group_of", "seed_of", "label_of", "rate_pct"]
+           "ids_from_spec", "group_of", "seed_of", "label_of", "rate_pct", "check_seed"]
 
 KINDS = ("dropout", "mask", "mcv", "none")
 RATED = ("dropout", "mask")  # kinds whose id carries a rate
@@ -56,7 +56,8 @@ def rate_pct(rate) -> int:
     return ipct
 
 
-def _seed(seed) -> int:
+def check_seed(seed) -> int:
+    """``seed`` as an int; ValueError unless it is a non-negative integer."""
     try:
         s = int(seed)
     except (TypeError, ValueError):
@@ -72,7 +73,7 @@ def format_id(kind: str, rate=None, seed=None) -> str:
         raise ValueError(f"unknown scenario kind {kind!r}; expected one of {', '.join(KINDS)}")
     if kind == "none":
         return "none"
-    seed = _seed(0 if seed is None else seed)
+    seed = check_seed(0 if seed is None else seed)
     if kind == "mcv":
         return f"mcv_s{seed}"
     return f"{kind}{rate_pct(rate):02d}_s{seed}"

@@ -68,12 +68,9 @@ def _check_kind(kind):
 
 def _check_seed(seed):
     try:
-        s = int(seed)
-    except (TypeError, ValueError):
-        raise InputError(f"scenario seed must be a non-negative integer, got {seed!r}") from None
-    if s < 0 or s != seed:
-        raise InputError(f"scenario seed must be a non-negative integer, got {seed!r}")
-    return s
+        return scenario_ids.check_seed(seed)
+    except ValueError as exc:
+        raise InputError(f"scenario {exc}") from None
 
 
 def scenario_id(kind: str, rate=None, seed: int = 0) -> str:
