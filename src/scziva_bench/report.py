@@ -314,7 +314,7 @@ def _failures_section(df, messages=None) -> list[str]:
             bad = bad.merge(err[["dataset", "scenario", "method", "message"]],
                             on=["dataset", "scenario", "method"], how="left")
             bad = bad.rename(columns={"message": "cause"}).fillna({"cause": ""})
-        parts.append(_table_html(bad))
+        parts.append(bad.to_html(index=False, border=0, escape=True))
     parts += _messages_section(messages)
     return parts
 
@@ -334,7 +334,7 @@ def _messages_section(messages) -> list[str]:
             "<p>Recorded by the impute jobs (results/imputed/&lt;dataset&gt;/&lt;method&gt;/"
             "messages.tsv). A note that an output equals its input means the method was "
             "scored as <code>no_imputation</code> would be.</p>",
-            _table_html(grouped.reset_index(drop=True))]
+            grouped.to_html(index=False, border=0, escape=True)]
 
 
 def _cell(values, status) -> str:
