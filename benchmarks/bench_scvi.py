@@ -22,6 +22,7 @@ import argparse
 import time
 
 import numpy as np
+from _regimes import config_regimes
 
 # name -> adapter parameters (on top of the adapter's defaults)
 VARIANTS = {
@@ -49,14 +50,8 @@ SIMS = {
     "sim_nodrop": {},                                           # the same without dropout
     "sim_strong_de": {"de_loc": 0.5, "de_prob": 0.2},
     "sim_umi": {"lib_loc": 7.6},                                # ~2 counts per entry
-    # the default config's regimes (config.yaml, 250 cells x 600 genes, 4 groups)
-    "cfg_umi": {"n_groups": 4, "mean_shape": 0.7229, "mean_rate": 0.8663, "lib_loc": 6.7674,
-                "lib_scale": 0.5216, "out_prob": 0.019, "out_loc": 3.875, "out_scale": 0.565,
-                "bcv_common": 0.0, "de_prob": 0.2, "de_loc": 0.8, "de_scale": 0.4},
-    "cfg_fulllength": {"n_groups": 4, "mean_shape": 0.3492, "mean_rate": 0.0183,
-                       "lib_loc": 9.5668, "lib_scale": 0.5703, "out_prob": 0.0002,
-                       "out_loc": 6.4748, "out_scale": 0.7827, "bcv_common": 2.9808,
-                       "de_prob": 0.2, "de_loc": 2.0, "de_scale": 0.4},
+    # the regimes of simulate.REGIMES at 600 genes, 4 groups (docs/methods.md's tables)
+    **config_regimes(),
 }
 
 
