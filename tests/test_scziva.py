@@ -1,5 +1,6 @@
 """The scZiva method: likelihood, convolution, ordering, imputation rule, API, CLI."""
 
+import math
 import subprocess
 import sys
 import warnings
@@ -160,17 +161,68 @@ def test_order_genes_modes():
 
 # ---------------------------------------------------------------- imputation rule
 
+def _log_posterior_reference(pi, mu, theta):
+    """expm1(P(dropout | 0) * sum_k NB(k) log1p(k)) with scipy's nbinom pmf summed directly."""
+    out = np.empty(pi.shape, dtype=np.float64)
+    for i, (p, m, t) in enumerate(zip(pi.astype(float), mu.astype(float), theta.astype(float))):
+        q = t / (t + m)
+        k = np.arange(int(stats.nbinom.ppf(1 - 1e-13, t, q)) + 10)
+        e = float((stats.nbinom.pmf(k, t, q) * np.log1p(k)).sum())
+        nb0 = q ** t
+        out[i] = np.expm1(p / (p + (1 - p) * nb0) * e)
+    return out
+
+
+def test_expected_log1p_nb_matches_a_direct_sum():
+    from scziva.module import expected_log1p_nb
+    mus = np.array([1e-4, 0.01, 0.3, 1.0, 3.0, 10.0, 100.0, 3000.0])
+    thetas = np.array([0.01, 0.2, 1.0, 5.0, 100.0, 5000.0])
+    M, T = (a.ravel() for a in np.meshgrid(mus, thetas))
+    want = []
+    for m, t in zip(M, T):
+        q = t / (t + m)
+        k = np.arange(int(stats.nbinom.ppf(1 - 1e-13, t, q)) + 10)
+        want.append(float((stats.nbinom.pmf(k, t, q) * np.log1p(k)).sum()))
+    for dtype in (torch.float32, torch.float64):
+        got = expected_log1p_nb(torch.tensor(M, dtype=dtype), torch.tensor(T, dtype=dtype)).numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    # the Poisson limit and a hand-worked value: Poisson(1) gives sum_k e^-1 / k! log(1 + k)
+    poisson1 = sum(np.exp(-1) / math.factorial(k) * np.log1p(k) for k in range(40))
+    got = expected_log1p_nb(torch.tensor([1.0], dtype=torch.float64), torch.tensor([1e8], dtype=torch.float64))
+    assert abs(float(got[0]) - poisson1) < 1e-6
+    assert expected_log1p_nb(torch.zeros(0), torch.zeros(0)).numel() == 0
+
+
+def test_dispersion_default_depends_on_the_output():
+    X, _ = small_counts()
+    _, m_imp = ZIVAimpute(X, seed=3, **FAST)
+    _, m_den = ZIVAimpute(X, seed=3, impute_value="denoise", **FAST)
+    _, m_auth = ZIVAimpute(X, seed=3, mode="authors", num_epochs=2)
+    assert m_imp.config["dispersion"] == "gene"
+    assert m_den.config["dispersion"] == "gene-cell" and m_auth.config["dispersion"] == "gene-cell"
+    _, m_set = ZIVAimpute(X, seed=3, dispersion="gene-cell", **FAST)
+    assert m_set.config["dispersion"] == "gene-cell"
+    with pytest.raises(ValueError, match="dispersion"):
+        ZIVAimpute(X, dispersion="cell", **FAST)
+
+
 def test_imputation_rule_only_touches_zeros_above_tau():
     X, _ = small_counts()
     Y, model = ZIVAimpute(X, seed=3, tau=0.001, return_params=True, **FAST)
     nz = X > 0
     assert np.array_equal(Y[nz], X[nz])                   # observed counts kept
     fill = (X == 0) & (model.pi > 0.001)
-    np.testing.assert_allclose(Y[fill], model.mu[fill], rtol=1e-6)   # default fill: the NB mean
+    # default fill: expm1(P(dropout | 0) E[log1p X]), X ~ NB(mu, theta); reference by direct sums
+    rows, cols = np.nonzero(fill)
+    pick = np.random.default_rng(1).choice(rows.size, 30, replace=False)
+    sel = (rows[pick], cols[pick])
+    ref = _log_posterior_reference(model.pi[sel], model.mu[sel], model.theta[sel])
+    np.testing.assert_allclose(Y[sel], ref, rtol=2e-5, atol=1e-6)
+    assert np.all(Y[fill] < model.mu[fill])                          # below the NB mean (Jensen)
     Ya, model_a = ZIVAimpute(X, seed=3, tau=0.001, return_params=True, impute_value="pi_mu", **FAST)
     assert np.array_equal(Ya[nz], X[nz])
     np.testing.assert_allclose(Ya[fill], ((1 - model_a.pi) * model_a.mu)[fill], rtol=1e-6)  # authors' rule
-    assert model.config["impute_value"] == "mu" and model_a.config["impute_value"] == "pi_mu"
+    assert model.config["impute_value"] == "log_posterior" and model_a.config["impute_value"] == "pi_mu"
     assert np.all(Y[(X == 0) & ~fill] == 0)
     assert fill.sum() > 0
     # tau = 1: no probability exceeds it, nothing is imputed
@@ -436,7 +488,7 @@ def test_denoise_is_the_zinb_posterior_mean_of_every_entry():
     nz = X > 0
     assert not np.array_equal(Y[nz], X[nz])          # observed non-zeros are replaced too
     # the same fit as the default: only the output rule differs
-    Yd, model_d = ZIVAimpute(X, seed=3, return_params=True, **FAST)
+    Yd, model_d = ZIVAimpute(X, seed=3, return_params=True, impute_value="mu", dispersion="gene-cell", **FAST)
     assert np.array_equal(model_d.mu, model.mu, equal_nan=True)
     assert np.array_equal(Yd[nz], X[nz])              # the default keeps them bit for bit
 

