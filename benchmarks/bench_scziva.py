@@ -6,6 +6,7 @@ Each case runs in its own subprocess so that its peak memory (max RSS) is its ow
     .venv/bin/python benchmarks/bench_scziva.py genes           # 1,000 x 20,000
     .venv/bin/python benchmarks/bench_scziva.py cells [--cells N]  # 100,000 x 2,000 from a sparse matrix
     .venv/bin/python benchmarks/bench_scziva.py determinism     # same seed -> same bits
+    .venv/bin/python benchmarks/bench_scziva.py timing          # 600 x 2,000, five data sets: time spread
     .venv/bin/python benchmarks/bench_scziva.py all [--device cuda]
 
 Targets (issue "scZiva method"): on the accuracy case scZiva with defaults is ahead of
@@ -101,7 +102,26 @@ def case_determinism(args):
     return [dict(case="same seed twice (CPU)", bit_identical=bool(np.array_equal(a, b)))]
 
 
-CASES = {"accuracy": case_accuracy, "genes": case_genes, "cells": case_cells, "determinism": case_determinism}
+def case_timing(args):
+    """Same data size, five simulations and seeds: is the run time stable?"""
+    import numpy as np
+    from scziva import ZIVAimpute
+    rows = []
+    for seed in range(1, 6):
+        adata = _simulate(600, 2000, 0.5, seed=seed)
+        t0 = time.perf_counter()
+        _, model = ZIVAimpute(adata.layers["counts"], seed=seed, device=args.device)
+        secs = time.perf_counter() - t0
+        rows.append(dict(case=f"600 x 2,000, data and model seed {seed}", seconds=secs,
+                         epochs=model.stopped_epoch, seconds_per_epoch=model.train_seconds / model.stopped_epoch))
+    t = np.array([r["seconds"] for r in rows])
+    rows.append(dict(case="min / median / max seconds", seconds=f"{t.min():.1f} / {np.median(t):.1f} / {t.max():.1f}",
+                     epochs=f"max/min time {t.max() / t.min():.2f}"))
+    return rows
+
+
+CASES = {"accuracy": case_accuracy, "genes": case_genes, "cells": case_cells, "determinism": case_determinism,
+         "timing": case_timing}
 
 
 def _child(args):
