@@ -318,13 +318,13 @@ def cmd_sim(args):
             print(f"# dropout {rate} seed {seed} done", file=sys.stderr, flush=True)
     print(f"\nSimulations {args.cells} x {args.genes}, 5 groups, seeds {args.seeds}: "
           "mean over seeds, +- their standard deviation (ddof=1)")
-    print("rate  method".ljust(28) + "".join(m.rjust(20) for m in metrics) + "  n")
+    print("rate  method".ljust(28) + "".join(m.rjust(22) for m in metrics) + "  n")
     for (rate, m), rs in res.items():
         cells = []
         for k in metrics:
             v = np.array([r[k] for r in rs], dtype=float)
             sd = f"{np.std(v, ddof=1):.4f}" if v.size > 1 else "-"
-            cells.append(f"{np.mean(v):.4f} +- {sd}".rjust(20))
+            cells.append(f"{np.mean(v):.4f} +- {sd}".rjust(22))
         print(f"{rate:>3}%  {m}".ljust(28) + "".join(cells) + f"  {len(rs)}")
 
 
