@@ -7,6 +7,7 @@ Each case runs in its own subprocess so that its peak memory (max RSS) is its ow
     .venv/bin/python benchmarks/bench_scziva.py cells [--cells N]  # 100,000 x 2,000 from a sparse matrix
     .venv/bin/python benchmarks/bench_scziva.py determinism     # same seed -> same bits
     .venv/bin/python benchmarks/bench_scziva.py timing          # 600 x 2,000, five data sets: time spread
+    .venv/bin/python benchmarks/bench_scziva.py convergence [--cells N]  # does early stopping stop too soon?
     .venv/bin/python benchmarks/bench_scziva.py all [--device cuda]
 
 Targets (issue "scZiva method"): on the accuracy case scZiva with defaults is ahead of
@@ -93,6 +94,43 @@ def case_cells(args):
                  train_seconds=model.train_seconds, output_gb=Y.nbytes / 1e9)]
 
 
+def _big_sim(n):
+    """n x 2,000 simulated in chunks of 20,000 cells (one seed per chunk), stacked as CSR."""
+    import numpy as np
+    import scipy.sparse as sp
+    from scziva_bench.simulate import splat
+    counts, truth, mask = [], [], []
+    for i in range(0, n, 20000):
+        a = splat(n_cells=min(20000, n - i), n_genes=2000, n_groups=5, dropout_share=0.5, seed=100 + i // 20000)
+        counts.append(a.layers["counts"])
+        truth.append(sp.csr_matrix(a.layers["truth"]))
+        mask.append(sp.csr_matrix(a.layers["mask"]))
+    return (sp.vstack(counts).tocsr().astype(np.float32), sp.vstack(truth).tocsr(), sp.vstack(mask).tocsr())
+
+
+def case_convergence(args):
+    """The default early stopping against training on with any improvement counted
+    (``min_delta=0``, at most 20 epochs): held-out loss and accuracy on 5,000 cells."""
+    import numpy as np
+    from scziva import ZIVAimpute
+    X, truth, mask = _big_sim(args.cells)
+    rows_eval = np.sort(np.random.default_rng(0).choice(X.shape[0], min(5000, X.shape[0]), replace=False))
+    t = truth[rows_eval].toarray()
+    drop = mask[rows_eval].toarray().astype(bool)
+    rows = []
+    for label, kw in (("default early stopping", {}), ("min_delta=0, <= 20 epochs", {"min_delta": 0.0, "num_epochs": 20})):
+        t0 = time.perf_counter()
+        Y, model = ZIVAimpute(X, seed=1, device=args.device, **kw)
+        secs = time.perf_counter() - t0
+        y = Y[rows_eval]
+        val = [h["val"] for h in model.history if "val" in h]
+        rows.append(dict(case=f"{X.shape[0]:,} x 2,000, {label}", seconds=secs, epochs=model.stopped_epoch,
+                         best_val=float(np.min(val)), log_mse=float(np.mean((np.log1p(y) - np.log1p(t)) ** 2)),
+                         log_pearson_dropped=float(np.corrcoef(np.log1p(y[drop]), np.log1p(t[drop]))[0, 1])))
+        del Y
+    return rows
+
+
 def case_determinism(args):
     import numpy as np
     from scziva import ZIVAimpute
@@ -121,7 +159,7 @@ def case_timing(args):
 
 
 CASES = {"accuracy": case_accuracy, "genes": case_genes, "cells": case_cells, "determinism": case_determinism,
-         "timing": case_timing}
+         "timing": case_timing, "convergence": case_convergence}
 
 
 def _child(args):
