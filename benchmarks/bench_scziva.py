@@ -76,26 +76,18 @@ def case_genes(args):
 
 
 def case_cells(args):
-    import numpy as np
     from scziva import ZIVAimpute
-    from scziva_bench.simulate import splat
     n = args.cells
-    # Simulated in chunks of 20,000 cells with one gene set and seed per chunk, stacked as CSR.
-    import scipy.sparse as sp
-    parts = []
-    for i in range(0, n, 20000):
-        m = min(20000, n - i)
-        a = splat(n_cells=m, n_genes=2000, n_groups=5, dropout_share=0.5, seed=100 + i // 20000)
-        parts.append(a.layers["counts"])
-    X = sp.vstack(parts).tocsr().astype(np.float32)
+    X, _, _ = _big_sim(n, with_truth=False)
     t0 = time.perf_counter()
     Y, model = ZIVAimpute(X, seed=1, device=args.device)
     return [dict(case=f"{n:,} x 2,000 sparse", seconds=time.perf_counter() - t0, epochs=model.stopped_epoch,
                  train_seconds=model.train_seconds, output_gb=Y.nbytes / 1e9)]
 
 
-def _big_sim(n):
-    """n x 2,000 simulated in chunks of 20,000 cells (one seed per chunk), stacked as CSR."""
+def _big_sim(n, with_truth=True):
+    """n x 2,000 simulated in chunks of 20,000 cells (one seed per chunk), stacked as CSR:
+    counts, and (``with_truth``) the pre-dropout counts and the dropout mask."""
     import numpy as np
     import scipy.sparse as sp
     from scziva_bench.simulate import splat
@@ -103,9 +95,13 @@ def _big_sim(n):
     for i in range(0, n, 20000):
         a = splat(n_cells=min(20000, n - i), n_genes=2000, n_groups=5, dropout_share=0.5, seed=100 + i // 20000)
         counts.append(a.layers["counts"])
-        truth.append(sp.csr_matrix(a.layers["truth"]))
-        mask.append(sp.csr_matrix(a.layers["mask"]))
-    return (sp.vstack(counts).tocsr().astype(np.float32), sp.vstack(truth).tocsr(), sp.vstack(mask).tocsr())
+        if with_truth:
+            truth.append(sp.csr_matrix(a.layers["truth"]))
+            mask.append(sp.csr_matrix(a.layers["mask"]))
+    X = sp.vstack(counts).tocsr().astype(np.float32)
+    if not with_truth:
+        return X, None, None
+    return X, sp.vstack(truth).tocsr(), sp.vstack(mask).tocsr()
 
 
 def case_convergence(args):
