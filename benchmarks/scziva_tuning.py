@@ -125,10 +125,16 @@ def mcv_scenario(name, max_cells, seed=0):
     return scenarios.make(load_real(name, max_cells), kind="mcv", seed=seed)
 
 
-def sim_scenario(seed, rate, n_cells=600, n_genes=2000):
+def sim_scenario(seed, rate, n_cells=600, n_genes=2000, regime="splat"):
+    """``regime``: "splat" (the simulator's own defaults, a deep data set) or a name of
+    ``simulate.REGIMES`` ("umi", "fulllength": parameters estimated from real data, the
+    benchmark's simulation regimes)."""
     from scziva_bench import scenarios
-    from scziva_bench.simulate import splat
-    a = splat(n_cells=n_cells, n_genes=n_genes, n_groups=5, seed=seed)
+    from scziva_bench.simulate import regime as regime_params, splat
+    if regime == "splat":
+        a = splat(n_cells=n_cells, n_genes=n_genes, n_groups=5, seed=seed)
+    else:
+        a = splat(**regime_params(regime, n_cells=n_cells, n_genes=n_genes, n_groups=5, seed=seed))
     return scenarios.make(a, kind="dropout", rate=rate, seed=seed)
 
 
@@ -293,6 +299,8 @@ def cmd_sim(args):
     for rate in [int(r) for r in args.rates.split(",")]:
         for seed in [int(s) for s in args.seeds.split(",")]:
             tag = f"{args.cells}x{args.genes}_d{rate}_s{seed}"
+            if args.regime != "splat":
+                tag = f"{args.regime}_{tag}"
             if args.cached_only:
                 for col, key in [(b, f"{tag}_{b}") for b in bases] + \
                         [("z:" + v, f"{tag}_scziva{args.tag}_{v}_s{args.model_seed}") for v in variants]:
@@ -300,7 +308,7 @@ def cmd_sim(args):
                     if p.exists():
                         res.setdefault((rate, col), []).append(json.loads(p.read_text()))
                 continue
-            scen = sim_scenario(seed, rate / 100, n_cells=args.cells, n_genes=args.genes)
+            scen = sim_scenario(seed, rate / 100, n_cells=args.cells, n_genes=args.genes, regime=args.regime)
             for b in bases:
                 def run_b(b=b):
                     Y, dt = baseline_output(b, scen)
@@ -316,7 +324,7 @@ def cmd_sim(args):
             for v in variants:
                 res.setdefault((rate, "z:" + v), []).append(json.loads(_cache_path("sim", key(v)).read_text()))
             print(f"# dropout {rate} seed {seed} done", file=sys.stderr, flush=True)
-    print(f"\nSimulations {args.cells} x {args.genes}, 5 groups, seeds {args.seeds}: "
+    print(f"\nSimulations ({args.regime}) {args.cells} x {args.genes}, 5 groups, seeds {args.seeds}: "
           "mean over seeds, +- their standard deviation (ddof=1)")
     print("rate  method".ljust(28) + "".join(m.rjust(22) for m in metrics) + "  n")
     for (rate, m), rs in res.items():
@@ -343,6 +351,8 @@ def main():
     p.add_argument("--model-seed", type=int, default=0, help="scZiva seed (simulations)")
     p.add_argument("--seeds", default="100", help="simulation seeds")
     p.add_argument("--rates", default="20,50,80")
+    p.add_argument("--regime", default="splat", choices=["splat", "umi", "fulllength"],
+                   help="simulation parameters: splat's defaults or a regime estimated from real data")
     p.add_argument("--tag", default="", help="appended to scZiva cache keys (code version)")
     p.add_argument("--cached-only", action="store_true", help="print what is cached, compute nothing")
     p.add_argument("--threads", type=int, default=1)

@@ -161,15 +161,17 @@ def test_order_genes_modes():
 
 # ---------------------------------------------------------------- imputation rule
 
-def _log_posterior_reference(pi, mu, theta):
-    """expm1(P(dropout | 0) * sum_k NB(k) log1p(k)) with scipy's nbinom pmf summed directly."""
+def _log_fill_reference(pi, mu, theta, posterior):
+    """expm1(sum_k NB(k) log1p(k)), times P(dropout | 0) inside with ``posterior``, with
+    scipy's nbinom pmf summed directly."""
     out = np.empty(pi.shape, dtype=np.float64)
     for i, (p, m, t) in enumerate(zip(pi.astype(float), mu.astype(float), theta.astype(float))):
         q = t / (t + m)
         k = np.arange(int(stats.nbinom.ppf(1 - 1e-13, t, q)) + 10)
         e = float((stats.nbinom.pmf(k, t, q) * np.log1p(k)).sum())
-        nb0 = q ** t
-        out[i] = np.expm1(p / (p + (1 - p) * nb0) * e)
+        if posterior:
+            e *= p / (p + (1 - p) * q ** t)
+        out[i] = np.expm1(e)
     return out
 
 
@@ -212,17 +214,22 @@ def test_imputation_rule_only_touches_zeros_above_tau():
     nz = X > 0
     assert np.array_equal(Y[nz], X[nz])                   # observed counts kept
     fill = (X == 0) & (model.pi > 0.001)
-    # default fill: expm1(P(dropout | 0) E[log1p X]), X ~ NB(mu, theta); reference by direct sums
+    # default fill: expm1(E[log1p X]), X ~ NB(mu, theta); reference by direct sums
     rows, cols = np.nonzero(fill)
     pick = np.random.default_rng(1).choice(rows.size, 30, replace=False)
     sel = (rows[pick], cols[pick])
-    ref = _log_posterior_reference(model.pi[sel], model.mu[sel], model.theta[sel])
+    ref = _log_fill_reference(model.pi[sel], model.mu[sel], model.theta[sel], posterior=False)
     np.testing.assert_allclose(Y[sel], ref, rtol=2e-5, atol=1e-6)
     assert np.all(Y[fill] < model.mu[fill])                          # below the NB mean (Jensen)
+    Yp, model_p = ZIVAimpute(X, seed=3, tau=0.001, return_params=True, impute_value="log_posterior", **FAST)
+    assert np.array_equal(model_p.mu, model.mu, equal_nan=True)      # same fit, another rule
+    ref = _log_fill_reference(model.pi[sel], model.mu[sel], model.theta[sel], posterior=True)
+    np.testing.assert_allclose(Yp[sel], ref, rtol=2e-5, atol=1e-6)
+    assert np.all(Yp[fill] <= Y[fill] * (1 + 1e-6))                  # P(dropout | 0) <= 1
     Ya, model_a = ZIVAimpute(X, seed=3, tau=0.001, return_params=True, impute_value="pi_mu", **FAST)
     assert np.array_equal(Ya[nz], X[nz])
     np.testing.assert_allclose(Ya[fill], ((1 - model_a.pi) * model_a.mu)[fill], rtol=1e-6)  # authors' rule
-    assert model.config["impute_value"] == "log_posterior" and model_a.config["impute_value"] == "pi_mu"
+    assert model.config["impute_value"] == "log_mean" and model_a.config["impute_value"] == "pi_mu"
     assert np.all(Y[(X == 0) & ~fill] == 0)
     assert fill.sum() > 0
     # tau = 1: no probability exceeds it, nothing is imputed

@@ -130,15 +130,14 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
     return_params : also fill ``model.pi``, ``model.mu`` and ``model.latent``.
     progress : show a tqdm bar (default: same as ``verbose``).
     impute_value : what an observed zero with ``pi > tau`` becomes: ``"auto"`` (default:
-        ``"log_posterior"``, or ``"pi_mu"`` with ``mode="authors"``);
-        ``"log_posterior"``: the posterior mean of the true count on the log1p scale,
-        ``expm1(P(dropout | 0) * E[log1p X])`` with ``X ~ NB(mu, theta)`` (the scale on which
-        expression is analysed; see :func:`log_posterior_fill`); ``"pi_mu"``
-        (``(1 - pi) * mu``, the authors' rule; it shrinks hard where ``pi`` is large);
-        ``"mu"`` (the NB mean, the expected count had there been no dropout);
-        ``"posterior"`` (the expected true count given an observed zero, ``P(dropout | 0) *
-        mu`` with ``P(dropout | 0) = pi / (pi + (1 - pi) NB(0))``); ``"denoise"``: EVERY
-        entry, observed non-zeros included, becomes the model's expected count given the
+        ``"log_mean"``, or ``"pi_mu"`` with ``mode="authors"``);
+        ``"log_mean"``: ``expm1(E[log1p X])`` with ``X ~ NB(mu, theta)`` the count had there
+        been no dropout, i.e. ``mu`` taken on the log1p scale where expression is analysed
+        (:func:`log_scale_fill`); ``"log_posterior"``: ``expm1(P(dropout | 0) E[log1p X])``;
+        ``"mu"`` (the NB mean); ``"pi_mu"`` (``(1 - pi) * mu``, the authors' rule; it shrinks
+        hard where ``pi`` is large); ``"posterior"`` (``P(dropout | 0) * mu`` with
+        ``P(dropout | 0) = pi / (pi + (1 - pi) NB(0))``); ``"denoise"``: EVERY entry,
+        observed non-zeros included, becomes the model's expected count given the
         observation (:func:`posterior_rate`; ``tau`` is not used); or ``"zinb_mean"``: every
         entry becomes ``(1 - pi) * mu`` (the observation ignored).
 
@@ -234,9 +233,9 @@ def impute_rule(x, pi, mu, theta, s: ZivaSettings) -> torch.Tensor:
     if s.impute_value == "zinb_mean":  # every entry: the model's mean, ignoring the observation
         return (1 - pi) * mu
     fill = (x == 0) & (pi > s.tau)
-    if s.impute_value == "log_posterior":  # computed only where it is used (a quadrature)
+    if s.impute_value in ("log_mean", "log_posterior"):  # computed only where used (a quadrature)
         out = x.clone()
-        out[fill] = log_posterior_fill(pi[fill], mu[fill], theta[fill])
+        out[fill] = log_scale_fill(s.impute_value, pi[fill], mu[fill], theta[fill])
         return out
     recon = imputed_value(s.impute_value, pi, mu, theta)
     return torch.where(fill, recon, x)
@@ -263,16 +262,23 @@ def dropout_given_zero(pi, mu, theta):
     return pi / (pi + (1 - pi) * torch.exp(log_nb0))
 
 
-def log_posterior_fill(pi, mu, theta):
-    """The default fill of an observed zero: ``expm1(E[log1p T | 0])``.
+def log_scale_fill(rule, pi, mu, theta):
+    """Fill values of observed zeros on the log1p scale, with ``X ~ NB(mu, theta)`` the count
+    had there been no dropout (:func:`expected_log1p_nb`):
 
-    Under the ZINB the true count ``T`` behind an observed zero is, with probability
-    ``P(dropout | 0)``, a draw ``X ~ NB(mu, theta)`` that was lost, and otherwise a true zero,
-    so ``E[log1p T | 0] = P(dropout | 0) E[log1p X]`` (:func:`expected_log1p_nb`). Its
-    ``expm1`` minimises the expected squared error on the log1p scale. It lies below ``mu``
-    (Jensen) and below ``P(dropout | 0) mu``.
+    * ``"log_mean"`` (the default): ``expm1(E[log1p X])``, the log1p-scale counterpart of
+      ``mu``: the value whose log1p is the expected log1p of the lost count. It lies below
+      ``mu`` (Jensen), most for shallow, over-dispersed genes.
+    * ``"log_posterior"``: ``expm1(P(dropout | 0) E[log1p X])``, the posterior mean of the
+      log1p true count given the zero (a lost draw with probability ``P(dropout | 0)``, else
+      a true zero). It minimises the expected log1p squared error over all zeros, but on
+      shallow UMI data ``P(dropout | 0)`` is small and noisy, and the filled values then
+      correlate poorly with the lost counts (docs/scziva.md).
     """
-    return torch.expm1(dropout_given_zero(pi, mu, theta) * expected_log1p_nb(mu, theta))
+    value = expected_log1p_nb(mu, theta)
+    if rule == "log_posterior":
+        value = dropout_given_zero(pi, mu, theta) * value
+    return torch.expm1(value)
 
 
 def imputed_value(rule, pi, mu, theta):

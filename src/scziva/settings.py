@@ -10,7 +10,7 @@ import numpy as np
 from .module import DISPERSIONS
 
 MODES = ("scziva", "authors")
-IMPUTE_VALUES = ("log_posterior", "pi_mu", "mu", "posterior", "denoise", "zinb_mean")
+IMPUTE_VALUES = ("log_mean", "log_posterior", "pi_mu", "mu", "posterior", "denoise", "zinb_mean")
 # Outputs that score every entry as an expected count (molecular cross-validation): on the
 # tuning data these fit better with a cell-gene dispersion; the imputed zeros with a gene-wise one.
 _DENOISERS = ("denoise", "zinb_mean")
@@ -42,13 +42,13 @@ class ZivaSettings:
     w_min: float = 0.5
     w_max: float = 1.5
     lam_reg: float = 1e-3
-    impute_value: str = "auto"  # resolved: "log_posterior", or "pi_mu" in the authors' mode
+    impute_value: str = "auto"  # resolved: "log_mean", or "pi_mu" in the authors' mode
     aux_scale: float = 0.1
     dispersion: str = "auto"  # resolved: "gene", or "gene-cell" for the denoisers and the authors' mode
 
     def __post_init__(self):
         if isinstance(self.impute_value, str) and self.impute_value == "auto":
-            object.__setattr__(self, "impute_value", "pi_mu" if self.mode == "authors" else "log_posterior")
+            object.__setattr__(self, "impute_value", "pi_mu" if self.mode == "authors" else "log_mean")
         if isinstance(self.dispersion, str) and self.dispersion == "auto":
             cell = self.mode == "authors" or self.impute_value in _DENOISERS
             object.__setattr__(self, "dispersion", "gene-cell" if cell else "gene")
