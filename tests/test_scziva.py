@@ -161,16 +161,20 @@ def test_order_genes_modes():
 
 # ---------------------------------------------------------------- imputation rule
 
+def _log1p_nb_sum(m, t):
+    """sum_k NB(k; mean m, inverse dispersion t) log1p(k), scipy's pmf summed directly."""
+    q = t / (t + m)
+    k = np.arange(int(stats.nbinom.ppf(1 - 1e-13, t, q)) + 10)
+    return float((stats.nbinom.pmf(k, t, q) * np.log1p(k)).sum())
+
+
 def _log_fill_reference(pi, mu, theta, posterior):
-    """expm1(sum_k NB(k) log1p(k)), times P(dropout | 0) inside with ``posterior``, with
-    scipy's nbinom pmf summed directly."""
+    """expm1(E[log1p X]), times P(dropout | 0) inside with ``posterior``, by direct sums."""
     out = np.empty(pi.shape, dtype=np.float64)
     for i, (p, m, t) in enumerate(zip(pi.astype(float), mu.astype(float), theta.astype(float))):
-        q = t / (t + m)
-        k = np.arange(int(stats.nbinom.ppf(1 - 1e-13, t, q)) + 10)
-        e = float((stats.nbinom.pmf(k, t, q) * np.log1p(k)).sum())
+        e = _log1p_nb_sum(m, t)
         if posterior:
-            e *= p / (p + (1 - p) * q ** t)
+            e *= p / (p + (1 - p) * (t / (t + m)) ** t)
         out[i] = np.expm1(e)
     return out
 
@@ -180,11 +184,7 @@ def test_expected_log1p_nb_matches_a_direct_sum():
     mus = np.array([1e-4, 0.01, 0.3, 1.0, 3.0, 10.0, 100.0, 3000.0])
     thetas = np.array([0.01, 0.2, 1.0, 5.0, 100.0, 5000.0])
     M, T = (a.ravel() for a in np.meshgrid(mus, thetas))
-    want = []
-    for m, t in zip(M, T):
-        q = t / (t + m)
-        k = np.arange(int(stats.nbinom.ppf(1 - 1e-13, t, q)) + 10)
-        want.append(float((stats.nbinom.pmf(k, t, q) * np.log1p(k)).sum()))
+    want = [_log1p_nb_sum(m, t) for m, t in zip(M, T)]
     for dtype in (torch.float32, torch.float64):
         got = expected_log1p_nb(torch.tensor(M, dtype=dtype), torch.tensor(T, dtype=dtype)).numpy()
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)

@@ -133,7 +133,7 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
         ``"log_mean"``, or ``"pi_mu"`` with ``mode="authors"``);
         ``"log_mean"``: ``expm1(E[log1p X])`` with ``X ~ NB(mu, theta)`` the count had there
         been no dropout, i.e. ``mu`` taken on the log1p scale where expression is analysed
-        (:func:`log_scale_fill`); ``"log_posterior"``: ``expm1(P(dropout | 0) E[log1p X])``;
+        (:func:`fill_value`); ``"log_posterior"``: ``expm1(P(dropout | 0) E[log1p X])``;
         ``"mu"`` (the NB mean); ``"pi_mu"`` (``(1 - pi) * mu``, the authors' rule; it shrinks
         hard where ``pi`` is large); ``"posterior"`` (``P(dropout | 0) * mu`` with
         ``P(dropout | 0) = pi / (pi + (1 - pi) NB(0))``); ``"denoise"``: EVERY entry,
@@ -233,12 +233,9 @@ def impute_rule(x, pi, mu, theta, s: ZivaSettings) -> torch.Tensor:
     if s.impute_value == "zinb_mean":  # every entry: the model's mean, ignoring the observation
         return (1 - pi) * mu
     fill = (x == 0) & (pi > s.tau)
-    if s.impute_value in ("log_mean", "log_posterior"):  # computed only where used (a quadrature)
-        out = x.clone()
-        out[fill] = log_scale_fill(s.impute_value, pi[fill], mu[fill], theta[fill])
-        return out
-    recon = imputed_value(s.impute_value, pi, mu, theta)
-    return torch.where(fill, recon, x)
+    out = x.clone()  # the fill value is computed only where it is used (log_mean: a quadrature)
+    out[fill] = fill_value(s.impute_value, pi[fill], mu[fill], theta[fill])
+    return out
 
 
 def posterior_rate(x, pi, mu, theta):
@@ -262,9 +259,9 @@ def dropout_given_zero(pi, mu, theta):
     return pi / (pi + (1 - pi) * torch.exp(log_nb0))
 
 
-def log_scale_fill(rule, pi, mu, theta):
-    """Fill values of observed zeros on the log1p scale, with ``X ~ NB(mu, theta)`` the count
-    had there been no dropout (:func:`expected_log1p_nb`):
+def fill_value(rule, pi, mu, theta):
+    """The value an observed zero gets under ``impute_value=rule``, element-wise. With
+    ``X ~ NB(mu, theta)`` the count had there been no dropout (:func:`expected_log1p_nb`):
 
     * ``"log_mean"`` (the default): ``expm1(E[log1p X])``, the log1p-scale counterpart of
       ``mu``: the value whose log1p is the expected log1p of the lost count. It lies below
@@ -274,19 +271,19 @@ def log_scale_fill(rule, pi, mu, theta):
       a true zero). It minimises the expected log1p squared error over all zeros, but on
       shallow UMI data ``P(dropout | 0)`` is small and noisy, and the filled values then
       correlate poorly with the lost counts (docs/scziva.md).
+    * ``"mu"``: the NB mean; ``"pi_mu"``: the authors' ``(1 - pi) mu``; ``"posterior"``:
+      ``P(dropout | 0) mu``.
     """
-    value = expected_log1p_nb(mu, theta)
-    if rule == "log_posterior":
-        value = dropout_given_zero(pi, mu, theta) * value
-    return torch.expm1(value)
-
-
-def imputed_value(rule, pi, mu, theta):
     if rule == "pi_mu":
         return (1 - pi) * mu
     if rule == "mu":
         return mu
-    return dropout_given_zero(pi, mu, theta) * mu
+    if rule == "posterior":
+        return dropout_given_zero(pi, mu, theta) * mu
+    value = expected_log1p_nb(mu, theta)
+    if rule == "log_posterior":
+        value = dropout_given_zero(pi, mu, theta) * value
+    return torch.expm1(value)
 
 
 def _wrap(out, frame_labels):
