@@ -140,6 +140,12 @@ def sim_scenario(seed, rate, n_cells=600, n_genes=2000, regime="splat"):
 
 # ---------------------------------------------------------------- methods
 
+def _p_dropout_given_zero(pi, mu, theta):
+    """pi / (pi + (1 - pi) NB(0)), in numpy (scziva.core.dropout_given_zero is torch)."""
+    nb0 = np.exp(theta * (np.log(theta) - np.log(theta + mu)))
+    return pi / (pi + (1 - pi) * nb0)
+
+
 def _apply_rule(rule, X, pi, mu, theta, tau=0.001):
     """Output rules computed from one fit. ``nb_post``: the Gamma-Poisson posterior mean of
     the rate given the observed count, mu (theta + x) / (theta + mu), times P(not a dropout | x)
@@ -154,13 +160,10 @@ def _apply_rule(rule, X, pi, mu, theta, tau=0.001):
     if rule == "mu_all":
         return mu.astype(np.float32)
     if rule == "post_fill":  # the fill value of impute_value="posterior": P(dropout | 0) * mu
-        nb0 = np.exp(theta * (np.log(theta) - np.log(theta + mu)))
-        p_drop = pi / (pi + (1 - pi) * nb0)
-        return np.where((X == 0) & (pi > tau), p_drop * mu, X).astype(np.float32)
+        return np.where((X == 0) & (pi > tau), _p_dropout_given_zero(pi, mu, theta) * mu, X).astype(np.float32)
     if rule in ("nb_post", "nb_post_true", "nb_post_keep"):
         post = mu * (theta + X) / (theta + mu)
-        nb0 = np.exp(theta * (np.log(theta) - np.log(theta + mu)))
-        p_drop = pi / (pi + (1 - pi) * nb0)
+        p_drop = _p_dropout_given_zero(pi, mu, theta)
         zero = (1 - p_drop) * post
         if rule == "nb_post_true":
             zero = zero + p_drop * mu
