@@ -86,6 +86,11 @@ def _table_html(frame, float_fmt="{:.3f}"):
                          border=0, escape=True)
 
 
+def _plain_table(frame) -> str:
+    """A table without the row index, its cells escaped."""
+    return frame.to_html(index=False, border=0, escape=True)
+
+
 def _datasets(prov) -> dict:
     return ((prov.get("config") or {}).get("datasets") or {})
 
@@ -140,7 +145,7 @@ def _reading_section(d: pd.DataFrame, prov) -> list[str]:
              "regime) it names only. <i>split</i>: whether a dataset was used to tune "
              "methods (<i>tuning</i>) or only to report (<i>reporting</i>), as the config "
              "says.</p></div>",
-             pd.DataFrame(rows).to_html(index=False, border=0, escape=True)]
+             _plain_table(pd.DataFrame(rows))]
     parts += _methods_table(d, prov)
     return parts
 
@@ -166,7 +171,7 @@ def _methods_table(d: pd.DataFrame, prov) -> list[str]:
     table = table[[c for c in table.columns if c == "method" or (table[c] != "").any()]]
     return ["<p><b>Methods.</b> <i>reimplementation</i>: re-implemented in this repository "
             "from the paper, not the authors' package; its results may differ from the "
-            "package's.</p>", table.to_html(index=False, border=0, escape=True)]
+            "package's.</p>", _plain_table(table)]
 
 
 def clustering_flags(df: pd.DataFrame, metrics=CLUSTERING_FLAG_METRICS) -> pd.DataFrame:
@@ -314,7 +319,7 @@ def _failures_section(df, messages=None) -> list[str]:
             bad = bad.merge(err[["dataset", "scenario", "method", "message"]],
                             on=["dataset", "scenario", "method"], how="left")
             bad = bad.rename(columns={"message": "cause"}).fillna({"cause": ""})
-        parts.append(bad.to_html(index=False, border=0, escape=True))
+        parts.append(_plain_table(bad))
     parts += _messages_section(messages)
     return parts
 
@@ -334,7 +339,7 @@ def _messages_section(messages) -> list[str]:
             "<p>Recorded by the impute jobs (results/imputed/&lt;dataset&gt;/&lt;method&gt;/"
             "messages.tsv). A note that an output equals its input means the method was "
             "scored as <code>no_imputation</code> would be.</p>",
-            grouped.to_html(index=False, border=0, escape=True)]
+            _plain_table(grouped)]
 
 
 def _cell(values, status) -> str:
