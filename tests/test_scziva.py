@@ -226,6 +226,53 @@ def test_gene_dispersion_is_learned_on_small_data():
     assert over < 1.0 and poissonish > 3.0 and poissonish / over > 4
 
 
+def test_pi_ridge_auto_keeps_the_fit_with_the_lower_held_out_loss():
+    X, _ = small_counts()
+    Y, model = ZIVAimpute(X, seed=3, return_params=True, **FAST)
+    sel = model.pi_ridge_selection
+    assert set(sel) == {0.0, 1.0} and all(np.isfinite(v) for v in sel.values())
+    kept = min(sel, key=sel.get)
+    assert model.config["pi_ridge"] == kept
+    # the kept fit is exactly the fit with that penalty given explicitly (same seed)
+    Y_kept, m_kept = ZIVAimpute(X, seed=3, pi_ridge=kept, return_params=True, **FAST)
+    assert np.array_equal(Y, Y_kept) and m_kept.pi_ridge_selection is None
+    # the penalty pulls the dropout probabilities down
+    _, m0 = ZIVAimpute(X, seed=3, pi_ridge=0, return_params=True, **FAST)
+    _, m5 = ZIVAimpute(X, seed=3, pi_ridge=5, return_params=True, **FAST)
+    assert np.nanmean(m5.pi) < np.nanmean(m0.pi)
+
+
+def test_pi_ridge_resolution_and_bad_values():
+    X, _ = small_counts()
+    for kw in (dict(impute_value="denoise"), dict(validation_fraction=0.0)):
+        _, m = ZIVAimpute(X, seed=3, **kw, **FAST)
+        assert m.config["pi_ridge"] == 0.0 and m.pi_ridge_selection is None
+    _, m = ZIVAimpute(X, seed=3, mode="authors", num_epochs=2)
+    assert m.config["pi_ridge"] == 0.0
+    for bad in (-1, float("nan"), "big", [1]):
+        with pytest.raises(ValueError, match="pi_ridge"):
+            ZIVAimpute(X, pi_ridge=bad, **FAST)
+    with pytest.raises(ValueError, match="pi_ridge"):
+        ZIVAimpute(X, mode="authors", pi_ridge=1.0, num_epochs=2)
+
+
+def test_pi_ridge_adds_exactly_its_term_to_the_loss():
+    from scziva.training import AuxWeight, loss_scziva
+    torch.manual_seed(0)
+    model = ZIVAE(12, hidden_dim=8, latent_dim=3, kernel=4, dispersion="gene")
+    x = torch.tensor(np.random.default_rng(0).poisson(2.0, (5, 12)), dtype=torch.float32)
+    lib = x.sum(1, keepdim=True)
+    aux_w = AuxWeight()
+    torch.manual_seed(1)
+    base = loss_scziva(model, aux_w, x, lib, 0.5, 1e-3, 0.1).total
+    torch.manual_seed(1)
+    pen = loss_scziva(model, aux_w, x, lib, 0.5, 1e-3, 0.1, pi_ridge=2.0).total
+    torch.manual_seed(1)
+    pi = model(x, lib)[0]
+    want = 2.0 * pi.pow(2).sum(-1).mean()
+    assert torch.allclose(pen - base, want, rtol=1e-5)
+
+
 def test_imputation_rule_only_touches_zeros_above_tau():
     X, _ = small_counts()
     Y, model = ZIVAimpute(X, seed=3, tau=0.001, return_params=True, **FAST)

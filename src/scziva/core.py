@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -41,7 +41,7 @@ import torch
 
 from .data import Batches, PreparedData, prepare_data
 from .module import ZIVAE, expected_log1p_nb
-from .settings import IMPUTE_VALUES, MODES, ZivaSettings  # noqa: F401  (re-exported)
+from .settings import IMPUTE_VALUES, MODES, PI_RIDGE_CANDIDATES, ZivaSettings  # noqa: F401  (re-exported)
 from .training import AuthorsPlan, MiniBatchPlan, Reporter
 from .validate import check_counts
 
@@ -79,6 +79,9 @@ class FittedZIVA:
     mu: np.ndarray | None = None
     latent: np.ndarray | None = None
     theta: np.ndarray | None = None
+    # pi_ridge="auto": the held-out negative ELBO of each candidate's fit ({ridge: loss});
+    # config["pi_ridge"] is the one kept. None when no selection was made.
+    pi_ridge_selection: dict | None = None
 
     # Allow `model.eval()` / `model(x)` habits from the authors' code (their second return
     # value is the nn.Module itself).
@@ -95,7 +98,7 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
                verbose=False, tau=0.001, *, mode="scziva", batch_size=128, kernel=64,
                gene_order="auto", validation_fraction=0.1, patience=15, min_delta=1e-3,
                kl_warmup_epochs=10, w_min=0.5, w_max=1.5, lam_reg=1e-3, return_params=False,
-               progress=None, impute_value="auto", aux_scale=0.1, dispersion="auto"):
+               progress=None, impute_value="auto", aux_scale=0.1, dispersion="auto", pi_ridge="auto"):
     """Impute dropouts in a cells x genes count matrix with scZiva.
 
     Parameters (the first nine as the scZiva authors document them)
@@ -127,6 +130,16 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
         ``mode="authors"``), ``"gene"``, or ``"gene-cell"`` (the decoder's third head, the
         authors' design). Chosen on tuning data: gene-wise for imputed zeros, cell-gene
         for the denoisers (docs/scziva.md).
+    pi_ridge : weight of a ridge penalty ``pi_ridge * sum(pi^2)`` per cell on the dropout
+        probabilities (a number >= 0), or ``"auto"`` (default): for the imputed output, fit
+        once with each of ``PI_RIDGE_CANDIDATES`` (0 and 1) and keep the fit whose held-out
+        cells have the lower negative ELBO (the penalty itself not counted), so training
+        takes about twice as long; 0 for ``"denoise"`` / ``"zinb_mean"``, for
+        ``mode="authors"``, and without held-out cells. On shallow counts a zero is
+        explained almost as well by a low mean as by a high mean with a high ``pi``; the
+        penalty prefers the first, and the held-out likelihood says whether the data agree
+        (docs/scziva.md). The choice is in ``model.config["pi_ridge"]``, the losses in
+        ``model.pi_ridge_selection``.
     return_params : also fill ``model.pi``, ``model.mu`` and ``model.latent``.
     progress : show a tqdm bar (default: same as ``verbose``).
     impute_value : what an observed zero with ``pi > tau`` becomes: ``"auto"`` (default:
@@ -153,7 +166,7 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
                      gene_order=gene_order, validation_fraction=validation_fraction,
                      patience=patience, min_delta=min_delta, kl_warmup_epochs=kl_warmup_epochs,
                      w_min=w_min, w_max=w_max, lam_reg=lam_reg, impute_value=impute_value,
-                     aux_scale=aux_scale, dispersion=dispersion)
+                     aux_scale=aux_scale, dispersion=dispersion, pi_ridge=pi_ridge)
     frame_labels = (X.index, X.columns) if hasattr(X, "columns") and hasattr(X, "index") else None
     M, _notes = check_counts(X, "ZIVAimpute input")
     dev = resolve_device(device)
@@ -168,12 +181,44 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
     fitted = FittedZIVA(module=model, gene_order=prepared.full_gene_order(), mode=s.mode,
                         history=plan.history, device=str(dev), train_seconds=plan.train_seconds,
                         stopped_epoch=plan.stopped_epoch, **params,
-                        config=s.recorded())
+                        config=plan.s.recorded(), pi_ridge_selection=plan.pi_ridge_selection)
     return _wrap(out, frame_labels), fitted
 
 
 def fit(prepared: PreparedData, s: ZivaSettings, dev: torch.device, *, verbose=False, progress=False):
-    """Build the network and train it with the plan of ``s.mode``; returns (model, plan, batches)."""
+    """Build the network and train it with the plan of ``s.mode``; returns (model, plan, batches).
+
+    With ``s.pi_ridge == "select"``: one fit per ``PI_RIDGE_CANDIDATES`` value (same seed,
+    hence the same held-out cells), and the one with the lowest held-out negative ELBO is
+    returned; ``plan.s`` holds its settings, ``plan.pi_ridge_selection`` every candidate's
+    loss, ``plan.train_seconds`` the time of all fits. Without held-out cells (too few
+    cells) the first candidate (0) is used and nothing is compared.
+    """
+    if s.pi_ridge != "select":
+        model, plan, data = _fit_one(prepared, s, dev, verbose=verbose, progress=progress)
+        plan.pi_ridge_selection = None
+        return model, plan, data
+    best, losses, seconds = None, {}, 0.0
+    for ridge in PI_RIDGE_CANDIDATES:
+        model, plan, data = _fit_one(prepared, replace(s, pi_ridge=ridge), dev, verbose=verbose, progress=progress)
+        seconds += plan.train_seconds
+        if plan.best_val is None:
+            plan.pi_ridge_selection = None
+            return model, plan, data
+        losses[ridge] = plan.best_val
+        if best is None or plan.best_val < best[1].best_val:
+            best = (model, plan, data)
+        del model, plan, data
+    model, plan, data = best
+    plan.train_seconds = seconds
+    plan.pi_ridge_selection = losses
+    if verbose:
+        tried = ", ".join(f"{k:g}: {v:.4f}" for k, v in losses.items())
+        print(f"pi_ridge: held-out negative ELBO {tried}; kept {plan.s.pi_ridge:g}")
+    return model, plan, data
+
+
+def _fit_one(prepared: PreparedData, s: ZivaSettings, dev: torch.device, *, verbose=False, progress=False):
     G = prepared.matrix.shape[1]
     torch.manual_seed(s.seed)  # the network's initial weights
     model = ZIVAE(G, s.hidden_dim, s.latent_dim, kernel=s.kernel,

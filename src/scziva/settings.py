@@ -14,11 +14,14 @@ IMPUTE_VALUES = ("log_mean", "log_posterior", "pi_mu", "mu", "posterior", "denoi
 # Outputs that score every entry as an expected count (molecular cross-validation): on the
 # tuning data these fit better with a cell-gene dispersion; the imputed zeros with a gene-wise one.
 _DENOISERS = ("denoise", "zinb_mean")
+# pi_ridge="auto" on the imputed output: fit once per candidate, keep the fit with the lower
+# held-out negative ELBO (docs/scziva.md, "Zero-inflation penalty chosen by held-out likelihood").
+PI_RIDGE_CANDIDATES = (0.0, 1.0)
 
 # Keys recorded in FittedZIVA.config (and adata.uns by scziva.impute).
 _RECORDED = ("seed", "num_epochs", "lr", "hidden_dim", "latent_dim", "tau", "mode", "batch_size",
              "kernel", "validation_fraction", "patience", "min_delta", "kl_warmup_epochs",
-             "impute_value", "aux_scale", "dispersion")
+             "impute_value", "aux_scale", "dispersion", "pi_ridge")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class ZivaSettings:
     impute_value: str = "auto"  # resolved: "log_mean", or "pi_mu" in the authors' mode
     aux_scale: float = 0.1
     dispersion: str = "auto"  # resolved: "gene", or "gene-cell" for the denoisers and the authors' mode
+    pi_ridge: Any = "auto"  # resolved: "select" (among PI_RIDGE_CANDIDATES) for the imputed output, else 0.0
 
     def __post_init__(self):
         if isinstance(self.impute_value, str) and self.impute_value == "auto":
@@ -52,6 +56,21 @@ class ZivaSettings:
         if isinstance(self.dispersion, str) and self.dispersion == "auto":
             cell = self.mode == "authors" or self.impute_value in _DENOISERS
             object.__setattr__(self, "dispersion", "gene-cell" if cell else "gene")
+        if isinstance(self.pi_ridge, str):
+            if self.pi_ridge not in ("auto", "select"):
+                raise ValueError(f"pi_ridge must be 'auto' or a number >= 0, got {self.pi_ridge!r}")
+            select = not self.authors and self.impute_value not in _DENOISERS and self.validation_fraction > 0
+            object.__setattr__(self, "pi_ridge", "select" if select else 0.0)
+        else:
+            try:
+                value = float(self.pi_ridge)
+            except (TypeError, ValueError):
+                raise ValueError(f"pi_ridge must be 'auto' or a number >= 0, got {self.pi_ridge!r}") from None
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"pi_ridge must be 'auto' or a number >= 0, got {self.pi_ridge!r}")
+            if value and self.authors:
+                raise ValueError("pi_ridge is not part of mode='authors' (their loss has no such term)")
+            object.__setattr__(self, "pi_ridge", value)
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; use one of {MODES}")
         if self.impute_value not in IMPUTE_VALUES:

@@ -65,7 +65,8 @@ def kl_weight(step: int, warmup_steps: int) -> float:
     return min(1.0, step / warmup_steps) if warmup_steps else 1.0
 
 
-def loss_scziva(model, aux_w, x, lib, kl_w: float, lam_reg: float, aux_scale: float) -> Losses:
+def loss_scziva(model, aux_w, x, lib, kl_w: float, lam_reg: float, aux_scale: float,
+                pi_ridge: float = 0.0) -> Losses:
     pi, mu, theta, m, logv = model(x, lib)
     nll = -zinb_log_prob(x, pi, mu, theta, constant=False).sum(-1)  # per cell, up to a constant
     kl = kl_standard_normal(m, logv)
@@ -73,7 +74,13 @@ def loss_scziva(model, aux_w, x, lib, kl_w: float, lam_reg: float, aux_scale: fl
     # log1p scale so that it neither vanishes nor explodes with sequencing depth.
     aux = (torch.log1p((1 - pi) * mu) - torch.log1p(x)).pow(2).sum(-1)
     w = aux_w()
-    total = (nll + kl_w * kl + aux_scale * w * aux).mean() + lam_reg * (w - 1.0).pow(2)
+    per_cell = nll + kl_w * kl + aux_scale * w * aux
+    if pi_ridge:
+        # A ridge penalty on the dropout probabilities (as in DCA's ZINB loss): on shallow
+        # counts "low mean" and "high mean with high pi" explain a zero almost equally well,
+        # and this prefers the first. Its strength is chosen by held-out likelihood (core).
+        per_cell = per_cell + pi_ridge * pi.pow(2).sum(-1)
+    total = per_cell.mean() + lam_reg * (w - 1.0).pow(2)
     return Losses(total, nll.mean(), kl.mean(), aux.mean(), w)
 
 
@@ -195,6 +202,7 @@ class _Plan:
         self.history: list[dict] = []
         self.stopped_epoch = settings.num_epochs
         self.train_seconds = 0.0
+        self.best_val = None
 
     def _step(self, losses: Losses):
         self.opt.zero_grad(set_to_none=True)
@@ -243,7 +251,8 @@ class MiniBatchPlan(_Plan):
                 continue
             kl_w = kl_weight(epoch * sched.steps_per_epoch + b, sched.warmup_steps)
             x, lib = data.get(idx)
-            losses = loss_scziva(self.model, self.aux_w, x, lib, kl_w, self.s.lam_reg, self.s.aux_scale)
+            losses = loss_scziva(self.model, self.aux_w, x, lib, kl_w, self.s.lam_reg, self.s.aux_scale,
+                                 self.s.pi_ridge)
             self._step(losses)
             sums += losses.stacked().numpy()
             done += 1
@@ -267,4 +276,9 @@ class MiniBatchPlan(_Plan):
                 self.stopped_epoch = epoch + 1
                 break
         stopper.restore(self.model)
+        # The held-out negative ELBO of the kept weights (None without held-out cells): the
+        # best judged epoch's, or the last epoch's when training ended inside the warm-up.
+        self.best_val = None
+        if val_idx.size:
+            self.best_val = stopper.best if math.isfinite(stopper.best) else self.history[-1]["val"]
         return self
