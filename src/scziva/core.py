@@ -195,15 +195,12 @@ def fit(prepared: PreparedData, s: ZivaSettings, dev: torch.device, *, verbose=F
     cells) the first candidate (0) is used and nothing is compared.
     """
     if s.pi_ridge != "select":
-        model, plan, data = _fit_one(prepared, s, dev, verbose=verbose, progress=progress)
-        plan.pi_ridge_selection = None
-        return model, plan, data
+        return _fit_one(prepared, s, dev, verbose=verbose, progress=progress)
     best, losses, seconds = None, {}, 0.0
     for ridge in PI_RIDGE_CANDIDATES:
         model, plan, data = _fit_one(prepared, replace(s, pi_ridge=ridge), dev, verbose=verbose, progress=progress)
         seconds += plan.train_seconds
         if plan.best_val is None:
-            plan.pi_ridge_selection = None
             return model, plan, data
         losses[ridge] = plan.best_val
         if best is None or plan.best_val < best[1].best_val:

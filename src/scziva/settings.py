@@ -56,18 +56,19 @@ class ZivaSettings:
         if isinstance(self.dispersion, str) and self.dispersion == "auto":
             cell = self.mode == "authors" or self.impute_value in _DENOISERS
             object.__setattr__(self, "dispersion", "gene-cell" if cell else "gene")
+        bad_ridge = f"pi_ridge must be 'auto' or a number >= 0, got {self.pi_ridge!r}"
         if isinstance(self.pi_ridge, str):
-            if self.pi_ridge not in ("auto", "select"):
-                raise ValueError(f"pi_ridge must be 'auto' or a number >= 0, got {self.pi_ridge!r}")
+            if self.pi_ridge not in ("auto", "select"):  # "select": already resolved (dataclasses.replace)
+                raise ValueError(bad_ridge)
             select = not self.authors and self.impute_value not in _DENOISERS and self.validation_fraction > 0
             object.__setattr__(self, "pi_ridge", "select" if select else 0.0)
         else:
             try:
                 value = float(self.pi_ridge)
             except (TypeError, ValueError):
-                raise ValueError(f"pi_ridge must be 'auto' or a number >= 0, got {self.pi_ridge!r}") from None
+                raise ValueError(bad_ridge) from None
             if not (np.isfinite(value) and value >= 0):
-                raise ValueError(f"pi_ridge must be 'auto' or a number >= 0, got {self.pi_ridge!r}")
+                raise ValueError(bad_ridge)
             if value and self.authors:
                 raise ValueError("pi_ridge is not part of mode='authors' (their loss has no such term)")
             object.__setattr__(self, "pi_ridge", value)

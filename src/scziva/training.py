@@ -202,7 +202,8 @@ class _Plan:
         self.history: list[dict] = []
         self.stopped_epoch = settings.num_epochs
         self.train_seconds = 0.0
-        self.best_val = None
+        self.best_val = None  # held-out negative ELBO of the kept weights (MiniBatchPlan.fit)
+        self.pi_ridge_selection = None  # {ridge: best_val} when core.fit compared candidates
 
     def _step(self, losses: Losses):
         self.opt.zero_grad(set_to_none=True)
@@ -278,7 +279,6 @@ class MiniBatchPlan(_Plan):
         stopper.restore(self.model)
         # The held-out negative ELBO of the kept weights (None without held-out cells): the
         # best judged epoch's, or the last epoch's when training ended inside the warm-up.
-        self.best_val = None
         if val_idx.size:
             self.best_val = stopper.best if math.isfinite(stopper.best) else self.history[-1]["val"]
         return self
