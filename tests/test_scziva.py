@@ -273,6 +273,44 @@ def test_pi_ridge_adds_exactly_its_term_to_the_loss():
     assert torch.allclose(pen - base, want, rtol=1e-5)
 
 
+def _logistic_dropout_counts(n_cells=240, n_genes=50, dropout=True, seed=0):
+    """Poisson counts whose non-zeros are dropped with probability 1 / (1 + mu / 2), i.e.
+    logit(p) = log 2 - log(mu): a dropout curve with slope -1 in the log mean."""
+    rng = np.random.default_rng(seed)
+    mean = rng.lognormal(0, 0.3, n_cells)[:, None] * np.exp(rng.uniform(np.log(0.2), np.log(40), n_genes))
+    X = rng.poisson(mean).astype(np.float32)
+    if dropout:
+        X[(rng.random(X.shape) < 1 / (1 + mean / 2.0)) & (X > 0)] = 0
+    return X
+
+
+def test_zero_inflation_curve_is_a_dropout_curve_in_the_log_mean():
+    # zero_inflation="curve": pi is exactly sigmoid(a + b log mu) with two learned numbers.
+    # On counts with a planted logistic dropout the slope turns clearly negative (it starts
+    # at 0); on the same counts without dropout the fitted pi is far lower.
+    kw = dict(seed=0, num_epochs=40, hidden_dim=16, latent_dim=4, batch_size=64, pi_ridge=0,
+              zero_inflation="curve", return_params=True)
+    _, model = ZIVAimpute(_logistic_dropout_counts(), **kw)
+    assert model.config["zero_inflation"] == "curve"
+    a, b = model.module.pi_curve.detach().double().numpy()
+    inside = (model.pi > 1e-3) & (model.pi < 1 - 1e-3)
+    logit = np.log(model.pi[inside].astype(np.float64)) - np.log1p(-model.pi[inside].astype(np.float64))
+    np.testing.assert_allclose(logit, a + b * np.log(model.mu[inside].astype(np.float64)), atol=1e-4)
+    assert b < -0.3
+    _, clean = ZIVAimpute(_logistic_dropout_counts(dropout=False), **kw)
+    assert np.nanmean(clean.pi) < 0.5 * np.nanmean(model.pi)
+
+
+def test_zero_inflation_values():
+    X, _ = small_counts()
+    _, m = ZIVAimpute(X, seed=3, **FAST)
+    assert m.config["zero_inflation"] == "free" and not hasattr(m.module, "pi_curve")
+    with pytest.raises(ValueError, match="zero_inflation"):
+        ZIVAimpute(X, zero_inflation="logistic", **FAST)
+    with pytest.raises(ValueError, match="zero_inflation"):
+        ZIVAimpute(X, mode="authors", zero_inflation="curve", num_epochs=2)
+
+
 def test_imputation_rule_only_touches_zeros_above_tau():
     X, _ = small_counts()
     Y, model = ZIVAimpute(X, seed=3, tau=0.001, return_params=True, **FAST)

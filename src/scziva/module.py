@@ -33,6 +33,10 @@ MU_MIN, MU_MAX = 1e-4, 1e4
 THETA_MIN, THETA_MAX = 1e-4, 1e4
 LOGVAR_MIN, LOGVAR_MAX = -10.0, 10.0
 DISPERSIONS = ("gene-cell", "gene")
+# How the dropout probability pi is modelled: "free", one decoder output per cell and gene (the
+# authors' design); "curve", a dropout curve logit(pi) = a + b log(mu), two learned numbers
+# shared by every cell and gene (as SCDE's and Splatter's logistic dropout in log expression).
+ZERO_INFLATIONS = ("free", "curve")
 
 
 class _GroupedConv1dFn(torch.autograd.Function):
@@ -107,14 +111,18 @@ class ZIVAE(nn.Module):
     """Zero-inflated negative binomial VAE with a convolutional gene encoder."""
 
     def __init__(self, n_genes: int, hidden_dim: int = 128, latent_dim: int = 64, kernel: int = 64,
-                 library_size: bool = True, log_input: bool = True, dispersion: str = "gene-cell"):
+                 library_size: bool = True, log_input: bool = True, dispersion: str = "gene-cell",
+                 zero_inflation: str = "free"):
         super().__init__()
         if dispersion not in DISPERSIONS:
             raise ValueError(f"dispersion must be one of {DISPERSIONS}, got {dispersion!r}")
+        if zero_inflation not in ZERO_INFLATIONS:
+            raise ValueError(f"zero_inflation must be one of {ZERO_INFLATIONS}, got {zero_inflation!r}")
         self.n_genes = int(n_genes)
         self.library_size = bool(library_size)
         self.log_input = bool(log_input)
         self.dispersion = dispersion
+        self.zero_inflation = zero_inflation
         k, p = conv_geometry(n_genes, kernel)
         self.conv = GeneConv1d(k, p)
         self.fc1 = nn.Linear(self.conv.output_length(n_genes), hidden_dim)
@@ -126,6 +134,10 @@ class ZIVAE(nn.Module):
             # one inverse dispersion per gene (as DCA's and scVI's defaults): softplus(2) ~ 2.1 at start;
             # the decoder's third head is then unused.
             self.theta_raw = nn.Parameter(torch.full((n_genes,), 2.0))
+        if zero_inflation == "curve":
+            # intercept and slope of logit(pi) in log(mu); the decoder's first head is then unused.
+            # At the start pi = 0.5 everywhere, as the free head's (a zero-centred logit).
+            self.pi_curve = nn.Parameter(torch.zeros(2))
 
     def encode(self, x: torch.Tensor):
         h = torch.log1p(x) if self.log_input else x
@@ -135,7 +147,6 @@ class ZIVAE(nn.Module):
     def decode(self, z: torch.Tensor, library: torch.Tensor | None = None):
         G = self.n_genes
         out = self.fc4(F.relu(self.fc3(z)))
-        pi = torch.sigmoid(out[:, :G]).clamp(PI_MIN, PI_MAX)
         if self.library_size:
             if library is None:
                 raise ValueError("this model scales its mean by the library size: pass `library`")
@@ -146,6 +157,11 @@ class ZIVAE(nn.Module):
             theta = F.softplus(self.theta_raw).clamp(THETA_MIN, THETA_MAX).expand_as(mu)
         else:
             theta = F.softplus(out[:, 2 * G:]).clamp(THETA_MIN, THETA_MAX)
+        if self.zero_inflation == "curve":
+            logit = self.pi_curve[0] + self.pi_curve[1] * torch.log(mu)
+        else:
+            logit = out[:, :G]
+        pi = torch.sigmoid(logit).clamp(PI_MIN, PI_MAX)
         return pi, mu, theta
 
     def forward(self, x: torch.Tensor, library: torch.Tensor | None = None, sample: bool = True):

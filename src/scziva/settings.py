@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .module import DISPERSIONS
+from .module import DISPERSIONS, ZERO_INFLATIONS
 
 MODES = ("scziva", "authors")
 IMPUTE_VALUES = ("log_mean", "log_posterior", "pi_mu", "mu", "posterior", "denoise", "zinb_mean")
@@ -21,7 +21,7 @@ PI_RIDGE_CANDIDATES = (0.0, 1.0)
 # Keys recorded in FittedZIVA.config (and adata.uns by scziva.impute).
 _RECORDED = ("seed", "num_epochs", "lr", "hidden_dim", "latent_dim", "tau", "mode", "batch_size",
              "kernel", "validation_fraction", "patience", "min_delta", "kl_warmup_epochs",
-             "impute_value", "aux_scale", "dispersion", "pi_ridge")
+             "impute_value", "aux_scale", "dispersion", "pi_ridge", "zero_inflation")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class ZivaSettings:
     aux_scale: float = 0.1
     dispersion: str = "auto"  # resolved: "gene", or "gene-cell" for the denoisers and the authors' mode
     pi_ridge: Any = "auto"  # resolved: "select" (among PI_RIDGE_CANDIDATES) for the imputed output, else 0.0
+    zero_inflation: str = "free"  # or "curve" (module.ZERO_INFLATIONS)
 
     def __post_init__(self):
         if isinstance(self.impute_value, str) and self.impute_value == "auto":
@@ -76,6 +77,10 @@ class ZivaSettings:
             raise ValueError(f"unknown mode {self.mode!r}; use one of {MODES}")
         if self.impute_value not in IMPUTE_VALUES:
             raise ValueError(f"impute_value must be one of {IMPUTE_VALUES}, got {self.impute_value!r}")
+        if self.zero_inflation not in ZERO_INFLATIONS:
+            raise ValueError(f"zero_inflation must be one of {ZERO_INFLATIONS}, got {self.zero_inflation!r}")
+        if self.zero_inflation != "free" and self.authors:
+            raise ValueError("zero_inflation='curve' is not part of mode='authors' (their decoder outputs pi)")
         if self.dispersion not in DISPERSIONS:
             raise ValueError(f"dispersion must be one of {DISPERSIONS} or 'auto', got {self.dispersion!r}")
         if not (isinstance(self.num_epochs, (int, np.integer)) and self.num_epochs >= 1):

@@ -30,6 +30,9 @@ EVAL_BATCH = 4096
 # then the initial value (median 2.01 against 2.13 at the start, UMI regime, 400 cells).
 # Measured on the tuning simulations (docs/scziva.md, "Dispersion learning rate").
 THETA_LR_FACTOR = 10.0
+# Parameters that learn at THETA_LR_FACTOR x lr: shared numbers that are not outputs of a layer
+# (the gene-wise dispersion and the dropout curve's intercept and slope), for the reason above.
+_SCALAR_PARAMS = ("theta_raw", "pi_curve")
 
 
 class AuxWeight(nn.Module):
@@ -193,10 +196,11 @@ class _Plan:
         self.model = model
         self.s = settings
         self.aux_w = AuxWeight(settings.w_min, settings.w_max).to(next(model.parameters()).device)
-        rest = [p for n, p in model.named_parameters() if n != "theta_raw"] + list(self.aux_w.parameters())
+        fast = [p for n, p in model.named_parameters() if n in _SCALAR_PARAMS]
+        rest = [p for n, p in model.named_parameters() if n not in _SCALAR_PARAMS] + list(self.aux_w.parameters())
         groups = [{"params": rest}]
-        if getattr(model, "theta_raw", None) is not None:
-            groups.append({"params": [model.theta_raw], "lr": settings.lr * THETA_LR_FACTOR})
+        if fast:
+            groups.append({"params": fast, "lr": settings.lr * THETA_LR_FACTOR})
         self.opt = torch.optim.Adam(groups, lr=settings.lr)
         self.report = report
         self.history: list[dict] = []
