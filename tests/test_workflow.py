@@ -163,18 +163,19 @@ def test_dataset_regex_and_resources():
 # ------------------------------------------------------------------ plots (fast)
 
 def _table():
-    """Hand-made metrics: m1 best on pearson (higher better), m2 best on rmse (lower),
-    m3 failed on one scenario."""
+    """Hand-made metrics: m1 best on zeros_gene_pearson, m2 best on denoise_pearson after
+    no_imputation, m3 failed on one scenario (both ranked metrics: higher is better)."""
     rows = []
-    vals = {"pearson_dropped": {"m1": [0.9, 0.8], "m2": [0.5, 0.4], "m3": [0.7, np.nan]},
-            "rmse_dropped": {"m1": [3.0, 3.0], "m2": [1.0, 2.0], "m3": [2.0, np.nan]}}
+    vals = {"zeros_gene_pearson": {"m1": [0.9, 0.8], "m2": [0.5, 0.4], "m3": [0.7, np.nan]},
+            "denoise_pearson": {"m1": [0.3, 0.3], "m2": [0.9, 0.8], "m3": [0.8, np.nan]}}
     for met, by in vals.items():
         for m, (a, b) in by.items():
             rows.append(("d", "dropout20_s1", m, met, a, "ok"))
             rows.append(("d", "dropout50_s1", m, met, b, "failed" if m == "m3" else "ok"))
         for sc in ("dropout20_s1", "dropout50_s1"):
-            rows.append(("d", sc, "perfect", met, 1.0 if met.startswith("pearson") else 0.0, "ok"))
-            rows.append(("d", sc, "no_imputation", met, 0.1, "ok"))
+            rows.append(("d", sc, "perfect", met, 1.0, "ok"))
+            rows.append(("d", sc, "no_imputation", met, 0.1 if met.startswith("zeros") else 0.95,
+                         "ok"))
     return pd.DataFrame(rows, columns=["dataset", "scenario", "method", "metric", "value", "status"])
 
 
@@ -183,17 +184,18 @@ def test_rank_table_by_hand():
 
     ranks, failed = ranking.rank_table(_table())
     # no_imputation is ranked with the methods; a failed run takes the last place
-    # pearson: s20 m1=1, m3=2, m2=3, no_imputation=4; s50 m1=1, m2=2, no_imputation=3, m3=4
-    assert ranks.loc["m1", "pearson_dropped"] == 1.0
-    assert ranks.loc["m2", "pearson_dropped"] == 2.5
-    assert ranks.loc["m3", "pearson_dropped"] == 3.0
-    assert ranks.loc["no_imputation", "pearson_dropped"] == 3.5
-    assert ranks.loc["perfect", "pearson_dropped"] == 1.0  # the place the truth takes
-    # rmse (lower is better): no_imputation (0.1) is best in both scenarios
-    assert ranks.loc["no_imputation", "rmse_dropped"] == 1.0
-    assert ranks.loc["m2", "rmse_dropped"] == 2.0
-    assert ranks.loc["m1", "rmse_dropped"] == 3.5 and ranks.loc["m3", "rmse_dropped"] == 3.5
-    assert failed.loc["m3", "pearson_dropped"] == 1 and failed.loc["m1", "pearson_dropped"] == 0
+    # zeros: s20 m1=1, m3=2, m2=3, no_imputation=4; s50 m1=1, m2=2, no_imputation=3, m3=4
+    z, dn = "zeros_gene_pearson", "denoise_pearson"
+    assert ranks.loc["m1", z] == 1.0
+    assert ranks.loc["m2", z] == 2.5
+    assert ranks.loc["m3", z] == 3.0
+    assert ranks.loc["no_imputation", z] == 3.5
+    assert ranks.loc["perfect", z] == 1.0  # the place the truth takes
+    # denoise_pearson: no_imputation (0.95) is best in both scenarios
+    assert ranks.loc["no_imputation", dn] == 1.0
+    assert ranks.loc["m2", dn] == 2.0
+    assert ranks.loc["m1", dn] == 3.5 and ranks.loc["m3", dn] == 3.5
+    assert failed.loc["m3", z] == 1 and failed.loc["m1", z] == 0
 
 
 def _texts(fig):
@@ -207,7 +209,7 @@ def test_figures_mark_failed_methods():
     import matplotlib.pyplot as plt
 
     df = _table()
-    fig = plots.plot_metric(df, "pearson_dropped")
+    fig = plots.plot_metric(df, "zeros_gene_pearson")
     assert "failed" in _texts(fig)
     ax = fig.axes[0]
     # controls are lines (axhline), not bars: 2 reference lines, 3 bars in the first panel
@@ -219,7 +221,8 @@ def test_figures_mark_failed_methods():
     assert any(t.endswith(" F") for t in _texts(fig))
     plt.close(fig)
     res = df.copy()
-    res["metric"] = res["metric"].map({"pearson_dropped": "runtime_s", "rmse_dropped": "max_rss_mb"})
+    res["metric"] = res["metric"].map({"zeros_gene_pearson": "runtime_s",
+                                       "denoise_pearson": "max_rss_mb"})
     fig = plots.plot_resources(res)
     assert "failed" in _texts(fig)
     assert fig.axes[0].get_yscale() == "log"

@@ -32,6 +32,9 @@ def _failed(dataset, scenario, method, which, reason):
 
 
 def _metric_rows(scen, imp, dataset, scenario, method, which):
+    if str(imp.uns.get("status", "ok")) == "not_applicable":  # e.g. oracle on real data
+        rows = metrics.failed_rows(dataset, scenario, method, which=which)
+        return rows.assign(status="not_applicable")
     if str(imp.uns.get("status", "ok")) != "ok" or "imputed" not in imp.layers:
         return _failed(dataset, scenario, method, which, imp.uns.get("error", "no imputed layer"))
     try:
@@ -48,7 +51,8 @@ def score_output(scen, imp, dataset: str, scenario: str, method: str, which,
                  max_rss_mb: float = math.nan) -> pd.DataFrame:
     """Tidy rows (columns :data:`scziva_bench.tables.COLUMNS`) for one method output."""
     table = _metric_rows(scen, imp, dataset, scenario, method, which)
-    status = "failed" if (table["status"] == "failed").any() else "ok"
+    status = "failed" if (table["status"] == "failed").any() else \
+        ("not_applicable" if (table["status"] == "not_applicable").all() else "ok")
     extra = pd.DataFrame({"dataset": dataset, "scenario": scenario, "method": method,
                           "metric": ["runtime_s", "max_rss_mb"],
                           "value": [float(imp.uns.get("runtime_s", math.nan)), max_rss_mb],

@@ -29,7 +29,7 @@ from .tables import COLUMNS, aggregate, write_tsv_atomic
 
 __all__ = ["GROUPS", "METRICS", "HIGHER_IS_BETTER", "evaluate", "failed_rows", "available",
            "perfect", "no_imputation", "aggregate", "write_tsv_atomic", "lognorm",
-           "entry_metrics", "mcv_metrics", "denoise_metrics"]
+           "entry_metrics", "mcv_metrics", "denoise_metrics", "gene_pearson"]
 
 TARGET_SUM = 1e4
 _ENTRY = ("pearson", "rmse", "mae", "log_mse", "median_l1")
@@ -84,6 +84,35 @@ def _pearson(a, b) -> float:
     b = b - b.mean()
     den = np.sqrt((a * a).sum() * (b * b).sum())
     return float((a * b).sum() / den) if den > 0 else float("nan")
+
+
+def gene_pearson(L, R, where=None, min_cells: int = 3) -> float:
+    """Mean over genes of the Pearson correlation across cells of ``L`` and ``R`` (cells x
+    genes, e.g. log-normalised output and reference).
+
+    ``where`` (bool, cells x genes, optional) restricts each gene to its own cells (e.g.
+    the entries observed as zero). Genes with fewer than ``min_cells`` such cells, or whose
+    reference does not vary there, are left out; a gene constant in ``L`` (but not in
+    ``R``) correlates 0. NaN when no gene qualifies. An output without cell-level signal
+    per gene (a constant, ``depth x gene share`` after normalisation, noise) scores about 0.
+    """
+    L = np.asarray(L, dtype=np.float64)
+    R = np.asarray(R, dtype=np.float64)
+    W = np.ones(L.shape, dtype=bool) if where is None else np.asarray(where, dtype=bool)
+    n = W.sum(axis=0).astype(np.float64)
+    nz = np.maximum(n, 1.0)
+    mL = (L * W).sum(axis=0) / nz
+    mR = (R * W).sum(axis=0) / nz
+    A = np.where(W, L - mL, 0.0)
+    B = np.where(W, R - mR, 0.0)
+    sa, sb = np.sqrt((A * A).sum(axis=0)), np.sqrt((B * B).sum(axis=0))
+    # a reference that varies by less than float rounding does not vary
+    use = (n >= min_cells) & (sb > 1e-9 * np.maximum(1.0, np.abs(mR)) * np.sqrt(nz))
+    if not use.any():
+        return float("nan")
+    den = sa * sb
+    r = np.divide((A * B).sum(axis=0), den, out=np.zeros(L.shape[1]), where=den > 0)
+    return float(np.clip(r[use], -1.0, 1.0).mean())
 
 
 def entry_metrics(imputed, truth) -> dict:
@@ -144,7 +173,10 @@ def mcv_metrics(imputed, test, train_fraction: float) -> dict:
       ratio cancels);
     - ``mcv_poisson``: mean Poisson negative log-likelihood of the TEST counts ``y``
       under the prediction ``mu = imputed * (1 - p) / p`` (``p`` = train fraction):
-      ``mean(mu - y log(mu) + log(y!))``, with ``mu`` floored at 1e-6.
+      ``mean(mu - y log(mu) + log(y!))``, with ``mu`` floored at 1e-6;
+    - ``mcv_gene_pearson``: :func:`gene_pearson` of ``lognorm(imputed)`` and
+      ``lognorm(test)`` (per gene across cells: the train and test molecules share the
+      cells' biology, not their sampling noise).
     """
     p = float(train_fraction)
     if not (0.0 < p < 1.0):
@@ -160,7 +192,11 @@ def mcv_metrics(imputed, test, train_fraction: float) -> dict:
         sse += float((d * d).sum())
         mu = np.maximum(X * ((1.0 - p) / p), 1e-6)
         nll += float((mu - Y * np.log(mu) + gammaln(Y + 1.0)).sum())
-    return {"mcv_mse": sse / n, "mcv_poisson": nll / n}
+    out = {"mcv_mse": sse / n, "mcv_poisson": nll / n}
+    r = gene_pearson(lognorm(X_all), lognorm(Y_all))
+    if np.isfinite(r):
+        out["mcv_gene_pearson"] = r
+    return out
 
 
 def _scenario_info(adata):
@@ -452,6 +488,34 @@ def _de_null_fpr(X, y, F, names, seed, alpha=0.05, max_pairs=10):
     return {"de_null_fpr": float(np.mean(rates))} if rates else {}
 
 
+def _de_pair_f1(X, y, F, names, seed, alpha=0.05, max_pairs=10):
+    """DE calls between pairs of groups scored against the simulation: for each pair (at
+    most ``max_pairs``, as :func:`_de_null_fpr`), a Wilcoxon test of the two groups on
+    every gene, each cell normalised by its total over the pair's null genes (same factor
+    in both groups, so their true proportions are equal: no compositional shift), then
+    log1p; a call is BH-adjusted p < ``alpha``; the truth is ``factor_a != factor_b``.
+    F1 = 2 TP / (2 TP + FP + FN), mean over pairs. Calling nothing scores 0 (unlike the
+    false-positive rate alone); calling everything scores the share of DE genes."""
+    f1s = []
+    for a, b in _de_pairs(np.unique(y), names, max_pairs, seed):
+        de = F[:, a] != F[:, b]
+        null = np.flatnonzero(~de)
+        cells = np.flatnonzero((y == names[a]) | (y == names[b]))
+        if null.size == 0 or not de.any() or cells.size < 6:
+            continue
+        Xp = np.clip(X[cells].astype(np.float64), 0, None)
+        s = Xp[:, null].sum(axis=1, keepdims=True)
+        scale = np.divide(TARGET_SUM, s, out=np.zeros_like(s), where=s > 0)
+        Lp = np.log1p(Xp * scale)
+        _, padj = _wilcoxon(Lp, (y[cells] == names[b]).astype(int), 2)
+        call = padj[0] < alpha
+        tp = float(np.sum(call & de))
+        fp = float(np.sum(call & ~de))
+        fn = float(np.sum(~call & de))
+        f1s.append(2 * tp / (2 * tp + fp + fn))
+    return {"de_pair_f1": float(np.mean(f1s))} if f1s else {}
+
+
 def _de_jaccard(z, zt, n_top=100):
     """Mean over groups of the Jaccard index of the top-``n_top`` genes by z-score."""
     n_top = min(n_top, z.shape[1])
@@ -485,6 +549,7 @@ def _de(L, labels, adata, T_log, seed, X=None):
         out.update(_de_recovery(z, names_present, F, names))
         if X is not None:
             out.update(_de_null_fpr(X[keep], y, F, names, seed))
+            out.update(_de_pair_f1(X[keep], y, F, names, seed))
     if T_log is not None:
         zt, _ = _wilcoxon(T_log[keep], codes, len(names_present))
         out.update(_de_jaccard(z, zt))
@@ -635,6 +700,12 @@ def _imputed_matrix(A, imputed, scenario, method):
     return Ximp
 
 
+def _observed_zeros(A) -> np.ndarray:
+    """Bool cells x genes: the entries methods saw as 0 (dropped or truly zero)."""
+    C = A.layers["counts"] if "counts" in A.layers else A.X
+    return _dense(C, np.float32) == 0
+
+
 def _entries(Ximp, A, T, avail) -> dict:
     vals = {}
     if not avail["truth"]:
@@ -673,18 +744,27 @@ def evaluate(scenario_adata, imputed, dataset, scenario, method, which=None, see
         vals.update(_entries(Ximp, A, T, avail))
     if "mcv" in groups and avail["mcv"]:
         vals.update(mcv_metrics(Ximp, T, info.get("train_fraction", MCV_TRAIN_FRACTION)))
-    if any(g in groups for g in ("denoising", "clustering", "de", "genecorr")):
+    if any(g in groups for g in ("entries", "denoising", "clustering", "de", "genecorr")):
         L = lognorm(Ximp)
         T_log = lognorm(T) if avail["truth"] else None
+        M_log = lognorm(A.layers["true_mean"]) if avail["true_mean"] else None
+        # the reference of DE overlap and gene-gene structure: the true means where a
+        # simulation has them (the truth counts carry Poisson noise that the input shares,
+        # so against them keeping the input wins), else the truth counts
+        R_log = M_log if (M_log is not None and T_log is not None) else T_log
         labels = _labels(A)
-        if "denoising" in groups and avail["true_mean"]:
-            vals.update(denoise_metrics(L, lognorm(A.layers["true_mean"])))
+        if "entries" in groups and avail["mask"]:
+            r = gene_pearson(L, T_log, where=_observed_zeros(A))
+            if np.isfinite(r):
+                vals["zeros_gene_pearson"] = r
+        if "denoising" in groups and M_log is not None:
+            vals.update(denoise_metrics(L, M_log))
         if "clustering" in groups:
             vals.update(_clustering(L, labels, seed, T_log))
         if "de" in groups:
-            vals.update(_de(L, labels, A, T_log, seed, X=Ximp))
+            vals.update(_de(L, labels, A, R_log, seed, X=Ximp))
         if "genecorr" in groups:
-            vals.update(_genecorr(L, T_log))
+            vals.update(_genecorr(L, R_log))
     status = {}
     for m in names:
         needs_met = all(avail[n] for n in metric_specs.SPECS[m].needs)

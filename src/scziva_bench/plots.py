@@ -44,7 +44,7 @@ import pandas as pd  # noqa: E402
 from scziva_bench import figure_list, ranking, scenario_ids  # noqa: E402
 from scziva_bench.figure_list import figure_names  # noqa: E402,F401
 from scziva_bench.ranking import (  # noqa: E402
-    BASELINE, CONTROLS, REFERENCE, RESOURCE_METRICS, higher_is_better, method_order)
+    BASELINE, CONTROLS, REFERENCE, REFERENCES, RESOURCE_METRICS, higher_is_better, method_order)
 
 __all__ = [
     "CONTROLS", "RESOURCE_METRICS", "PAPER_METRICS", "method_color", "method_colors",
@@ -63,6 +63,7 @@ FAILED_COLOR = "tab:red"
 CONTROL_STYLE = {
     BASELINE: dict(color="0.3", linestyle="--", linewidth=1.4),
     REFERENCE: dict(color="tab:green", linestyle=":", linewidth=1.8),
+    "oracle": dict(color="tab:olive", linestyle="-.", linewidth=1.6),
 }
 
 # ------------------------------------------------------------------ colours and labels
@@ -73,7 +74,7 @@ _FIXED = {
     "scziva": "#1f77b4", "scziva_authors": "#aec7e8", "scziva_denoise": "#17becf",
     "magic": "#ff7f0e", "alra": "#9467bd", "knn_smoothing": "#8c564b", "dca": "#e377c2",
     "deepimpute": "#bcbd22", "scvi": "#d62728",
-    BASELINE: "#555555", REFERENCE: "#2ca02c",
+    BASELINE: "#555555", REFERENCE: "#2ca02c", "oracle": "#808000",
 }
 _SPARE = ["#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d",
           "#31a354", "#756bb1", "#636363", "#6baed6", "#fd8d3c", "#74c476", "#9e9ac8",
@@ -318,7 +319,8 @@ def plot_ranks(df: pd.DataFrame, metrics=None, datasets: dict | None = None) -> 
         return _empty("no ranked metric has values in these results")
     comp = s[~s["reference"]]
     order = comp.groupby("method", sort=False)["mean"].mean().sort_values().index.tolist()
-    cols = order + ([REFERENCE] if s["reference"].any() else [])
+    refs = [r for r in REFERENCES if (s["method"] == r).any()]
+    cols = order + refs
     rows = list(dict.fromkeys(zip(s["dataset"], s["family"])))
     n_r, n_c = len(rows), len(cols)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.05 * n_c + 4.0), max(2.8, 0.5 * n_r + 2.4)))
@@ -327,13 +329,13 @@ def plot_ranks(df: pd.DataFrame, metrics=None, datasets: dict | None = None) -> 
     idx = s.set_index(["dataset", "family", "method"])
     for i, (ds, fam) in enumerate(rows):
         for j, m in enumerate(cols):
-            x = j + (0.3 if m == REFERENCE else 0)
+            x = j + (0.3 if m in refs else 0)
             if (ds, fam, m) not in idx.index:
                 ax.text(x, i, "n/a", ha="center", va="center", fontsize=7, color="0.4")
                 continue
             r = idx.loc[(ds, fam, m)]
             frac = (r["mean"] - 1) / max(1, vmax - 1)
-            face = "0.92" if m == REFERENCE else cmap(min(1.0, max(0.0, frac)))
+            face = "0.92" if m in refs else cmap(min(1.0, max(0.0, frac)))
             ax.add_patch(plt.Rectangle((x - 0.5, i - 0.5), 1, 1, facecolor=face,
                                        edgecolor="white", linewidth=1))
             if r["tied_best"] and r["separable"]:
@@ -344,20 +346,20 @@ def plot_ranks(df: pd.DataFrame, metrics=None, datasets: dict | None = None) -> 
                 txt += f"\n[{max(1.0, r['lo']):.1f}, {min(r['n'] + 1.0, r['hi']):.1f}]"
             if r["failed"] or r["missing"]:
                 txt += " F"
-            dark = m != REFERENCE and frac > 0.55
+            dark = m not in refs and frac > 0.55
             ax.text(x, i, txt, ha="center", va="center", fontsize=6.8,
                     color="white" if dark else "black",
                     fontweight="bold" if (r["failed"] or r["missing"]) else "normal")
     for i in range(1, n_r):
         if rows[i][0] != rows[i - 1][0]:  # a new dataset: a gap
             ax.axhline(i - 0.5, color="white", linewidth=5, zorder=4)
-    ax.set_xlim(-0.5, n_c - 0.5 + (0.3 if REFERENCE in cols else 0))
+    ax.set_xlim(-0.5, n_c - 0.5 + (0.3 if refs else 0))
     ax.set_ylim(n_r - 0.5, -0.5)
     ax.set_yticks(range(n_r))
     ax.set_yticklabels([f"{ds}: {ranking.FAMILY_LABELS.get(f, f)}" for ds, f in rows],
                        fontsize=8)
-    ax.set_xticks([j + (0.3 if m == REFERENCE else 0) for j, m in enumerate(cols)])
-    ax.set_xticklabels([method_label(m) + (" (reference)" if m == REFERENCE else "")
+    ax.set_xticks([j + (0.3 if m in refs else 0) for j, m in enumerate(cols)])
+    ax.set_xticklabels([method_label(m) + (" (reference)" if m in refs else "")
                         for m in cols], rotation=40, ha="left", fontsize=8.5)
     ax.xaxis.tick_top()
     for side in ("top", "right", "bottom", "left"):
@@ -373,8 +375,8 @@ def plot_ranks(df: pd.DataFrame, metrics=None, datasets: dict | None = None) -> 
     note += ("Black box: cannot be told apart from the row's best within noise (paired "
              "t-interval over seeds). " if seeds >= 2 else
              "One seed: no interval, ties cannot be judged. ")
-    note += ("perfect: the place the truth itself would take (a check of the metric). "
-             "F: failed/NaN.")
+    note += ("perfect / oracle: the place the truth / the true means would take (a check "
+             "of the metric). F: failed/NaN.")
     ds_note = _datasets_note(dict.fromkeys(r[0] for r in rows), datasets)
     if ds_note:
         note += "\n" + ds_note

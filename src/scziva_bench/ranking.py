@@ -5,9 +5,10 @@ What a rank means (also in the report and docs/metrics.md):
 * Within one dataset, scenario (one seed of it) and ranked metric, every method and the
   control ``no_imputation`` is ranked in the metric's direction (1 = best, ties share the
   mean rank). A failed method, or one whose value is NaN, takes the last place.
-* ``perfect`` (the truth itself) is a reference, not a competitor: it is left out of the
-  others' ranks, and its own *reference rank* is the place it would take among them
-  (1 where the metric does its job; larger where the metric rewards something else).
+* ``perfect`` (the truth itself) and ``oracle`` (a simulation's true means) are
+  references, not competitors: they are left out of the others' ranks, and each one's
+  *reference rank* is the place it would take among them (1 where the metric does its
+  job; larger where the metric rewards something else).
 * Metrics are ranked by **family** (imputation of dropped/masked entries, denoising,
   MCV, clustering, DE, gene-gene correlation); only metrics with ``ranked=True`` in
   :mod:`scziva_bench.metric_specs` enter a rank.
@@ -29,18 +30,20 @@ import numpy as np
 import pandas as pd
 
 from scziva_bench import metric_specs, scenario_ids
-from scziva_bench.methods import CONTROLS
+from scziva_bench.methods import CONTROLS, REFERENCES
 
 __all__ = [
-    "CONTROLS", "RESOURCE_METRICS", "BASELINE", "REFERENCE", "FAMILY_LABELS", "spec", "maximize",
+    "CONTROLS", "RESOURCE_METRICS", "BASELINE", "REFERENCE", "REFERENCES", "FAMILY_LABELS", "spec", "maximize",
     "higher_is_better", "direction_label", "family", "is_ranked", "oriented",
     "method_order", "tidy", "rank_runs", "seed_ranks", "summary", "rank_table",
 ]
 
 RESOURCE_METRICS = metric_specs.RESOURCE_METRICS
 #: the control methods (the registry's list): the observed counts, a competitor that every
-#: method should beat, and the truth itself, a reference rather than a competitor
-BASELINE, REFERENCE = CONTROLS
+#: method should beat, and the references (the truth itself, ``perfect``; a simulation's
+#: true means, ``oracle``), shown apart rather than ranked among the competitors
+BASELINE = CONTROLS[0]
+REFERENCE = REFERENCES[0]
 
 FAMILY_LABELS = {
     "accuracy_imputation": "imputation (dropped / masked entries)",
@@ -168,7 +171,7 @@ def rank_runs(df: pd.DataFrame, metrics=None) -> pd.DataFrame:
     d["failed"] = d["status"] == "failed"
     d["missing"] = ~d["failed"] & ~np.isfinite(d["value"])
     d["loss"] = np.where(d["failed"], np.inf, oriented(d["metric"], d["value"]))
-    d["reference"] = d["method"] == REFERENCE
+    d["reference"] = d["method"].isin(REFERENCES)
     comp = d[~d["reference"]].copy()
     # groups where no competitor has a value: nothing to rank (metric not applicable)
     comp = comp[comp.groupby(keys, sort=False)["loss"].transform(
@@ -183,8 +186,9 @@ def rank_runs(df: pd.DataFrame, metrics=None) -> pd.DataFrame:
     if not ref.empty:
         ref["_b"] = (ref["other"] < ref["loss"]).astype(float) + \
             0.5 * (ref["other"] == ref["loss"]).astype(float)
-        first = ref.drop_duplicates(keys).set_index(keys)
-        agg = ref.groupby(keys, sort=False).agg(b=("_b", "sum"), n=("other", "size"))
+        rk = keys + ["method"]  # one reference rank per reference method
+        first = ref.drop_duplicates(rk).set_index(rk)
+        agg = ref.groupby(rk, sort=False).agg(b=("_b", "sum"), n=("other", "size"))
         first = first.join(agg)
         first["rank"] = np.where(np.isfinite(first["loss"]), 1.0 + first["b"],
                                  first["n"] + 1.0)
@@ -256,12 +260,11 @@ def summary(df: pd.DataFrame, metrics=None) -> pd.DataFrame:
                              missing=int(sub.loc[m, "missing"]), n=int(sub.loc[m, "n"]),
                              place=place, tied_best=(m == best or best in tied[m]),
                              separable=k >= 2, tied_with=", ".join(tied[m])))
-        ref = g[g["reference"]]
-        if not ref.empty:
+        for rname, ref in g[g["reference"]].groupby("method", sort=False):
             v = ref["rank"].to_numpy(dtype=float)
             k = len(v)
             half = _t975(k) * float(v.std(ddof=1)) / math.sqrt(k) if k >= 2 else math.nan
-            rows.append(dict(dataset=ds, family=fam, method=REFERENCE, reference=True,
+            rows.append(dict(dataset=ds, family=fam, method=rname, reference=True,
                              mean=float(v.mean()), lo=float(v.mean()) - half,
                              hi=float(v.mean()) + half, n_seeds=k,
                              failed=int(ref["failed"].sum()),

@@ -260,10 +260,11 @@ def _verdicts_section(summary: pd.DataFrame, prov) -> list[str]:
                 if worse:
                     txt += ("; ranked below no_imputation: "
                             f"<span class='failed'>{esc(', '.join(worse))}</span>")
-            ref = f[f["reference"]]
-            if len(ref) and ref["mean"].iloc[0] > 1.5:
-                txt += (f"; note: perfect's reference rank is {ref['mean'].iloc[0]:.1f}, so "
-                        "this family rewards something other than closeness to the truth")
+            for r in f[f["reference"]].itertuples(index=False):
+                if r.mean > 1.5:
+                    what = "the truth" if r.method == ranking.REFERENCE else "the true means"
+                    txt += (f"; note: {esc(r.method)}'s reference rank is {r.mean:.1f}, so "
+                            f"this family rewards something other than closeness to {what}")
             bad = comp[(comp["failed"] > 0) | (comp["missing"] > 0)]["method"].tolist()
             if bad:
                 txt += f"; failed or NaN entries counted as last: {esc(', '.join(bad))}"
@@ -275,8 +276,8 @@ def _verdicts_section(summary: pd.DataFrame, prov) -> list[str]:
 def _ranks_section(summary: pd.DataFrame) -> list[str]:
     parts = ["<h2>Family ranks</h2><p>Mean rank over seeds [95 % interval]; 1 = best. "
              "<span class='tied'>Bold</span>: cannot be told apart from the best of its row "
-             "within noise. (F): failed or NaN entries counted as last. perfect: reference "
-             "rank (not competing).</p>"]
+             "within noise. (F): failed or NaN entries counted as last. perfect, oracle: "
+             "reference ranks (not competing).</p>"]
     if summary.empty:
         return parts + ["<p>No ranked metric has values.</p>"]
     comp = summary[~summary["reference"]]
@@ -293,7 +294,7 @@ def _ranks_section(summary: pd.DataFrame) -> list[str]:
             txt = f"<span class='tied'>{txt}</span>"
         cells.setdefault((r.dataset, ranking.FAMILY_LABELS.get(r.family, r.family)), {})[
             r.method] = txt
-    cols = order + ([ranking.REFERENCE] if summary["reference"].any() else [])
+    cols = order + [r for r in ranking.REFERENCES if (summary["method"] == r).any()]
     head = "".join(f"<th>{esc(c)}</th>" for c in ["dataset", "family"] + cols)
     body = "".join(
         "<tr><td>" + esc(ds) + "</td><td>" + esc(fam) + "</td>"

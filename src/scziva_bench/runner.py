@@ -211,6 +211,18 @@ def failure_record(scenario, error: str, *, method, spec=None, params=None, runt
     return _facts_uns(out, method, spec, params, runtime_s, dataset_id, scenario_id, seed)
 
 
+def not_applicable_record(scenario, why: str, **common):
+    """A reference control that does not exist for this scenario (``oracle`` on real
+    data): no ``layers["imputed"]``, ``uns["status"] = "not_applicable"``, ``uns["note"]``;
+    its metric rows are ``not_applicable`` (:mod:`scziva_bench.evaluation`)."""
+    import anndata as ad
+
+    out = ad.AnnData(obs=scenario.obs[[]].copy(), var=scenario.var[[]].copy())
+    out.uns["status"] = "not_applicable"
+    out.uns["note"] = _one_line(why, 2000)
+    return _facts_uns(out, runtime_s=0.0, **common)
+
+
 MESSAGE_COLUMNS = ["dataset", "scenario", "method", "level", "message"]
 
 
@@ -224,7 +236,7 @@ def record_messages(record, dataset="", scenario="", method="") -> list[dict]:
     dataset = dataset or str(uns.get("dataset_id", ""))
     scenario = scenario or str(uns.get("scenario_id", ""))
     rows = []
-    if str(uns.get("status", "ok")) != "ok":
+    if str(uns.get("status", "ok")) not in ("ok", "not_applicable"):
         rows.append(("error", str(uns.get("error", "failed (no reason recorded)"))))
     rows += [("warning", str(w)) for w in np.atleast_1d(uns.get("warnings", [])) if str(w)]
     if uns.get("note"):
@@ -269,6 +281,11 @@ def impute_scenario(scenario, method: str, *, spec=None, params=None, seed=0, de
              method, where, scenario.n_obs, scenario.n_vars, device or "auto", seed, params)
     common = dict(method=method, spec=spec, params=params, dataset_id=dataset_id,
                   scenario_id=scenario_id, seed=int(seed))
+    if method == "oracle" and "true_mean" not in scenario.layers:
+        # a reference that exists for simulations only: not applicable, not failed
+        log.info("oracle on %s: no true means (not a simulation): not applicable", where)
+        return not_applicable_record(scenario, "oracle: the scenario has no true means "
+                                     "(simulations only)", **common)
     t0 = time.perf_counter()
     runtime = 0.0
     try:

@@ -39,12 +39,13 @@ import scipy.sparse as sp
 from scziva.errors import InputError
 
 __all__ = ["available", "get", "defaults", "run", "resolve_device", "Adapter", "describe",
-           "is_external", "method_input", "KINDS", "CONTROLS"]
+           "is_external", "method_input", "KINDS", "CONTROLS", "REFERENCES"]
 
 # name -> module (relative to this package). One line per method.
 _REGISTRY: dict[str, str] = {
     "no_imputation": ".controls",
     "perfect": ".controls",
+    "oracle": ".controls",
     "magic": ".magic",
     "alra": ".alra",
     "knn_smoothing": ".knn_smoothing",
@@ -62,10 +63,15 @@ _REGISTRY: dict[str, str] = {
 # such in figures), "user" (from the config: callable or command).
 # name -> (kind, display label, source)
 KINDS = ("control", "builtin", "reimplementation", "user")
-CONTROLS = ("no_imputation", "perfect")
+#: the controls: the baseline every method should beat, then the references (shown apart,
+#: never ranked among the methods)
+CONTROLS = ("no_imputation", "perfect", "oracle")
+REFERENCES = ("perfect", "oracle")
 _FACTS: dict[str, tuple[str, str, str]] = {
     "no_imputation": ("control", "no imputation", "control: the observed counts"),
     "perfect": ("control", "perfect", "control: the scenario's truth"),
+    "oracle": ("control", "oracle", "control: the simulation's pre-Poisson means at each "
+               "cell's observed depth"),
     "magic": ("builtin", "MAGIC", "magic-impute package (van Dijk et al. 2018)"),
     "scvi": ("builtin", "scVI", "scvi-tools package, scvi.model.SCVI (Lopez et al. 2018)"),
     "alra": ("reimplementation", "ALRA (re-impl.)",
@@ -219,7 +225,8 @@ def run(name: str, scenario_adata, seed: int = 0, device=None, **params) -> np.n
     """Impute ``scenario_adata.layers["counts"]`` with method ``name``.
 
     The adapter receives :func:`method_input` (the counts only), except the ``perfect``
-    control, which is given ``scenario_adata`` itself (it returns the truth).
+    and ``oracle`` controls, which are given ``scenario_adata`` itself (they return the
+    truth / the true means).
 
     Returns a dense ``float32`` array, cells x genes in the input's order, on the count
     scale, finite and non-negative. ``params`` override :func:`defaults`; an unknown
@@ -239,7 +246,7 @@ def run(name: str, scenario_adata, seed: int = 0, device=None, **params) -> np.n
         raise InputError(f"method {name!r}: seed must be an integer, got {seed!r}") from None
     dev = resolve_device(device) if adapter.uses_gpu else "cpu"
     counts = _scenario_counts(scenario_adata)
-    seen = scenario_adata if name == "perfect" else method_input(scenario_adata, counts)
+    seen = scenario_adata if name in REFERENCES else method_input(scenario_adata, counts)
     out = adapter.impute(counts, seed=seed, device=dev, adata=seen, **kw)
     if sp.issparse(out):
         out = out.toarray()

@@ -1,4 +1,11 @@
-"""Controls: ``no_imputation`` (the observed counts) and ``perfect`` (the truth).
+"""Controls: ``no_imputation`` (the observed counts), ``perfect`` (the truth) and
+``oracle`` (a simulation's pre-Poisson means at each cell's observed depth).
+
+``oracle`` is the known-good output of every simulated metric
+(:func:`scziva_bench.validation.oracle`); like ``perfect`` it is a reference, shown apart
+and never ranked among the methods. It exists only where the scenario has
+``layers["true_mean"]`` (simulations); elsewhere the workflow records it as not
+applicable (:func:`scziva_bench.runner.impute_scenario`).
 
 As in Open Problems' denoising task, these bound every metric from below and above.
 For a molecular cross-validation (MCV) scenario the truth layer holds the *test*
@@ -17,7 +24,7 @@ from scziva.errors import InputError
 
 SOURCE = "control (no package)"
 KIND = "control"
-LABELS = {"no_imputation": "no imputation", "perfect": "perfect"}
+LABELS = {"no_imputation": "no imputation", "perfect": "perfect", "oracle": "oracle"}
 
 
 def _no_imputation(counts, *, seed, device, adata):
@@ -42,8 +49,19 @@ def _perfect(counts, *, seed, device, adata):
     return truth.astype(np.float32)
 
 
+def _oracle(counts, *, seed, device, adata):
+    from scziva_bench.validation import oracle
+
+    out = oracle(adata)
+    if out.shape != counts.shape:
+        raise InputError(f"method 'oracle': layers['true_mean'] has shape {out.shape}, "
+                         f"layers['counts'] has {counts.shape}")
+    return out
+
+
 # name -> (uses_gpu, default params, impute function)
 METHODS = {
     "no_imputation": (False, {}, _no_imputation),
     "perfect": (False, {}, _perfect),
+    "oracle": (False, {}, _oracle),
 }

@@ -1,0 +1,199 @@
+"""Metric validation: a panel of reference outputs whose order every ranked metric must respect.
+
+A ranked metric is trusted only if it tells a known-good output from outputs that carry
+no biology (docs/metrics.md, "Validation"). The panel (:func:`reference_outputs`), built
+from one scenario:
+
+- ``oracle``: the simulation's pre-Poisson means, each cell scaled to its observed depth
+  (:func:`oracle`; the known-good output);
+- ``no_imputation``: the observed counts;
+- ``constant``: every entry the mean of the observed counts;
+- ``zeros_to_one``: the observed counts with every zero set to 1;
+- ``rank_one``: ``depth_i x share_j`` (each cell's observed total times each gene's share
+  of all counts): right depth and gene means, no cell-type signal;
+- ``poisson_noise``: Poisson draws at each gene's mean observed count (no cell signal);
+- ``knn_average``: each cell's profile (counts / total) averaged with its 15 nearest
+  neighbours in the PCA of the log-normalised counts, at the cell's own total (a plain,
+  honest smoother).
+
+The rules (:func:`violations`), for every ranked metric and every scenario where it
+applies:
+
+1. the oracle is first: no panel output better by more than :data:`TOL_ORACLE` (every
+   ranked metric is on a 0-1 scale). Label metrics (family ``clustering``) are exempt
+   where the oracle itself does not recover the labels (value below
+   :data:`LABELS_RECOVERED`): there the groups are hidden by biological noise in the truth
+   itself (the full-length regime: ARI 0.34), smoothing can beat it by chance, and the
+   metric can only tell signal from no signal (rule 2);
+2. ``constant``, ``poisson_noise`` and ``rank_one`` are strictly worse than
+   ``knn_average``, and strictly worse than ``no_imputation`` unless ``no_imputation`` is
+   degenerate for the metric (the imputation family: on the entries a method must fill,
+   it predicts 0 by construction).
+
+``tests/test_validation.py`` enforces the rules for every metric with ``ranked=True``, so
+a metric cannot be ranked without passing; ``benchmarks/metric_validation.py`` writes the
+table of docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from scziva.errors import InputError
+
+from . import metric_specs
+
+__all__ = ["PANEL", "BAD", "TOL", "TOL_ORACLE", "LABELS_RECOVERED", "oracle", "reference_outputs", "violations",
+           "degenerate_no_imputation", "oracle_exempt", "panel_scenarios", "score_panel",
+           "check_table"]
+
+PANEL = ("oracle", "no_imputation", "constant", "zeros_to_one", "rank_one", "poisson_noise",
+         "knn_average")
+#: outputs that carry no cell-level biology: they must lose
+BAD = ("constant", "poisson_noise", "rank_one")
+#: rule 2: a bad output must be worse by more than this (absolute, oriented scale)
+TOL = 1e-9
+#: rule 1: no output may beat the oracle by more than this
+TOL_ORACLE = 0.01
+#: rule 1 for label metrics applies where the oracle scores at least this
+LABELS_RECOVERED = 0.5
+
+
+def _dense(M):
+    return (M.toarray() if sp.issparse(M) else np.asarray(M)).astype(np.float64)
+
+
+def oracle(scenario_adata) -> np.ndarray:
+    """The simulation's pre-Poisson means (``layers["true_mean"]``), each cell scaled to
+    its observed total count: the expected counts given the cell's observed depth (for MCV,
+    the depth of the train molecules the methods see). Dense float32."""
+    if "true_mean" not in scenario_adata.layers:
+        raise InputError("oracle: the scenario has no layers['true_mean'] (simulations only)")
+    mu = _dense(scenario_adata.layers["true_mean"])
+    C = scenario_adata.layers["counts"] if "counts" in scenario_adata.layers else scenario_adata.X
+    depth = np.asarray(C.sum(axis=1)).ravel().astype(np.float64)
+    tot = mu.sum(axis=1)
+    scale = np.divide(depth, tot, out=np.zeros_like(depth), where=tot > 0)
+    return (mu * scale[:, None]).astype(np.float32)
+
+
+def _knn_average(C, k=15, n_pcs=30, seed=0):
+    from sklearn.decomposition import PCA
+    from sklearn.neighbors import NearestNeighbors
+
+    from .metrics import lognorm
+
+    n = C.shape[0]
+    k = int(min(k, n - 1))
+    L = lognorm(C, dtype=np.float64)
+    nc = int(min(n_pcs, n - 1, C.shape[1] - 1))
+    emb = PCA(n_components=nc, random_state=seed).fit_transform(L)
+    idx = NearestNeighbors(n_neighbors=k + 1).fit(emb).kneighbors(emb, return_distance=False)
+    depth = C.sum(axis=1, keepdims=True)
+    P = np.divide(C, depth, out=np.zeros_like(C), where=depth > 0)
+    return P[idx].mean(axis=1) * depth  # neighbours' mean profile at the cell's own depth
+
+
+def reference_outputs(scenario_adata, seed: int = 0) -> dict:
+    """name -> dense float32 count-scale output, for every name of :data:`PANEL`
+    (``oracle`` only where the scenario has ``true_mean``)."""
+    A = scenario_adata
+    C = _dense(A.layers["counts"] if "counts" in A.layers else A.X)
+    rng = np.random.default_rng(seed)
+    depth = C.sum(axis=1)
+    share = C.sum(axis=0) / max(C.sum(), 1.0)
+    out = {}
+    if "true_mean" in A.layers:
+        out["oracle"] = oracle(A)
+    out["no_imputation"] = C
+    out["constant"] = np.full(C.shape, C.mean())
+    out["zeros_to_one"] = np.where(C == 0, 1.0, C)
+    out["rank_one"] = np.outer(depth, share)
+    out["poisson_noise"] = rng.poisson(np.broadcast_to(C.mean(axis=0), C.shape)).astype(float)
+    out["knn_average"] = _knn_average(C, seed=seed)
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}
+
+
+def degenerate_no_imputation(metric: str) -> bool:
+    """Whether ``no_imputation`` is degenerate for ``metric`` (it predicts 0 wherever a
+    method must fill in: the imputation family), so that rule 2 does not compare with it."""
+    return metric_specs.SPECS[metric].family == "accuracy_imputation"
+
+
+def oracle_exempt(metric: str, oracle_value) -> bool:
+    """Whether rule 1 is waived (a label metric where the oracle does not recover the labels)."""
+    return (metric_specs.SPECS[metric].family == "clustering"
+            and float(oracle_value) < LABELS_RECOVERED)
+
+
+def violations(metric: str, values: dict) -> list:
+    """The broken rules (strings) for one metric on one scenario; ``values``: panel name
+    -> metric value (NaN or missing: not applicable there, nothing checked)."""
+    o = {k: metric_specs.oriented(metric, v) for k, v in values.items()
+         if v is not None and np.isfinite(v)}
+    if "oracle" not in o:
+        return []
+    bad = []
+    exempt = oracle_exempt(metric, values["oracle"])
+    for k, v in o.items():
+        if v < o["oracle"] - TOL_ORACLE and not exempt:
+            bad.append(f"{k} beats the oracle ({values[k]:.4g} vs {values['oracle']:.4g})")
+    refs = ["knn_average"] + ([] if degenerate_no_imputation(metric) else ["no_imputation"])
+    for b in BAD:
+        for r in refs:
+            if b in o and r in o and not o[b] > o[r] + TOL:
+                bad.append(f"{b} not below {r} ({values[b]:.4g} vs {values[r]:.4g})")
+    return bad
+
+
+#: the simulated regimes of the panel: name -> simulate.regime() name (sizes as the
+#: default run's simulations)
+REGIMES = ("umi", "fulllength")
+SCENARIOS = (("dropout", 0.2), ("dropout", 0.5), ("dropout", 0.8), ("mcv", None))
+
+
+def panel_scenarios(regimes=REGIMES, scenarios=SCENARIOS, n_cells=200, n_genes=500,
+                    n_groups=4, seed=1):
+    """``[(regime, scenario id, scenario AnnData)]``: one simulation per regime (the
+    default run's size), each perturbed as ``scenarios`` says."""
+    from . import scenarios as scen
+    from . import simulate
+
+    out = []
+    for r in regimes:
+        ds = simulate.splat(**simulate.regime(r, n_cells=n_cells, n_genes=n_genes,
+                                              n_groups=n_groups, seed=seed))
+        for kind, rate in scenarios:
+            s = scen.make(ds, kind, rate=rate, seed=seed)
+            out.append((r, scen.scenario_id(kind, rate, seed), s))
+    return out
+
+
+def score_panel(cases, seed: int = 0):
+    """Tidy metric rows (plus a ``regime`` column) of every panel output on every case of
+    :func:`panel_scenarios`."""
+    import pandas as pd
+
+    from . import metrics
+
+    frames = []
+    for regime, sid, s in cases:
+        for name, X in reference_outputs(s, seed=seed).items():
+            df = metrics.evaluate(s, X, regime, sid, name, seed=seed)
+            frames.append(df.assign(regime=regime))
+    return pd.concat(frames, ignore_index=True)
+
+
+def check_table(scores, metrics_=None):
+    """``[(regime, scenario, metric, problem)]`` for every broken rule in a
+    :func:`score_panel` table (ranked metrics only unless ``metrics_`` is given)."""
+    metrics_ = metric_specs.ranked() if metrics_ is None else metrics_
+    d = scores[scores["status"] == "ok"]
+    out = []
+    for (regime, sid, metric), g in d.groupby(["regime", "scenario", "metric"], sort=False):
+        if metric not in metrics_:
+            continue
+        vals = dict(zip(g["method"], g["value"]))
+        out += [(regime, sid, metric, p) for p in violations(metric, vals)]
+    return out
