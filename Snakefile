@@ -7,6 +7,9 @@
 # Rules live in workflow/rules/*.smk, their scripts in workflow/scripts/, the config
 # schema in workflow/schemas/config.schema.yaml. See docs/workflow.md.
 
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("8.0")
@@ -22,7 +25,20 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# Every config problem at once, one line each naming its key (unknown methods, the schema,
+# method parameters), before anything runs; then snakemake's validate fills the defaults.
+import sys as _sys
+
+_sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from scziva_bench.config_check import problems as _config_problems  # noqa: E402
+
+_SCHEMA = "workflow/schemas/config.schema.yaml"
+_problems = _config_problems(config, Path(workflow.basedir) / _SCHEMA)
+if len(_problems) == 1:
+    raise WorkflowError(_problems[0])
+if _problems:
+    raise WorkflowError(f"the config has {len(_problems)} problems:\n" + "\n".join(_problems))
+validate(config, _SCHEMA)
 
 
 include: "workflow/rules/common.smk"
@@ -36,6 +52,7 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         "results/metrics.tsv",
+        "results/ranks.tsv",
         FIGURES,
         "results/report.html",
         "results/provenance.yaml",

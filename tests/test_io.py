@@ -344,27 +344,32 @@ def test_shared_cellbench_sample(shared_data):
     assert _md5(p) == before
 
 
-def test_shared_yan_is_rounded_with_note(shared_data):
+def test_shared_yan_rpkm_is_refused_as_normalised(shared_data):
+    # Yan et al. publish RPKM only: non-integer almost everywhere, so not counts (the
+    # shipped resources/datasets/yan.h5ad holds them rounded, explicitly, with a note).
     p = shared_data / "yan.h5ad"
     if not p.exists():
         pytest.skip("yan.h5ad not in shared data")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the rounding is a note, not a warning flood
-        a = io.read_counts(p)
-    assert a.shape == (90, 19595)
-    assert len(a.uns["notes"]) == 1 and "non-integer value(s) rounded" in a.uns["notes"][0]
-    d = a.layers["counts"].data
-    assert np.all(d == np.round(d)) and np.all(d > 0)
-    raw = ad.read_h5ad(p).X
-    np.testing.assert_array_equal(a.layers["counts"].toarray(), np.rint(raw.toarray()))
+    with pytest.raises(InputError, match=r"yan.h5ad: \d+% of the non-zero values are not integers.*normalised"):
+        io.read_counts(p)
 
 
-def test_log_transformed_input_is_flagged(tmp_path):
+def test_log_transformed_input_is_refused(tmp_path):
     M = np.log1p(COUNTS * 3.7)
     p = _write_table(tmp_path / "logged.csv", M, CELLS, GENES)
-    with pytest.warns(UserWarning, match="logged.csv.*log-transformed"):
-        a = io.read_counts(p)
-    assert len(a.uns["notes"]) == 2 and "log-transformed" in a.uns["notes"][1]
+    with pytest.raises(InputError, match=r"logged.csv: \d+% of the non-zero values are not integers.*"
+                       "look log-transformed, not raw counts; give the raw counts"):
+        io.read_counts(p)
+
+
+def test_h5ad_marked_log1p_is_refused_and_counts_layer_named(tmp_path):
+    src = ad.AnnData(X=sp.csr_matrix(COUNTS))
+    src.obs_names, src.var_names = CELLS, GENES
+    src.uns["log1p"] = {"base": None}  # what scanpy's pp.log1p leaves, even on integer-looking X
+    p = tmp_path / "logged.h5ad"
+    src.write_h5ad(p)
+    with pytest.raises(InputError, match=r"uns\['log1p'\] is set.*point layer= at the raw counts"):
+        io.read_counts(p)
 
 
 def test_h5ad_raw_layer(tmp_path):
@@ -511,7 +516,9 @@ def test_read_error_of_the_file_system_is_one_line(tmp_path, monkeypatch):
     def broken(path):
         raise OSError(errno.EIO, "Input/output error", str(path))
 
-    monkeypatch.setattr(io, "_open_text", broken)
+    from scziva import readers
+
+    monkeypatch.setattr(readers, "_open_text", broken)
     with pytest.raises(InputError, match=r"c.csv.*cannot be read.*Input/output error") as err:
         io.read_counts(p)
     assert "\n" not in str(err.value)

@@ -425,12 +425,59 @@ def test_bad_input_raises_one_clear_error(bad, match):
         ZIVAimpute(bad, **FAST)
 
 
-def test_non_integer_counts_are_rounded_with_a_warning():
-    with pytest.warns(RoundedInputWarning, match="3 non-integer"):
-        M, notes = check_counts(np.array([[0.4, 1.6], [2.0, 3.5]]), "test")
-    assert np.array_equal(M, [[0, 2], [2, 4]]) and notes
+def test_a_few_non_integer_counts_are_rounded_with_a_warning():
+    X = np.array([[0.4, 1.0, 3.0], [2.0, 3.5, 1.0], [4.0, 1.0, 2.0]])  # 2 of 9 non-integer
+    with pytest.warns(RoundedInputWarning, match="2 non-integer"):
+        M, notes = check_counts(X, "test")
+    assert np.array_equal(M, [[0, 1, 3], [2, 4, 1], [4, 1, 2]]) and notes
+    Y = np.random.default_rng(0).poisson(3, (30, 8)).astype(float)
+    Y[0, :3] += 0.25
     with pytest.warns(RoundedInputWarning):
-        ZIVAimpute(np.random.default_rng(0).uniform(0, 5, (30, 8)), **FAST)
+        ZIVAimpute(Y, **FAST)
+
+
+@pytest.mark.parametrize("kind,X,looks", [
+    ("log1p(CP10k)", np.log1p(np.random.default_rng(1).poisson(3, (30, 8)) * 1e4 / 24.0), "log-transformed"),
+    ("CPM", np.random.default_rng(2).poisson(3, (30, 8)) * 1e6 / 97.0, "normalised"),
+])
+def test_values_that_are_not_counts_are_refused_not_rounded(kind, X, looks):
+    # mostly non-integer: imputing them as counts would be silently wrong
+    with pytest.raises(InputError, match=rf"ZIVAimpute input: \d+% of the non-zero values are not integers.*{looks}"):
+        ZIVAimpute(X, **FAST)
+    X_counts = np.rint(X)  # the way out the message names: round values that really are counts
+    assert ZIVAimpute(X_counts, **FAST)[0].shape == X.shape
+
+
+def test_anndata_api_refuses_log1p_x_but_reads_a_counts_layer_beside_it():
+    X, _ = small_counts(n_cells=40, n_genes=12)
+    adata = ad.AnnData(X=np.log1p(X).astype(np.float32))
+    adata.layers["counts"] = sp.csr_matrix(X)
+    adata.uns["log1p"] = {"base": None}
+    with pytest.raises(InputError, match=r"adata.X: uns\['log1p'\] is set.*layer='counts'"):
+        scziva.impute(adata, **FAST)
+    scziva.impute(adata, layer="counts", **FAST)  # the usual scanpy layout: fine
+    assert "scziva" in adata.layers
+
+
+def test_anndata_api_options_are_keyword_only():
+    X, _ = small_counts(n_cells=40, n_genes=12)
+    adata = ad.AnnData(X=X)
+    with pytest.raises(TypeError):
+        scziva.impute(adata, None, "mine")  # scanpy style: nothing positional after adata
+
+
+def test_anndata_api_sparse_in_sparse_out_where_it_is_smaller():
+    X, _ = small_counts(n_cells=40, n_genes=12)
+    X = X * (np.random.default_rng(3).random(X.shape) < 0.3)  # about 70 % zeros
+    # tau above every dropout probability: no zero is filled, the output is as sparse as the input
+    out = scziva.impute(ad.AnnData(X=sp.csr_matrix(X)), copy=True, tau=0.9999, **FAST)
+    assert sp.issparse(out.layers["scziva"])
+    np.testing.assert_array_equal(out.layers["scziva"].toarray(), X)
+    # the default fills almost every zero: dense is the smaller form
+    dense = scziva.impute(ad.AnnData(X=sp.csr_matrix(X)), copy=True, **FAST)
+    assert isinstance(dense.layers["scziva"], np.ndarray)
+    # dense in, dense out
+    assert isinstance(scziva.impute(ad.AnnData(X=X), copy=True, tau=0.9999, **FAST).layers["scziva"], np.ndarray)
 
 
 def test_unavailable_cuda_is_a_clear_error(monkeypatch):
@@ -516,7 +563,7 @@ def test_cli_round_trip_csv_and_h5ad(tmp_path):
     ("", "empty"),
     (",g1,g2\nc1,1,abc\nc2,0,2\n", "non-numeric value 'abc' at row 'c1'"),
     (",g1,g2\nc1,1,-2\nc2,0,2\n", "negative"),
-    (",g1,g1\nc1,1,2\nc2,0,2\n", "duplicate names in the header, e.g. g1"),
+    (",g1,g1\nc1,1,2\nc2,0,2\n", "1 duplicate gene name(s) ('g1')"),
     (",g1,g2\nc1,1,\nc2,0,2\n", "missing value"),
     (",c1,c2\nENSG00000000003,1,2\nENSG00000000005,0,2\n", "genes-by-cells"),
 ])

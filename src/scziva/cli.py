@@ -1,8 +1,14 @@
 """Command line: ``scziva impute IN OUT``.
 
 Errors in what the user gave (file, values, options) print one line starting with
-``scziva: error:`` and exit with status 2; the input file is never written to, and the
-output appears only when complete (written to a temporary file, then renamed).
+``scziva: error:`` and exit with status 2; every option and the output path are checked
+before the input is read or a model trained; the input file is never written to, and the
+output appears only when complete (written to a temporary file, then renamed), with the
+permissions of any new file (the user's umask).
+
+Option defaults come from :class:`scziva.settings.ZivaSettings` (the one place they are
+written); README's command-line section shows this parser's ``--help`` verbatim (a test
+compares them).
 """
 
 from __future__ import annotations
@@ -12,104 +18,70 @@ import sys
 import warnings
 from pathlib import Path
 
+from . import __version__
 from .errors import InputError
-from .fileio import atomic_write, h5ad_size_estimate, os_error_message
-from .validate import check_counts, check_names, orientation_conflict
+from .fileio import atomic_write, check_free_space, check_writable, h5ad_size_estimate, os_error_message
+from .settings import IMPUTE_VALUES, MAX_SEED, ZivaSettings, option_problem
+from .validate import check_counts
 
-DESCRIPTION = """\
+DEFAULTS = ZivaSettings()  # torch-free: settings import no torch
+
+DESCRIPTION = f"""\
 Impute dropouts in a single-cell RNA-seq count matrix with scZiva, a zero-inflated
 negative binomial variational autoencoder.
 
 IN is raw counts (not normalised, not log-transformed; integers from 0 to 16,777,216 =
 2^24, the largest float32 keeps exactly; cell and gene names non-empty and unique) as
-  * .h5ad  - counts in X, or in the layer named by --layer;
-  * .csv / .tsv (optionally .gz) - a table with cell names in the first column and
-    gene names in the header (cells x genes). Use --genes-by-cells when rows are genes.
+  * .h5ad - counts in X, or in the layer named by --layer;
+  * .csv / .tsv / .txt (optionally .gz) - a table with cell names in the first column
+    and gene names in the header (cells x genes). Use --genes-by-cells when rows are
+    genes. Names are kept exactly as written;
+  * a 10x Genomics folder (matrix.mtx[.gz], barcodes.tsv[.gz], features.tsv[.gz] or
+    genes.tsv[.gz]), or its matrix.mtx[.gz] file.
+Values that look log-transformed or normalised (mostly non-integers, or an .h5ad whose
+uns['log1p'] is set) are refused: pass the raw counts (--layer counts).
 OUT is written in the format its extension names:
-  * .h5ad  - X holds the imputed counts, layers["counts"] the input counts,
-    layers["scziva"] the imputed counts again, obs/var as in the input;
-  * .csv / .tsv (optionally .gz) - the imputed counts, same orientation as IN.
+  * .h5ad - X holds the output, layers["counts"] the input counts, layers["scziva"]
+    the output again, obs/var as in the input;
+  * .csv / .tsv / .txt (optionally .gz) - the output, same orientation as IN (cells x
+    genes for a 10x folder).
 
-Only observed zeros are changed: a zero becomes the model's expected count (1 - pi) * mu
-where its estimated dropout probability pi exceeds --tau. Non-zero counts are kept.
+What the output holds (--impute-value):
+  auto (default), log_mean: observed non-zero counts are kept; an observed zero
+    whose dropout probability pi exceeds --tau becomes expm1(E[log1p X]), X ~ NB(mu,
+    theta), the model's count had there been no dropout, taken on the log1p scale;
+  denoise: every entry becomes the model's expected count given the observation (the
+    ZINB posterior mean), observed counts included; the denoising output;
+  pi_mu: the authors' (1 - pi) * mu for the imputed zeros; also mu, posterior,
+    log_posterior, zinb_mean (see the Python docstring of ZIVAimpute).
 """
 
 EPILOG = """\
 examples:
-  scziva impute pbmc.h5ad pbmc_imputed.h5ad
+  scziva impute pbmc.h5ad pbmc_imputed.h5ad --layer counts
   scziva impute counts.csv imputed.csv --epochs 300 --seed 7
+  scziva impute filtered_feature_bc_matrix/ denoised.h5ad --impute-value denoise
   scziva impute genes_x_cells.tsv.gz imputed.tsv.gz --genes-by-cells --device cuda
 """
 
 _TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
 
+# command-line flag -> ZivaSettings field (for the range checks and their messages)
+_NUMERIC_FLAGS = {"--epochs": "num_epochs", "--seed": "seed", "--tau": "tau", "--lr": "lr",
+                  "--hidden-dim": "hidden_dim", "--latent-dim": "latent_dim", "--batch-size": "batch_size"}
 
-def _kind(path: Path) -> str:
+
+def _output_kind(path: Path) -> str:
     name = path.name.lower()
     if name.endswith(".h5ad"):
         return "h5ad"
     if name.endswith(_TABLE_SUFFIXES):
         return "table"
-    raise InputError(f"{path}: unknown file type; use .h5ad, .csv, .tsv or .txt (optionally .gz)")
+    raise InputError(f"{path}: unknown output file type; use .h5ad, .csv, .tsv or .txt (optionally .gz)")
 
 
 def _sep(path: Path) -> str:
     return "," if ".csv" in path.name.lower() else "\t"
-
-
-def _read_table(path: Path, genes_by_cells: bool):
-    import numpy as np
-    import pandas as pd
-
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: file is empty")
-    try:
-        df = pd.read_csv(path, sep=_sep(path), index_col=0)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as exc:
-        raise InputError(f"{path}: cannot be read as a table ({str(exc).splitlines()[0]})") from None
-    if df.shape[0] == 0 or df.shape[1] == 0:
-        raise InputError(f"{path}: no data (found {df.shape[0]} rows x {df.shape[1]} columns)")
-    header = _raw_header(path)
-    dup = list(dict.fromkeys(n for i, n in enumerate(header) if n in header[:i]))
-    if dup:
-        raise InputError(f"{path}: duplicate names in the header, e.g. {', '.join(dup[:3])}")
-    if len(header) == df.shape[1]:  # pandas renames "" to "Unnamed: 3" and g, g to g, g.1
-        df.columns = header
-    if genes_by_cells:
-        df = df.T
-    for names, what in ((df.index, "cell"), (df.columns, "gene")):
-        try:
-            check_names(names, what, str(path))
-        except InputError as exc:
-            hint = "" if genes_by_cells or what == "gene" or "duplicate" not in str(exc) else \
-                " (if rows are genes, pass --genes-by-cells)"
-            raise InputError(f"{exc}{hint}") from None
-    example = orientation_conflict(df.index, df.columns)
-    if example is not None:
-        flag = "without --genes-by-cells" if genes_by_cells else "with --genes-by-cells"
-        raise InputError(f"{path}: the cell names look like genes or the gene names like cell barcodes "
-                         f"(e.g. {example}); if the table is the other way round, run again {flag}")
-    numeric = df.apply(pd.to_numeric, errors="coerce")
-    bad = numeric.isna() & df.notna()
-    if bad.to_numpy().any():
-        r, c = np.argwhere(bad.to_numpy())[0]
-        raise InputError(f"{path}: non-numeric value {df.iat[r, c]!r} at row {df.index[r]!r}, "
-                         f"column {df.columns[c]!r}")
-    if numeric.isna().to_numpy().any():
-        r, c = np.argwhere(numeric.isna().to_numpy())[0]
-        raise InputError(f"{path}: missing value at row {numeric.index[r]!r}, column {numeric.columns[c]!r}")
-    return numeric
-
-
-def _raw_header(path: Path) -> list:
-    """The column names as written (pandas renames duplicates to g.1 and empty names to
-    'Unnamed: N', which would hide both)."""
-    import csv
-    import gzip
-
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rt", newline="", encoding="utf-8-sig") as fh:
-        return next(csv.reader(fh, delimiter=_sep(path)), [])[1:]
 
 
 def _write_table(df, out: Path, genes_by_cells: bool):
@@ -124,57 +96,82 @@ def _write_h5ad(adata, out: Path):
         adata.write_h5ad(tmp)
 
 
+def _number(text: str):
+    """An option's value as int when it is one, else float ('nan', '1e-3'); the range
+    check then says what is wrong with the option's name."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
+    d = DEFAULTS
     p = argparse.ArgumentParser(prog="scziva", description="scZiva: single-cell RNA-seq dropout imputation.")
+    p.add_argument("--version", action="version", version=f"scziva {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     imp = sub.add_parser("impute", help="impute dropouts in a count matrix", description=DESCRIPTION,
                          epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    imp.add_argument("input", metavar="IN", type=Path, help="counts: .h5ad, .csv, .tsv (optionally .gz)")
-    imp.add_argument("output", metavar="OUT", type=Path, help="where to write the imputed counts (.h5ad/.csv/.tsv)")
+    imp.add_argument("input", metavar="IN", type=Path,
+                     help="counts: .h5ad, .csv, .tsv, .txt (optionally .gz), a 10x folder or matrix.mtx")
+    imp.add_argument("output", metavar="OUT", type=Path, help="where to write the output (.h5ad/.csv/.tsv/.txt)")
     g = imp.add_argument_group("input")
     g.add_argument("--genes-by-cells", action="store_true",
                    help="the table's rows are genes and its columns cells (default: rows are cells)")
     g.add_argument("--layer", default=None, help="h5ad layer holding the raw counts (default: X)")
     g = imp.add_argument_group("model and training")
-    g.add_argument("--epochs", type=int, default=200, help="maximum training epochs (default: 200; "
-                   "training stops earlier when held-out cells stop improving)")
-    g.add_argument("--seed", type=int, default=1, help="random seed; same seed, same result on CPU (default: 1)")
-    g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when available)")
-    g.add_argument("--tau", type=float, default=0.001,
-                   help="impute a zero only where its dropout probability exceeds this (default: 0.001)")
-    g.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 0.001)")
-    g.add_argument("--hidden-dim", type=int, default=128, help="hidden layer width (default: 128)")
-    g.add_argument("--latent-dim", type=int, default=64, help="latent dimensions (default: 64)")
-    g.add_argument("--batch-size", type=int, default=128, help="cells per mini-batch (default: 128)")
-    g.add_argument("--mode", choices=("scziva", "authors"), default="scziva",
-                   help="'authors' reproduces the published code's full-batch schedule (default: scziva)")
+    g.add_argument("--epochs", type=_number, default=d.num_epochs,
+                   help=f"maximum training epochs (default: {d.num_epochs}; training stops earlier "
+                        "when held-out cells stop improving)")
+    g.add_argument("--seed", type=_number, default=d.seed,
+                   help=f"random seed, 0 to {MAX_SEED}; same seed, same result on CPU (default: {d.seed})")
+    g.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: CUDA when available)")
+    g.add_argument("--tau", type=_number, default=d.tau,
+                   help=f"impute a zero only where its dropout probability exceeds this (default: {d.tau:g})")
+    g.add_argument("--lr", type=_number, default=d.lr, help=f"learning rate (default: {d.lr:g})")
+    g.add_argument("--hidden-dim", type=_number, default=d.hidden_dim,
+                   help=f"hidden layer width (default: {d.hidden_dim})")
+    g.add_argument("--latent-dim", type=_number, default=d.latent_dim,
+                   help=f"latent dimensions (default: {d.latent_dim})")
+    g.add_argument("--batch-size", type=_number, default=d.batch_size,
+                   help=f"cells per mini-batch (default: {d.batch_size})")
+    g.add_argument("--mode", choices=("scziva", "authors"), default=d.mode,
+                   help=f"'authors' reproduces the published code's full-batch schedule (default: {d.mode})")
     g = imp.add_argument_group("output")
+    g.add_argument("--impute-value", choices=("auto",) + IMPUTE_VALUES, default="auto", metavar="RULE",
+                   help="what the output holds: auto (log_mean; pi_mu with --mode authors), "
+                        "denoise, pi_mu, mu, posterior, log_posterior, log_mean, zinb_mean (above)")
     g.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
-    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
     return p
 
 
-def _check_args(a):
-    if a.epochs < 1:
-        raise InputError(f"--epochs must be >= 1, got {a.epochs}")
-    if not 0 <= a.tau < 1:
-        raise InputError(f"--tau must be in [0, 1), got {a.tau}")
-    for name in ("lr", "hidden_dim", "latent_dim", "batch_size"):
-        if getattr(a, name) <= 0:
-            raise InputError(f"--{name.replace('_', '-')} must be positive, got {getattr(a, name)}")
+def _settings(a) -> ZivaSettings:
+    """Every numeric option checked (message naming the flag), then the whole set."""
+    for flag, field in _NUMERIC_FLAGS.items():
+        problem = option_problem(field, getattr(a, flag[2:].replace("-", "_")))
+        if problem:
+            raise InputError(f"{flag} {problem}")
+    return ZivaSettings(seed=a.seed, num_epochs=a.epochs, lr=a.lr, hidden_dim=a.hidden_dim,
+                        latent_dim=a.latent_dim, tau=a.tau, batch_size=a.batch_size, mode=a.mode,
+                        impute_value=a.impute_value)
+
+
+def _check_paths(a) -> None:
     if not a.input.exists():
-        raise InputError(f"{a.input}: no such file")
-    if a.input.is_dir():
-        raise InputError(f"{a.input}: is a folder, not a file")
+        raise InputError(f"{a.input}: no such file or folder")
     if a.output.resolve() == a.input.resolve():
         raise InputError(f"{a.output}: OUT is the input file; choose another name (the input is never overwritten)")
     if a.output.is_dir():
         raise InputError(f"{a.output}: is a folder; OUT must be a file name (.h5ad, .csv or .tsv)")
+    _output_kind(a.output)
     if a.output.exists() and not a.overwrite:
         raise InputError(f"{a.output}: already exists; pass --overwrite to replace it")
-    if not a.output.parent.is_dir():
-        raise InputError(f"{a.output.parent}: output folder does not exist")
-    _kind(a.output)
+    check_writable(a.output)  # a real file is made and removed: read-only folders fail here
 
 
 def _read_input(a):
@@ -182,59 +179,75 @@ def _read_input(a):
     import anndata as ad
     import pandas as pd
 
-    if _kind(a.input) == "h5ad":
-        try:
-            with warnings.catch_warnings():  # names are checked below, with the file's name
-                warnings.filterwarnings("ignore", message=r".*names are not unique")
-                adata = ad.read_h5ad(a.input)
-        except Exception as exc:  # h5py/anndata raise many types for a broken file
-            msg = " ".join(str(exc).split())
-            raise InputError(f"{a.input}: cannot be read as .h5ad ({type(exc).__name__}: {msg})") from None
-        if a.layer is not None and a.layer not in adata.layers:
-            raise InputError(f"{a.input}: no layer {a.layer!r} (layers: {sorted(adata.layers.keys()) or 'none'})")
-        X = adata.layers[a.layer] if a.layer else adata.X
-        if X is None:
-            raise InputError(f"{a.input}: X is empty; name the counts layer with --layer")
-        check_names(adata.obs_names, "cell", str(a.input))
-        check_names(adata.var_names, "gene", str(a.input))
+    from .readers import read_any
+
+    flip = ("run again without --genes-by-cells" if a.genes_by_cells else "run again with --genes-by-cells")
+    raw = read_any(a.input, orientation="genes_x_cells" if a.genes_by_cells else "cells_x_genes",
+                   layer=a.layer, counts_layer_first=False, flip_hint=flip)
+    if raw.adata is not None:
+        others = sorted(k for k in raw.adata.layers.keys() if k != raw.layer)
+        hint = ("pass the layer with the raw counts with --layer" +
+                (f" (this file's layers: {', '.join(others)})" if others else " (this file has no other layer)"))
     else:
-        df = _read_table(a.input, a.genes_by_cells)
-        X = df.to_numpy()
-        adata = ad.AnnData(obs=pd.DataFrame(index=df.index.astype(str)),
-                           var=pd.DataFrame(index=df.columns.astype(str)))
-    X, _ = check_counts(X, str(a.input))  # names the file in any error; rounds with a warning
+        hint = "give the raw counts (if the values really are counts, round them first)"
+    X, _ = check_counts(raw.X, str(a.input), uns=raw.uns, hint=hint)  # rounds a few non-integers, with a warning
     if (X.nnz if hasattr(X, "nnz") else int((X != 0).sum())) == 0:
         raise InputError(f"{a.input}: every value is zero; there are no counts to learn from")
+    if raw.adata is not None:
+        adata = raw.adata
+    else:
+        var = raw.var if raw.var is not None else pd.DataFrame(index=raw.var_names)
+        adata = ad.AnnData(obs=pd.DataFrame(index=raw.obs_names), var=var)
     adata.layers["counts"] = X
     return adata
 
 
+def _check_space(a, adata) -> None:
+    """Refuse before training when OUT's folder cannot hold the output (dense upper bound:
+    the output twice, X and layers["scziva"], beside the input's layers)."""
+    n_cells, n_genes = adata.shape
+    out_bytes = 4 * n_cells * n_genes
+    if _output_kind(a.output) == "h5ad":
+        check_free_space(a.output, h5ad_size_estimate(adata) + 2 * out_bytes)
+    else:  # text: up to ~12 characters per value before compression
+        check_free_space(a.output, 0 if a.output.name.lower().endswith(".gz") else 12 * n_cells * n_genes)
+
+
 def run_impute(a) -> int:
     import numpy as np
+    import scipy.sparse as sp
 
     from .anndata_api import impute
     from .core import resolve_device
 
-    _check_args(a)
-    resolve_device(a.device)
+    s = _settings(a)
+    _check_paths(a)
+    try:  # an unknown or absent device fails here, not after reading and training
+        resolve_device(a.device)
+    except ValueError as exc:
+        raise InputError(f"--device: {exc}") from None
     adata = _read_input(a)
-    impute(adata, layer="counts", key_added="scziva", seed=a.seed, device=a.device,
-           num_epochs=a.epochs, lr=a.lr, hidden_dim=a.hidden_dim, latent_dim=a.latent_dim,
-           tau=a.tau, batch_size=a.batch_size, mode=a.mode, verbose=False, progress=not a.quiet)
-    X_imp = np.asarray(adata.layers["scziva"], dtype=np.float32)
-    if _kind(a.output) == "h5ad":
-        adata.X = X_imp
+    _check_space(a, adata)
+    impute(adata, layer="counts", key_added="scziva", seed=s.seed, device=a.device,
+           num_epochs=s.num_epochs, lr=s.lr, hidden_dim=s.hidden_dim, latent_dim=s.latent_dim,
+           tau=s.tau, batch_size=s.batch_size, mode=s.mode, impute_value=a.impute_value,
+           verbose=False, progress=not a.quiet)
+    out = adata.layers["scziva"]
+    if _output_kind(a.output) == "h5ad":
+        adata.X = out
+        adata.uns.pop("log1p", None)  # describes an X that is no longer there
         _write_h5ad(adata, a.output)
     else:
         import pandas as pd
 
-        _write_table(pd.DataFrame(X_imp, index=adata.obs_names, columns=adata.var_names),
+        dense = out.toarray() if sp.issparse(out) else np.asarray(out, dtype=np.float32)
+        _write_table(pd.DataFrame(dense, index=adata.obs_names, columns=adata.var_names),
                      a.output, a.genes_by_cells)
     if not a.quiet:
         info = adata.uns.get("scziva", {})
         extra = (f", {info['epochs_trained']} epochs, {info['train_seconds']:.1f} s on {info['device']}"
                  if "epochs_trained" in info else "")
-        print(f"scziva: wrote {a.output} ({X_imp.shape[0]} cells x {X_imp.shape[1]} genes{extra})", file=sys.stderr)
+        print(f"scziva: wrote {a.output} ({out.shape[0]} cells x {out.shape[1]} genes{extra})", file=sys.stderr)
     return 0
 
 

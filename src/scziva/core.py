@@ -31,6 +31,7 @@ cannot fit cells of different depth.
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -49,12 +50,30 @@ IMPUTE_BATCH = 4096
 
 
 def resolve_device(device=None) -> torch.device:
-    """``None`` picks CUDA when present, else the CPU; strings like ``"cuda:1"`` are accepted."""
+    """``None`` (or ``"auto"``) picks CUDA when present, else the CPU. Accepted: ``"cpu"``,
+    ``"cuda"``, ``"cuda:N"``, ``"mps"`` (Apple GPUs) or a ``torch.device``; anything else,
+    or a device this machine does not have, raises ValueError naming it."""
     if device is None or (isinstance(device, str) and device == "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} was requested but CUDA is not available on this machine")
+    usage = "use 'cpu', 'cuda', 'cuda:N', 'mps' or None (CUDA when available)"
+    if not isinstance(device, (str, torch.device)):
+        raise ValueError(f"device must be a string or torch.device, got {device!r}; {usage}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"device {str(device)!r} is not understood; {usage}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r} was requested but CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(device)!r} was requested but this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"device {str(device)!r} was requested but Apple's MPS is not available on this machine")
+    elif dev.type != "cpu":
+        raise ValueError(f"device {str(device)!r} is not supported; {usage}")
     return dev
 
 
@@ -152,7 +171,8 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
         the log1p MSE of deep data at 80 % (docs/scziva.md, "Dropout curve"). Not in
         ``mode="authors"``.
     return_params : also fill ``model.pi``, ``model.mu`` and ``model.latent``.
-    progress : show a tqdm bar (default: same as ``verbose``).
+    progress : show one tqdm progress bar for the whole fit (default: when ``verbose`` or
+        when standard error is a terminal).
     impute_value : what an observed zero with ``pi > tau`` becomes: ``"auto"`` (default:
         ``"log_mean"``, or ``"pi_mu"`` with ``mode="authors"``);
         ``"log_mean"``: ``expm1(E[log1p X])`` with ``X ~ NB(mu, theta)`` the count had there
@@ -188,7 +208,9 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
         out = M.toarray() if sp.issparse(M) else M.copy()
         return _wrap(out.astype(np.float32), frame_labels), None
     del M  # our own validated copy; from here on only the prepared matrix (and the output) are held
-    model, plan, data = fit(prepared, s, dev, verbose=verbose, progress=verbose if progress is None else progress)
+    if progress is None:  # a bar on a terminal, or when asked to be verbose
+        progress = bool(verbose) or _stderr_is_terminal()
+    model, plan, data = fit(prepared, s, dev, verbose=verbose, progress=progress)
     out, params = impute_batches(model, data, prepared, s, return_params=return_params)
     fitted = FittedZIVA(module=model, gene_order=prepared.full_gene_order(), mode=s.mode,
                         history=plan.history, device=str(dev), train_seconds=plan.train_seconds,
@@ -204,20 +226,27 @@ def fit(prepared: PreparedData, s: ZivaSettings, dev: torch.device, *, verbose=F
     hence the same held-out cells), and the one with the lowest held-out negative ELBO is
     returned; ``plan.s`` holds its settings, ``plan.pi_ridge_selection`` every candidate's
     loss, ``plan.train_seconds`` the time of all fits. Without held-out cells (too few
-    cells) the first candidate (0) is used and nothing is compared.
+    cells) the first candidate (0) is used and nothing is compared. One progress bar spans
+    every fit.
     """
-    if s.pi_ridge != "select":
-        return _fit_one(prepared, s, dev, verbose=verbose, progress=progress)
-    best, losses, seconds = None, {}, 0.0
-    for ridge in PI_RIDGE_CANDIDATES:
-        model, plan, data = _fit_one(prepared, replace(s, pi_ridge=ridge), dev, verbose=verbose, progress=progress)
-        seconds += plan.train_seconds
-        if plan.best_val is None:
-            return model, plan, data
-        losses[ridge] = plan.best_val
-        if best is None or plan.best_val < best[1].best_val:
-            best = (model, plan, data)
-        del model, plan, data
+    candidates = PI_RIDGE_CANDIDATES if s.pi_ridge == "select" else (None,)
+    report = Reporter(s.num_epochs, verbose, progress, n_fits=len(candidates))
+    try:
+        if candidates == (None,):
+            return _fit_one(prepared, s, dev, report)
+        best, losses, seconds = None, {}, 0.0
+        for k, ridge in enumerate(candidates):
+            report.start_fit(k, f"pi_ridge={ridge:g}")
+            model, plan, data = _fit_one(prepared, replace(s, pi_ridge=ridge), dev, report)
+            seconds += plan.train_seconds
+            if plan.best_val is None:
+                return model, plan, data
+            losses[ridge] = plan.best_val
+            if best is None or plan.best_val < best[1].best_val:
+                best = (model, plan, data)
+            del model, plan, data
+    finally:
+        report.close()
     model, plan, data = best
     plan.train_seconds = seconds
     plan.pi_ridge_selection = losses
@@ -227,14 +256,13 @@ def fit(prepared: PreparedData, s: ZivaSettings, dev: torch.device, *, verbose=F
     return model, plan, data
 
 
-def _fit_one(prepared: PreparedData, s: ZivaSettings, dev: torch.device, *, verbose=False, progress=False):
+def _fit_one(prepared: PreparedData, s: ZivaSettings, dev: torch.device, report: Reporter):
     G = prepared.matrix.shape[1]
     torch.manual_seed(s.seed)  # the network's initial weights
     model = ZIVAE(G, s.hidden_dim, s.latent_dim, kernel=s.kernel,
                   library_size=not s.authors, log_input=not s.authors,
                   dispersion="gene-cell" if s.authors else s.dispersion,
                   zero_inflation=s.zero_inflation).to(dev)
-    report = Reporter(s.num_epochs, verbose, progress)
     if s.authors:
         plan = AuthorsPlan(model, s, report)
     else:
@@ -244,7 +272,6 @@ def _fit_one(prepared: PreparedData, s: ZivaSettings, dev: torch.device, *, verb
     data = Batches(prepared.matrix, prepared.library, dev)
     t0 = time.perf_counter()
     plan.fit(data)
-    report.close()
     plan.train_seconds = time.perf_counter() - t0
     return model, plan, data
 
@@ -339,6 +366,13 @@ def fill_value(rule, pi, mu, theta):
     if rule == "log_posterior":
         value = dropout_given_zero(pi, mu, theta) * value
     return torch.expm1(value)
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
 
 
 def _wrap(out, frame_labels):

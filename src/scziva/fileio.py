@@ -9,6 +9,11 @@ should go, a full disk, no permission) become :class:`scziva.errors.OutputError`
 one line naming the path. ``need_bytes`` checks the free space first: h5py can crash
 the process outright (not raise) when the disk fills during an HDF5 write, so
 ``.h5ad`` writers estimate their size with :func:`h5ad_size_estimate` and refuse early.
+
+Files and folders appear with the permissions of any newly created file (``0666`` /
+``0777`` less the user's umask: ``0644`` / ``0755`` under the usual umask 022), not the
+private ``0600`` / ``0700`` of the temporary names they are written under, so that
+collaborators who can read the folder can read the results.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from pathlib import Path
 
 from .errors import OutputError
 
-__all__ = ["atomic_write", "atomic_dir", "h5ad_size_estimate", "check_free_space", "os_error_message"]
+__all__ = ["atomic_write", "atomic_dir", "h5ad_size_estimate", "check_free_space", "check_writable",
+           "os_error_message"]
 
 #: kept free beyond an estimated size (file system metadata, HDF5 overhead, rounding)
 FREE_MARGIN_BYTES = 8 << 20
@@ -31,6 +37,48 @@ def os_error_message(path, exc: OSError) -> str:
     """One line for an OSError about ``path``: "PATH: cannot be written (No space left on device)"."""
     why = exc.strerror or str(exc) or type(exc).__name__
     return f"{path}: cannot be written ({' '.join(str(why).split())})"
+
+
+def current_umask() -> int:
+    """The process's umask, without changing it (Linux reports it in /proc; elsewhere it
+    is set and restored at once, which is what every Python program does to read it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _publish_mode(path: Path, folder: bool = False) -> None:
+    """Give a finished temporary file (or folder) the mode a new one would get."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~current_umask())
+
+
+def check_writable(path) -> None:
+    """Raise :class:`OutputError` naming ``path`` unless a file can be created in its
+    folder (tried for real: a temporary file is made and removed, which also catches
+    read-only file systems and access-control lists that permission bits do not show).
+    For checking an output before hours of work."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; give a file name for the output")
+    folder = path.parent
+    if not folder.is_dir():
+        raise OutputError(f"{folder}: output folder does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
+    except OSError as exc:
+        raise OutputError(os_error_message(path, exc)) from None
+    os.close(fd)
+    try:
+        os.unlink(probe)
+    except OSError:  # pragma: no cover - made it, so it can almost always be removed
+        pass
 
 
 def _human(n: float) -> str:
@@ -84,6 +132,7 @@ def atomic_write(path, *, need_bytes: int | None = None, make_parents: bool = Fa
     tmp = Path(tmp)
     try:
         yield tmp
+        _publish_mode(tmp)
         os.replace(tmp, path)
     except OSError as exc:
         raise OutputError(os_error_message(path, exc)) from None
@@ -108,6 +157,7 @@ def atomic_dir(path):
         raise OutputError(os_error_message(path, exc)) from None
     try:
         yield tmp
+        _publish_mode(tmp, folder=True)
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         os.replace(tmp, path)

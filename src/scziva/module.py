@@ -32,11 +32,8 @@ PI_MIN, PI_MAX = 1e-4, 1 - 1e-4
 MU_MIN, MU_MAX = 1e-4, 1e4
 THETA_MIN, THETA_MAX = 1e-4, 1e4
 LOGVAR_MIN, LOGVAR_MAX = -10.0, 10.0
-DISPERSIONS = ("gene-cell", "gene")
-# How the dropout probability pi is modelled: "free", one decoder output per cell and gene (the
-# authors' design); "curve", a dropout curve logit(pi) = a + b log(mu), two learned numbers
-# shared by every cell and gene (as SCDE's and Splatter's logistic dropout in log expression).
-ZERO_INFLATIONS = ("free", "curve")
+# The choices (defined with the other settings, which must not import torch).
+from .settings import DISPERSIONS, ZERO_INFLATIONS  # noqa: E402,F401
 
 
 class _GroupedConv1dFn(torch.autograd.Function):

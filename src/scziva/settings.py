@@ -7,7 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from .module import DISPERSIONS, ZERO_INFLATIONS
+DISPERSIONS = ("gene-cell", "gene")
+# How the dropout probability pi is modelled: "free", one decoder output per cell and gene (the
+# authors' design); "curve", a dropout curve logit(pi) = a + b log(mu), two learned numbers
+# shared by every cell and gene (as SCDE's and Splatter's logistic dropout in log expression).
+ZERO_INFLATIONS = ("free", "curve")
 
 MODES = ("scziva", "authors")
 IMPUTE_VALUES = ("log_mean", "log_posterior", "pi_mu", "mu", "posterior", "denoise", "zinb_mean")
@@ -17,6 +21,57 @@ _DENOISERS = ("denoise", "zinb_mean")
 # pi_ridge="auto" on the imputed output: fit once per candidate, keep the fit with the lower
 # held-out negative ELBO (docs/scziva.md, "Zero-inflation penalty chosen by held-out likelihood").
 PI_RIDGE_CANDIDATES = (0.0, 1.0)
+
+#: Seeds feed numpy, torch and scikit-learn; the last takes 0 .. 2**32 - 1.
+MAX_SEED = 2 ** 32 - 1
+
+# The numeric options: name -> (integer?, lowest, highest, highest excluded?). One table for
+# ZivaSettings (names as in ZIVAimpute) and the command line (which names its own flags).
+_NUMERIC = {
+    "seed": (True, 0, MAX_SEED, False),
+    "num_epochs": (True, 1, None, False),
+    "lr": (False, 0.0, None, False),
+    "hidden_dim": (True, 1, None, False),
+    "latent_dim": (True, 1, None, False),
+    "tau": (False, 0.0, 1.0, False),  # 1: no zero is filled (pi < 1 always)
+    "batch_size": (True, 1, None, False),
+    "kernel": (True, 1, None, False),
+    "validation_fraction": (False, 0.0, 1.0, True),
+    "patience": (True, 1, None, False),
+    "min_delta": (False, 0.0, None, False),
+    "kl_warmup_epochs": (True, 0, None, False),
+    "w_min": (False, 0.0, None, False),
+    "w_max": (False, 0.0, None, False),
+    "lam_reg": (False, 0.0, None, False),
+    "aux_scale": (False, 0.0, None, False),
+}
+_POSITIVE = ("lr",)  # > 0, not >= 0
+
+
+def option_problem(name: str, value) -> str | None:
+    """What is wrong with ``value`` for the numeric option ``name``, as "must be ...,
+    got ..." (no option name), or None when it is fine or ``name`` is not numeric."""
+    if name not in _NUMERIC:
+        return None
+    integer, low, high, high_open = _NUMERIC[name]
+    if integer:
+        want = f"an integer >= {low}" + (f" and <= {high:,}" if high is not None else "")
+        ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+        ok = ok and value >= low and (high is None or value <= high)
+    else:
+        if name in _POSITIVE:
+            want = "a finite number > 0"
+        elif high is not None:
+            want = f"a number >= {low:g} and {'<' if high_open else '<='} {high:g}"
+        else:
+            want = f"a finite number >= {low:g}"
+        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+        if ok:
+            v = float(value)
+            ok = bool(np.isfinite(v)) and (v > low if name in _POSITIVE else v >= low)
+            ok = ok and (high is None or (v < high if high_open else v <= high))
+    return None if ok else f"must be {want}, got {value!r}"
+
 
 # Keys recorded in FittedZIVA.config (and adata.uns by scziva.impute).
 _RECORDED = ("seed", "num_epochs", "lr", "hidden_dim", "latent_dim", "tau", "mode", "batch_size",
@@ -52,6 +107,12 @@ class ZivaSettings:
     zero_inflation: str = "free"  # or "curve" (module.ZERO_INFLATIONS)
 
     def __post_init__(self):
+        for name in _NUMERIC:
+            problem = option_problem(name, getattr(self, name))
+            if problem:
+                raise ValueError(f"{name} {problem}")
+        if self.w_min > self.w_max:
+            raise ValueError(f"w_min must be <= w_max, got {self.w_min!r} > {self.w_max!r}")
         if isinstance(self.impute_value, str) and self.impute_value == "auto":
             object.__setattr__(self, "impute_value", "pi_mu" if self.mode == "authors" else "log_mean")
         if isinstance(self.dispersion, str) and self.dispersion == "auto":
@@ -83,8 +144,6 @@ class ZivaSettings:
             raise ValueError("zero_inflation='curve' is not part of mode='authors' (their decoder outputs pi)")
         if self.dispersion not in DISPERSIONS:
             raise ValueError(f"dispersion must be one of {DISPERSIONS} or 'auto', got {self.dispersion!r}")
-        if not (isinstance(self.num_epochs, (int, np.integer)) and self.num_epochs >= 1):
-            raise ValueError(f"num_epochs must be a positive integer, got {self.num_epochs!r}")
 
     @property
     def authors(self) -> bool:

@@ -115,14 +115,29 @@ def validation_loss(model, data: Batches, idx_all: np.ndarray) -> float:
 
 
 class Reporter:
-    """Progress bar and the every-20-epochs loss line of ``verbose``."""
+    """One progress bar for a whole :func:`scziva.core.fit` (every candidate fit of
+    ``pi_ridge="auto"`` in turn, labelled), and the every-20-epochs loss line of ``verbose``.
 
-    def __init__(self, total: int, verbose: bool, progress: bool):
-        self.verbose, self.total = verbose, total
+    ``total`` is the number of epochs of one fit, ``n_fits`` how many fits the bar spans;
+    :meth:`start_fit` labels the next one, and a fit that stops early has the bar moved on
+    to the next fit's start.
+    """
+
+    def __init__(self, total: int, verbose: bool, progress: bool, n_fits: int = 1):
+        self.verbose, self.total, self.n_fits = verbose, total, n_fits
         self.bar = None
+        self.fit_index = 0
         if progress:
             from tqdm.auto import tqdm
-            self.bar = tqdm(total=total, desc="scZiva", unit="epoch", leave=False)
+            self.bar = tqdm(total=total * n_fits, desc="scZiva", unit="epoch", leave=False)
+
+    def start_fit(self, index: int, label: str = "") -> None:
+        """Fit number ``index`` (0-based) begins; ``label`` says what it is."""
+        self.fit_index = index
+        if self.bar is not None:
+            self.bar.n = index * self.total
+            desc = "scZiva" + (f" fit {index + 1}/{self.n_fits}" if self.n_fits > 1 else "")
+            self.bar.set_description(desc + (f" ({label})" if label else ""), refresh=True)
 
     def __call__(self, rec: dict, epoch: int):
         if self.bar is not None:
@@ -139,6 +154,8 @@ class Reporter:
 
     def close(self):
         if self.bar is not None:
+            self.bar.n = self.bar.total
+            self.bar.refresh()
             self.bar.close()
 
 

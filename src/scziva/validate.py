@@ -25,6 +25,16 @@ from .errors import InputError
 #: almost always scaled or corrupt data.
 MAX_COUNT = 2 ** 24
 
+#: Above this share of non-integer values among the non-zero ones, the input is refused as
+#: not counts (log1p(CP10k) or TPM data are non-integer almost everywhere; counts with a
+#: few corrected entries are not).
+NON_INTEGER_LIMIT = 0.5
+
+#: What to do about values that are not counts (appended to the error; callers that know
+#: the user's options, such as the command line's --layer, pass their own).
+RAW_COUNTS_HINT = ("pass the raw counts (for an AnnData, the layer that holds them, e.g. "
+                   "layer='counts'); if the values really are counts, round them first")
+
 
 class RoundedInputWarning(UserWarning):
     """Non-integer values were rounded to the nearest integer count."""
@@ -90,8 +100,22 @@ def check_names(names, kind: str, what: str) -> None:
                          f"{kind} names must be unique")
 
 
-def check_counts(X, what: str = "input matrix", *, allow_round: bool = True):
+def check_not_log_transformed(uns, what: str, hint: str = RAW_COUNTS_HINT) -> None:
+    """Raise when an AnnData's ``uns`` says scanpy log-transformed its ``X``
+    (``uns["log1p"]``, set by ``sc.pp.log1p``). Pass the ``uns`` only when the values
+    checked are that ``X``: a counts layer beside a log-transformed X is fine."""
+    if uns is not None and "log1p" in uns:
+        raise InputError(f"{what}: uns['log1p'] is set, so the values were log-transformed "
+                         f"(scanpy's pp.log1p), not raw counts; {hint}")
+
+
+def check_counts(X, what: str = "input matrix", *, allow_round: bool = True, uns=None,
+                 hint: str = RAW_COUNTS_HINT):
     """Validate a cells x genes count matrix.
+
+    ``uns``: the AnnData's ``uns`` when the matrix came from one (``"log1p"`` in it means
+    scanpy log-transformed the data). ``hint``: what the user can do about values that are
+    not counts (appended to that error).
 
     Returns ``(M, notes)``: ``M`` a float32 ``np.ndarray`` or ``scipy.sparse.csr_matrix``
     (sparse input stays sparse, never densified), ``notes`` a list of str describing what
@@ -126,6 +150,8 @@ def check_counts(X, what: str = "input matrix", *, allow_round: bool = True):
         if arr.ndim == 2 and arr.size:
             _check_values(arr, what)
         M = np.array(arr, dtype=np.float32, copy=True)
+    if uns is not None:
+        check_not_log_transformed(uns, what, hint)
     if M.ndim != 2:
         raise InputError(f"{what}: expected a 2-D cells x genes matrix, got {M.ndim} dimension(s)")
     n_cells, n_genes = M.shape
@@ -136,6 +162,12 @@ def check_counts(X, what: str = "input matrix", *, allow_round: bool = True):
         _check_values(vals, what)  # again in float32 (a no-op unless the input was odd)
         rounded = np.rint(vals)
         n_frac = int((rounded != vals).sum())
+        n_nonzero = int(np.count_nonzero(vals))
+        if n_frac and n_frac > NON_INTEGER_LIMIT * n_nonzero:
+            largest = float(vals.max())
+            looks = "log-transformed" if largest <= 20 else "normalised (e.g. CPM, TPM)"
+            raise InputError(f"{what}: {n_frac / n_nonzero:.0%} of the non-zero values are not "
+                             f"integers (largest {largest:.4g}); they look {looks}, not raw counts; {hint}")
         if n_frac:
             if not allow_round:
                 raise InputError(f"{what}: contains {n_frac} non-integer value(s); counts must be integers")
@@ -162,6 +194,19 @@ _CELL_LIKE = re.compile(
 )
 
 
+# Gene symbols that no cell is ever named: ribosomal and mitochondrial genes and genes
+# expressed in almost every cell (human upper case, mouse capitalised; matched ignoring
+# case). Two or more of them among the "cell" names, and none among the "gene" names,
+# mean a table of gene symbols read the wrong way round (Ensembl ids are caught above).
+_UBIQUITOUS_GENE = re.compile(
+    r"^(RP[LS]\d+[A-Z]?\d*[A-Z]?|MT-[A-Z0-9]+|ACTB|ACTG1|GAPDH|MALAT1|NEAT1|B2M|TMSB4X|TMSB10|"
+    r"EEF1A1|EEF2|FTL1?|FTH1|TPT1|UBB|UBC|PPIA|MYL6|TUBA1B|HMGB1|VIM|CD74|HSP90AB1|PTMA|"
+    r"NPM1|NACA|LDHA|PKM|ENO1|PFN1|CFL1|ARPC2|SRGN|TMSB4X|H3F3A|H3F3B|HNRNPA1|SERF2)$",
+    re.IGNORECASE,
+)
+_MIN_UBIQUITOUS = 2
+
+
 def _share(names, pattern) -> float:
     names = [str(x) for x in list(names)[:2000]]
     if not names:
@@ -169,15 +214,25 @@ def _share(names, pattern) -> float:
     return sum(bool(pattern.match(x)) for x in names) / len(names)
 
 
+def _count(names, pattern) -> int:
+    return sum(bool(pattern.match(str(x))) for x in list(names)[:20000])
+
+
 def orientation_conflict(cell_names, gene_names):
     """Names that contradict a cells x genes reading, or None.
 
     Returns a short example string when at least 90 % of the "cell" names look like gene
-    identifiers (and almost no "gene" name does), or the other way round.
+    identifiers (and almost no "gene" name does), when the "cell" names include at least
+    two ubiquitous gene symbols (ACTB, GAPDH, MALAT1, ribosomal RPL/RPS, MT- genes, ...)
+    and the "gene" names none, or the other way round (gene names that look like cell
+    barcodes).
     """
     cells_look_genes = _share(cell_names, _GENE_LIKE) >= 0.9 and _share(gene_names, _GENE_LIKE) < 0.1
     genes_look_cells = _share(gene_names, _CELL_LIKE) >= 0.9 and _share(cell_names, _CELL_LIKE) < 0.1
     if not (cells_look_genes or genes_look_cells):
+        if _count(cell_names, _UBIQUITOUS_GENE) >= _MIN_UBIQUITOUS and _count(gene_names, _UBIQUITOUS_GENE) == 0:
+            found = [str(x) for x in list(cell_names)[:20000] if _UBIQUITOUS_GENE.match(str(x))]
+            return ", ".join(found[:2])
         return None
     names = list(cell_names if cells_look_genes else gene_names)[:2]
     return ", ".join(map(str, names))

@@ -168,6 +168,14 @@ def defaults(name: str) -> dict:
     return dict(_load(name).defaults)
 
 
+def extra_values(name: str) -> dict:
+    """``{parameter: values}`` a method takes beside values of its default's type (a
+    module's optional ``EXTRA_VALUES``, e.g. MAGIC's ``t: "auto"``); for the config check."""
+    _load(name)  # the name is known
+    module = importlib.import_module(_REGISTRY[name], __name__)
+    return dict(getattr(module, "EXTRA_VALUES", {}))
+
+
 def resolve_device(device=None) -> str:
     """``None`` -> ``"cuda"`` when torch sees a GPU, else ``"cpu"``; other values as given."""
     if device is None:

@@ -17,6 +17,7 @@ USES_GPU = False
 KIND = "builtin"
 LABEL = "MAGIC"
 DEFAULTS = {"knn": 5, "decay": 1, "t": 3, "n_pca": 100, "solver": "exact", "transform": "sqrt"}
+EXTRA_VALUES = {"t": ("auto",)}  # MAGIC picks t itself (values beside the default's type)
 SOURCE = pkg_version("magic-impute")
 
 

@@ -1,0 +1,210 @@
+"""Config checks at the workflow's start, one line per problem, each naming its key.
+
+Run by the Snakefile before anything else (a dry run included), so a typo costs seconds,
+not a failed job hours later:
+
+* method names: a name that is neither built in nor the user's own (``callable:`` /
+  ``command:``) is reported as an unknown method, with the built-in names;
+* method parameters: checked against what each method accepts (a built-in adapter's
+  ``DEFAULTS``; scZiva's options and their ranges from :class:`scziva.settings.ZivaSettings`;
+  a user function's signature when it can be imported here), and by type against the
+  default value (``num_epochs: "three"``);
+* the JSON schema (``workflow/schemas/config.schema.yaml``): every violation as one line
+  ``config: <key path>: <what is wrong>`` instead of jsonschema's multi-line dump.
+
+:func:`problems` returns the lines; the Snakefile raises them as one WorkflowError.
+Imports no method's heavy dependencies (no torch, scvi-tools or MAGIC).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from pathlib import Path
+
+__all__ = ["problems", "schema_problems", "method_problems"]
+
+_MAX_VALUE_CHARS = 60
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 3] + "..."
+
+
+def _key_path(parts) -> str:
+    return ".".join(str(p) for p in parts) or "(top level)"
+
+
+def _schema_message(err) -> str:
+    """jsonschema's message without the whole offending instance."""
+    v = err.validator
+    if v in ("oneOf", "anyOf"):
+        return f"{_short(err.instance)} matches none of the allowed forms"
+    if v == "enum":
+        return f"{_short(err.instance)} is not one of {', '.join(map(str, err.validator_value))}"
+    if v == "type":
+        want = err.validator_value
+        want = " or ".join(want) if isinstance(want, list) else want
+        return f"{_short(err.instance)} is not of type {want}"
+    if v == "required":
+        return err.message.replace("'", "`", 2) if err.message.count("'") >= 2 else err.message
+    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern", "minItems",
+             "minLength", "uniqueItems", "additionalProperties", "minProperties"):
+        return " ".join(err.message.split())
+    return " ".join(str(err.message).split())[:200]
+
+
+def schema_problems(config: dict, schema_path, skip_methods=()) -> list[str]:
+    """Every schema violation as ``config: <path>: <message>`` (sorted by path).
+    Violations under ``methods.<name>`` for a name in ``skip_methods`` (already reported
+    as unknown) are left out."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    cls = jsonschema.validators.validator_for(schema)
+    out = []
+    for err in cls(schema).iter_errors(config):
+        parts = list(err.absolute_path)
+        if len(parts) >= 2 and parts[0] == "methods" and parts[1] in skip_methods:
+            continue
+        if err.validator == "if" or err.validator == "then":  # reported by their own sub-errors
+            continue
+        out.append(f"config: {_key_path(parts)}: {_schema_message(err)}")
+    return sorted(dict.fromkeys(out))
+
+
+def _type_problem(value, default, also=()) -> str | None:
+    """A value whose type cannot stand in for the default's: a number where the default is
+    a number (int or float: MAGIC's ``decay: 1`` takes 0.5), true/false for a flag, text
+    for text, a list for a list. ``also``: other values the method takes (MAGIC's
+    ``t: auto``). None, or a default of None, passes."""
+    if default is None or value is None or value in also:
+        return None
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else f"must be true or false, got {_short(value)}"
+    if isinstance(default, (int, float)):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return None if ok else f"must be a number, got {_short(value)}"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else f"must be a string, got {_short(value)}"
+    if isinstance(default, (list, tuple)):
+        return None if isinstance(value, (list, tuple)) else f"must be a list, got {_short(value)}"
+    return None
+
+
+def _scziva_problems(name: str, params: dict, defaults: dict, where: str) -> list[str]:
+    """scZiva's options: names from ZivaSettings, ranges from settings.option_problem, the
+    choices (impute_value, dispersion, ...) by building the settings once."""
+    from scziva.settings import ZivaSettings, option_problem
+
+    fields = {f.name for f in dataclasses.fields(ZivaSettings)}
+    given = {"seed", "mode"}  # set by the benchmark (the scenario's seed, the method's mode)
+    accepted = sorted(fields - given)
+    out = []
+    for key in params:
+        if key in given:
+            out.append(f"{where}.{key}: set by the benchmark ({'config `seed`' if key == 'seed' else 'the method name'}); "
+                       "remove it")
+        elif key not in fields:
+            out.append(f"{where}.{key}: unknown parameter of {name}; accepted: {', '.join(accepted)}")
+        else:
+            problem = option_problem(key, params[key])
+            if problem:
+                out.append(f"{where}.{key}: {problem}")
+    if out:
+        return out
+    mode = "authors" if name == "scziva_authors" else "scziva"
+    kw = {k: v for k, v in {**defaults, **params}.items() if k in fields}
+    try:
+        ZivaSettings(**kw, mode=mode)
+    except (ValueError, TypeError) as exc:
+        out.append(f"{where}: {' '.join(str(exc).split())}")
+    return out
+
+
+def _builtin_problems(name: str, spec, where: str) -> list[str]:
+    from . import methods
+
+    params = (spec or {}).get("params") if isinstance(spec, dict) else None
+    if not params:
+        return []
+    if not isinstance(params, dict):
+        return []  # the schema says so
+    adapter = methods.get(name)
+    if name.startswith("scziva"):
+        return _scziva_problems(name, params, adapter.defaults, where)
+    also = methods.extra_values(name)
+    out = []
+    for key, value in params.items():
+        if key not in adapter.defaults and not adapter.accepts_extra:
+            accepted = ", ".join(sorted(adapter.defaults)) or "none"
+            out.append(f"{where}.{key}: unknown parameter of {name}; accepted: {accepted}")
+            continue
+        problem = _type_problem(value, adapter.defaults.get(key), also.get(key, ()))
+        if problem:
+            out.append(f"{where}.{key}: {problem} (default {_short(adapter.defaults[key])})")
+    return out
+
+
+def _callable_problems(name: str, spec: dict, where: str) -> list[str]:
+    """A user function's parameters against its signature, when it can be imported here
+    (with ``conda_env`` its dependencies may live elsewhere: not imported)."""
+    from .methods import external
+
+    params = spec.get("params") or {}
+    if not params or spec.get("conda_env") or not isinstance(params, dict):
+        return []
+    try:
+        fn = external.ExternalMethod(name, spec).load()
+        sig = inspect.signature(fn)
+    except Exception:  # noqa: BLE001 -- not importable here: its job reports it
+        return []
+    ps = sig.parameters
+    if any(p.kind is p.VAR_KEYWORD for p in ps.values()):
+        return []
+    accepted = [p for p in ps if p not in ("seed", "device")][1:]  # the first takes the AnnData
+    return [f"{where}.{key}: {spec['callable']} has no parameter {key!r}; accepted: {', '.join(accepted) or 'none'}"
+            for key in params if key not in ps]
+
+
+def method_problems(config: dict) -> tuple[list[str], set]:
+    """(lines, names of unknown methods) for the config's ``methods:``."""
+    from . import methods
+
+    known = set(methods.available())
+    out, unknown = [], set()
+    entries = config.get("methods")
+    if not isinstance(entries, dict):
+        return out, unknown
+    for name, spec in entries.items():
+        where = f"config: methods.{name}"
+        if methods.is_external(spec):
+            if "callable" in spec and name in known:
+                continue  # the schema reports a built-in name given a callable
+            if "callable" in spec:
+                out += _callable_problems(name, spec, f"{where}.params")
+            continue
+        if name not in known:
+            unknown.add(name)
+            out.append(f"{where}: unknown method {name!r}; built-in methods: {', '.join(sorted(known))}; "
+                       "a method of your own needs `callable:` or `command:` (docs/own_method.md)")
+            continue
+        if spec is not None and not isinstance(spec, dict):
+            continue  # the schema says so
+        try:
+            out += _builtin_problems(name, spec, f"{where}.params")
+        except Exception as exc:  # noqa: BLE001 -- a check must not crash the start
+            out.append(f"{where}: its parameters could not be checked ({type(exc).__name__}: {exc})")
+    return out, unknown
+
+
+def problems(config: dict, schema_path) -> list[str]:
+    """Every problem of ``config``, one line each: unknown methods, the schema, then
+    method parameters."""
+    lines, unknown = method_problems(config)
+    schema = schema_problems(config, schema_path, skip_methods=unknown)
+    first = [ln for ln in lines if "unknown method" in ln]
+    rest = [ln for ln in lines if "unknown method" not in ln]
+    return list(dict.fromkeys(first + schema + rest))
