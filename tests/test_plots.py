@@ -47,15 +47,20 @@ def _seeded(values):
 
 
 def test_tied_within_noise_is_shown_as_tied():
-    # a and b swap places from seed to seed: tied; c is always behind both; no_imputation last
-    df = _seeded({"a": [0.9, 0.7, 0.9], "b": [0.8, 0.8, 0.7], "c": [0.5, 0.6, 0.5],
-                  "no_imputation": [0.1, 0.1, 0.1], "perfect": [1, 1, 1]})
+    # a and b swap places from seed to seed: tied; c is always behind both (by 1 or 2
+    # places: a paired t-test separates it after Holm over the 6 pairs); no_imputation
+    # is always last, but one place behind c on every seed: zero variance alone never
+    # separates (sign test, 5 seeds: p = 0.0625)
+    df = _seeded({"a": [0.9, 0.7, 0.9, 0.7, 0.9], "b": [0.8, 0.8, 0.7, 0.8, 0.7],
+                  "c": [0.5, 0.6, 0.5, 0.6, 0.5], "no_imputation": [0.1] * 5,
+                  "perfect": [1] * 5})
     s = ranking.summary(df).set_index("method")
     assert s.loc["a", "tied_best"] and s.loc["b", "tied_best"]
     assert not s.loc["c", "tied_best"] and not s.loc["no_imputation", "tied_best"]
     assert "b" in s.loc["a", "tied_with"] and "c" not in s.loc["a", "tied_with"]
+    assert "no_imputation" in s.loc["c", "tied_with"]
     assert s.loc["no_imputation", "mean"] == 4 and s.loc["perfect", "reference"]
-    assert np.isfinite(s.loc["a", "lo"]) and s.loc["a", "n_seeds"] == 3
+    assert np.isfinite(s.loc["a", "lo"]) and s.loc["a", "n_seeds"] == 5
     fig = plots.plot_ranks(df)
     boxes = [p for p in fig.axes[0].patches if not p.get_fill() and p.get_linewidth() >= 2]
     assert len(boxes) == 2  # a and b boxed, nobody else
@@ -67,6 +72,36 @@ def test_tied_within_noise_is_shown_as_tied():
     fig = plots.plot_ranks(one)
     assert not [p for p in fig.axes[0].patches if not p.get_fill() and p.get_linewidth() >= 2]
     plt.close(fig)
+
+
+def test_paired_test_holm_and_tolerance_by_hand():
+    # identical differences on 3 seeds: the sign test's 2 x 0.5^3 = 0.25, never "apart"
+    assert ranking.paired_p(np.array([1.0, 2.0, 1.0]), np.array([2.0, 3.0, 2.0])) == 0.25
+    # otherwise scipy's paired t-test: differences 1, 2, 3 -> t = 2 / (1 / sqrt 3), df 2
+    from scipy import stats
+    p = ranking.paired_p(np.array([2.0, 4.0, 6.0]), np.array([1.0, 2.0, 3.0]))
+    assert p == pytest.approx(2 * stats.t.sf(2 / (1 / np.sqrt(3)), 2))
+    assert ranking.paired_p(np.array([1.0]), np.array([2.0])) == 1.0
+    # Holm: sorted p x (m, m-1, ...), running maximum, capped at 1
+    np.testing.assert_allclose(ranking.holm([0.01, 0.04, 0.03, 0.5]),
+                               [0.04, 0.09, 0.09, 0.5])
+    # values within the tolerance share a rank: 0.8070 vs 0.8065 tie; 0.79 does not
+    rows = [("d", "dropout50_s1", m, "zeros_gene_pearson", v, "ok") for m, v in [
+        ("a", 0.8070), ("b", 0.8065), ("c", 0.79), ("no_imputation", 0.1)]]
+    r = ranking.rank_runs(_one(rows)).set_index("method")["rank"]
+    assert r["a"] == r["b"] == 1.5 and r["c"] == 3
+
+
+def test_ranks_tsv_columns_and_references():
+    df = _seeded({"a": [0.9, 0.7, 0.9], "b": [0.8, 0.8, 0.7], "no_imputation": [0.1] * 3,
+                  "perfect": [1] * 3, "oracle": [0.95] * 3})
+    t = ranking.ranks_tsv(df)
+    assert list(t.columns) == ["dataset", "family", "method", "mean_rank", "ci_low",
+                               "ci_high", "n_seeds"]
+    t = t.set_index("method")
+    assert t.loc["perfect", "mean_rank"] == 1 and t.loc["oracle", "mean_rank"] == 1
+    assert t.loc["no_imputation", "mean_rank"] == 3 and (t["n_seeds"] == 3).all()
+    assert t.loc["a", "ci_low"] < t.loc["a", "mean_rank"] < t.loc["a", "ci_high"]
 
 
 def test_no_imputation_in_ranks_and_worse_is_visible():

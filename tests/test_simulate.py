@@ -256,3 +256,9 @@ def test_regime_presets_are_estimates_of_their_source(shared_data):
         est = simulate.estimate_params(real[real.obs["cell_type"] == ctype].copy())
         for k, v in est.items():
             assert simulate.REGIMES[name][k] == pytest.approx(v, rel=1e-3, abs=1e-3), (name, k)
+
+
+def test_data_seed_gives_each_scenario_seed_its_own_dataset():
+    assert simulate.data_seed(1, 0) == 1  # no seed (e.g. `none`): the dataset's own
+    seeds = {simulate.data_seed(1, s) for s in (1, 2, 3)} | {simulate.data_seed(2, s) for s in (1, 2, 3)}
+    assert len(seeds) == 6 and not seeds & {1, 2, 100, 101}

@@ -14,9 +14,14 @@ What a rank means (also in the report and docs/metrics.md):
   :mod:`scziva_bench.metric_specs` enter a rank.
 * Per seed, a method's family rank is the mean of its ranks over the family's metrics and
   the dataset's scenarios (e.g. dropout 20, 50 and 80 %) of that seed. Over seeds we
-  report the mean and a 95 % t-interval; two methods are **tied within noise** when the
-  95 % t-interval of their paired per-seed rank difference contains 0 (with one seed
-  nothing can be told apart: every method is reported as not separable).
+  report the mean and a 95 % t-interval. The unit of replication is the seed: each seed
+  is a new dropout mask or split and, for simulations, a new simulated dataset. Two
+  methods are **apart beyond noise** only when a paired test over seeds of their family
+  ranks (:func:`paired_p`: paired t-test; the exact sign test where all differences are
+  equal, so zero variance alone never separates) is significant after Holm's correction
+  over all pairs of the (dataset, family) at :data:`ALPHA`; otherwise **tied within
+  noise** (with one seed nothing can be told apart).
+* Values of a ranked metric within :data:`TIE_TOLERANCE` of each other share a rank.
 
 Metric facts (direction, family, ranked) come from one place: :func:`spec`.
 """
@@ -36,6 +41,7 @@ __all__ = [
     "CONTROLS", "RESOURCE_METRICS", "BASELINE", "REFERENCE", "REFERENCES", "FAMILY_LABELS", "spec", "maximize",
     "higher_is_better", "direction_label", "family", "is_ranked", "oriented",
     "method_order", "tidy", "rank_runs", "seed_ranks", "summary", "rank_table",
+    "ranks_tsv", "RANKS_COLUMNS", "paired_p", "holm", "TIE_TOLERANCE", "ALPHA",
 ]
 
 RESOURCE_METRICS = metric_specs.RESOURCE_METRICS
@@ -178,6 +184,7 @@ def rank_runs(df: pd.DataFrame, metrics=None) -> pd.DataFrame:
         lambda x: np.isfinite(x).any())]
     if comp.empty:
         return pd.DataFrame(columns=cols)
+    comp["loss"] = comp.groupby(keys, sort=False)["loss"].transform(_snap_ties)
     g = comp.groupby(keys, sort=False)["loss"]
     comp["rank"] = g.rank(method="average")  # failed / NaN (+inf) share the last places
     comp["n"] = g.transform("size")
@@ -197,6 +204,28 @@ def rank_runs(df: pd.DataFrame, metrics=None) -> pd.DataFrame:
     out["family"] = out["metric"].map(family)
     out["n"] = out["n"].astype(int)
     return out[cols].reset_index(drop=True)
+
+
+#: values of a ranked metric closer than this (absolute, on the metric's own scale; every
+#: ranked metric is on a 0-1 scale) are tied and share their rank
+TIE_TOLERANCE = 1e-3
+
+
+def _snap_ties(loss: pd.Series) -> pd.Series:
+    """Losses within :data:`TIE_TOLERANCE` of the best of a run of values get that best
+    value, so that they share a rank (greedy from the best: a tie group never spans more
+    than the tolerance). +inf (failed, NaN) stays."""
+    v = loss.to_numpy(dtype=float).copy()
+    order = np.argsort(v, kind="stable")
+    head = None
+    for i in order:
+        if not np.isfinite(v[i]):
+            break
+        if head is None or v[i] - head > TIE_TOLERANCE:
+            head = v[i]
+        else:
+            v[i] = head
+    return pd.Series(v, index=loss.index)
 
 
 @functools.lru_cache(maxsize=None)
@@ -247,7 +276,9 @@ def summary(df: pd.DataFrame, metrics=None) -> pd.DataFrame:
             stats_[m] = (mean, half, k)
         order = sorted(stats_, key=lambda m: stats_[m][0])
         cols_ = {m: wide[m].to_numpy(dtype=float) for m in order}
-        tied = {m: [o for o in order if o != m and _tied(cols_[m], cols_[o])] for m in order}
+        apart = _separated(order, cols_)
+        tied = {m: [o for o in order if o != m and frozenset((m, o)) not in apart]
+                for m in order}
         best = order[0]
         sub = g.groupby("method", sort=False).agg(failed=("failed", "sum"),
                                                   missing=("missing", "sum"), n=("n", "max"),
@@ -279,22 +310,58 @@ def summary(df: pd.DataFrame, metrics=None) -> pd.DataFrame:
         .drop(columns=["_f", "_d"]).reset_index(drop=True)
 
 
-def _tied(a: np.ndarray, b: np.ndarray) -> bool:
-    """Paired per-seed ranks ``a``, ``b`` (aligned by seed, NaN where absent): is 0 inside
-    the 95 % t-interval of a - b? One common seed gives no noise estimate: tied (not
-    separable)."""
+#: family-wise error rate of the "beyond noise" statements within one (dataset, family)
+ALPHA = 0.05
+
+
+def paired_p(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided p-value that paired per-seed ranks ``a``, ``b`` (aligned by seed, NaN
+    where absent) differ: the paired t-test (scipy.stats.ttest_rel) over the common seeds.
+    Where every difference is the same the t statistic is undefined; then the exact sign
+    test, ``2 x 0.5^k`` (0.25 for 3 seeds), so that zero variance alone never makes a
+    difference significant. 1.0 where nothing can be said (fewer than 2 seeds, or all
+    differences 0)."""
+    from scipy import stats
+
     dif = a - b
-    dif = dif[np.isfinite(dif)]
-    k = len(dif)
-    if k == 0:
-        return False
-    if k == 1:
-        return True
-    sd = float(dif.std(ddof=1))
-    mean = float(dif.mean())
-    if sd == 0.0:
-        return mean == 0.0
-    return abs(mean) <= _t975(k) * sd / math.sqrt(k)
+    ok = np.isfinite(dif)
+    k = int(ok.sum())
+    if k < 2 or not np.any(dif[ok] != 0):
+        return 1.0
+    d = dif[ok]
+    if float(np.std(d, ddof=1)) <= 1e-9 * max(1.0, float(np.abs(d).max())):  # all equal
+        return min(1.0, 2.0 * 0.5 ** k)
+    return float(stats.ttest_rel(a[ok], b[ok]).pvalue)
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down adjusted p-values (statsmodels' ``multipletests(method="holm")``
+    gives the same; written here so that ranking needs scipy only)."""
+    p = np.asarray(pvalues, dtype=float)
+    m = p.size
+    if m == 0:
+        return p
+    order = np.argsort(p, kind="stable")
+    adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out = np.empty(m)
+    out[order] = np.minimum(adj, 1.0)
+    return out
+
+
+def _separated(order, cols_) -> set:
+    """Pairs of methods (frozensets) whose per-seed ranks differ beyond noise: paired
+    test per pair (:func:`paired_p`), Holm-corrected over all pairs of the (dataset,
+    family), adjusted p < :data:`ALPHA`."""
+    pairs = [(m, o) for i, m in enumerate(order) for o in order[i + 1:]]
+    if not pairs:
+        return set()
+    p = holm([paired_p(cols_[m], cols_[o]) for m, o in pairs])
+    return {frozenset(pr) for pr, q in zip(pairs, p) if q < ALPHA}
+
+
+def _tied(a: np.ndarray, b: np.ndarray) -> bool:
+    """One pair alone (no multiplicity correction): not separable at :data:`ALPHA`."""
+    return paired_p(a, b) >= ALPHA
 
 
 def rank_table(df: pd.DataFrame, metrics=None, by_dataset: bool = True):
@@ -317,3 +384,19 @@ def rank_table(df: pd.DataFrame, metrics=None, by_dataset: bool = True):
     ranks = ranks.reindex(index=methods, columns=cols)
     failed = failed.reindex(index=methods, columns=cols).fillna(0).astype(int)
     return ranks, failed
+
+
+#: columns of results/ranks.tsv
+RANKS_COLUMNS = ["dataset", "family", "method", "mean_rank", "ci_low", "ci_high", "n_seeds"]
+
+
+def ranks_tsv(df: pd.DataFrame, metrics=None) -> pd.DataFrame:
+    """The machine-readable verdicts (``results/ranks.tsv``): one row per (dataset, family,
+    method) of :func:`summary`, competitors by place, then the references (``perfect``,
+    ``oracle``: their reference ranks). ``ci_low``/``ci_high``: the 95 % t-interval over
+    seeds (empty with one seed); ``n_seeds``: the seeds behind the mean."""
+    s = summary(df, metrics)
+    out = pd.DataFrame({"dataset": s["dataset"], "family": s["family"], "method": s["method"],
+                        "mean_rank": s["mean"], "ci_low": s["lo"], "ci_high": s["hi"],
+                        "n_seeds": s["n_seeds"]}, columns=RANKS_COLUMNS)
+    return out.reset_index(drop=True)

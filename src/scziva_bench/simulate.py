@@ -36,7 +36,7 @@ from scipy import optimize, stats
 
 from scziva.errors import InputError
 
-__all__ = ["splat", "estimate_params", "add_dropout", "solve_midpoint", "zero_entries", "REGIMES",
+__all__ = ["splat", "data_seed", "estimate_params", "add_dropout", "solve_midpoint", "zero_entries", "REGIMES",
            "REGIME_SOURCES", "regime"]
 
 # keys of estimate_params() -- all of them are keyword arguments of splat()
@@ -383,6 +383,16 @@ def _splat_anndata(counts, truth, mask, group, n_groups, means: _CellMeans, gene
     adata.uns["dataset_id"] = str(dataset_id)
     adata.uns["notes"] = [f"simulated by scziva_bench.simulate.splat (seed {int(seed)})"]
     return adata
+
+
+def data_seed(base_seed: int, scenario_seed: int) -> int:
+    """The simulation seed of a scenario's own dataset: each scenario seed simulates a new
+    dataset (same parameters, new draws), so that the spread over seeds includes the
+    variation between datasets, not only between dropout masks. Seed 0 (a scenario
+    without seed, e.g. ``none``) keeps the dataset's own ``base_seed``; otherwise
+    ``base_seed + 1000 x scenario_seed`` (far from the tuning seeds 100-101)."""
+    base_seed, scenario_seed = int(base_seed), int(scenario_seed)
+    return base_seed if scenario_seed == 0 else base_seed + 1000 * scenario_seed
 
 
 def splat(n_cells: int = 600, n_genes: int = 2000, n_groups: int = 5, group_probs=None,

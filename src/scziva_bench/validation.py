@@ -22,9 +22,11 @@ applies:
 1. the oracle is first: no panel output better by more than :data:`TOL_ORACLE` (every
    ranked metric is on a 0-1 scale). Label metrics (family ``clustering``) are exempt
    where the oracle itself does not recover the labels (value below
-   :data:`LABELS_RECOVERED`): there the groups are hidden by biological noise in the truth
-   itself (the full-length regime: ARI 0.34), smoothing can beat it by chance, and the
-   metric can only tell signal from no signal (rule 2);
+   :data:`LABELS_RECOVERED`): there the groups are partly hidden by biological noise in
+   the truth itself (the full-length regime: oracle ARI 0.34-0.8 by data seed), a
+   label metric rewards separation rather than closeness to the truth, smoothing beats
+   the truth by a few hundredths, and the metric can only tell signal from no signal
+   (rule 2);
 2. ``constant``, ``poisson_noise`` and ``rank_one`` are strictly worse than
    ``knn_average``, and strictly worse than ``no_imputation`` unless ``no_imputation`` is
    degenerate for the metric (the imputation family: on the entries a method must fill,
@@ -57,7 +59,7 @@ TOL = 1e-9
 #: rule 1: no output may beat the oracle by more than this
 TOL_ORACLE = 0.01
 #: rule 1 for label metrics applies where the oracle scores at least this
-LABELS_RECOVERED = 0.5
+LABELS_RECOVERED = 0.9
 
 
 def _dense(M):

@@ -31,6 +31,7 @@ rule aggregate:
             caption="../report/metrics.rst",
             category="Tables",
         ),
+        "results/ranks.tsv",
     log:
         "results/logs/aggregate.log",
     params:

@@ -12,6 +12,8 @@ rule make_scenario:
         scenario=lambda wildcards: ct.scenario_params(
             config, wildcards.dataset, wildcards.scenario
         ),
+        # simulations: each scenario seed simulates its own dataset (simulate.data_seed)
+        simulate=lambda wildcards: config["datasets"][wildcards.dataset].get("simulate"),
     conda:
         "../../envs/bench.yaml"
     script:

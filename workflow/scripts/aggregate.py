@@ -1,4 +1,6 @@
-"""Rule aggregate: concatenate the per-job metric tables into results/metrics.tsv."""
+"""Rule aggregate: concatenate the per-job metric tables into results/metrics.tsv, and
+write the family ranks the report's verdicts come from into results/ranks.tsv
+(:func:`scziva_bench.ranking.ranks_tsv`)."""
 import sys
 from pathlib import Path
 
@@ -8,7 +10,7 @@ from scziva_bench.workflow_utils import start_script  # noqa: E402
 
 log = start_script(snakemake)  # noqa: F821
 
-from scziva_bench import metrics  # noqa: E402
+from scziva_bench import metrics, ranking  # noqa: E402
 
 sm = snakemake  # noqa: F821
 table = metrics.aggregate(list(sm.input))
@@ -19,3 +21,6 @@ log.info("%d rows from %d files; %d failed (dataset, scenario, method) runs",
 for row in failed_runs.itertuples(index=False):
     log.warning("failed: %s / %s / %s", *row)
 metrics.write_tsv_atomic(table, sm.output[0])
+ranks = ranking.ranks_tsv(table)
+log.info("%d family-rank rows", len(ranks))
+metrics.write_tsv_atomic(ranks, sm.output[1])
