@@ -120,7 +120,8 @@ def test_transposed_table_of_gene_symbols_is_caught(tmp_path, capsys):
     X = _counts(n_cells=12, n_genes=30)
     symbols = ["ACTB", "GAPDH", "CD3E", "MALAT1", "RPL13A", "LYZ", "NKG7", "B2M", "FTL", "CD74", "MS4A1", "VIM"]
     inp = tmp_path / "t.csv"
-    pd.DataFrame(X, index=symbols, columns=[f"cell_{i}" for i in range(30)]).to_csv(inp)
+    plate_wells = [f"P{i // 12 + 1}_{'ABCDEFGH'[i % 8]}{i % 12 + 1:02d}" for i in range(30)]  # no barcode look
+    pd.DataFrame(X, index=symbols, columns=plate_wells).to_csv(inp)
     _refused(capsys, tmp_path, inp, r"t\.csv", r"look like genes", r"--genes-by-cells")
     rc, err = _run(capsys, "impute", inp, tmp_path / "ok.csv", "--genes-by-cells", *FAST)
     assert rc == 0, err

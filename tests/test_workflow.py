@@ -366,6 +366,12 @@ def check_tiny_run(tmp_path: Path, cfg_path: Path):
             assert f.is_file() and f.stat().st_size > 1000, f
     html = (R / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(names)
+    # results are readable as any new file of the user's (umask), not private 0600
+    from scziva.fileio import current_umask
+
+    want = 0o666 & ~current_umask()
+    for f in (R / "metrics.tsv", R / "report.html", R / "figures" / f"{names[0]}.png"):
+        assert f.stat().st_mode & 0o777 == want, (f, oct(f.stat().st_mode))
     for mth in methods.available():
         assert mth in html
     assert "failed" in html and "dca" in html
