@@ -8,6 +8,8 @@ Each case runs in its own subprocess so that its peak memory (max RSS) is its ow
     .venv/bin/python benchmarks/bench_scziva.py determinism     # same seed -> same bits
     .venv/bin/python benchmarks/bench_scziva.py timing          # 600 x 2,000, five data sets: time spread
     .venv/bin/python benchmarks/bench_scziva.py convergence [--cells N]  # does early stopping stop too soon?
+    .venv/bin/python benchmarks/bench_scziva.py epoch           # seconds per epoch against the matmul bound
+    .venv/bin/python benchmarks/bench_scziva.py steps           # epochs to a held-out loss within 0.5 % of a long run
     .venv/bin/python benchmarks/bench_scziva.py all [--device cuda]
 
 Targets (issue "scZiva method"): on the accuracy case scZiva with defaults is ahead of
@@ -154,8 +156,77 @@ def case_timing(args):
     return rows
 
 
+def _matmul_gflops(repeats=5) -> float:
+    """This machine's dense float32 matmul rate (best of ``repeats``), GFLOP/s, on the
+    threads torch is set to use: the physical bound a network of linear layers can reach."""
+    import torch
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * 2048 ** 3 / best / 1e9
+
+
+def _epoch_gflop(model, n_cells, validation_fraction=0.1) -> float:
+    """Arithmetic of one training epoch of ``model`` (GFLOP): forward and backward (3x the
+    forward multiply-adds, x2 FLOP each) of every training cell, plus the held-out cells'
+    forward pass; the convolution and every linear layer, from their shapes. Element-wise
+    work (the ZINB likelihood, activations) is left out: it is what the bound does not count."""
+    import torch.nn as nn
+    macs = model.conv.output_length(model.n_genes) * model.conv.kernel_size
+    macs += sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear))
+    n_val = round(validation_fraction * n_cells)
+    return 2 * macs * (3 * (n_cells - n_val) + n_val) / 1e9
+
+
+def case_epoch(args):
+    """Seconds per epoch (a short fit, no early stop) against the matmul bound."""
+    import numpy as np
+    from scziva import ZIVAimpute
+    rows = []
+    rate = _matmul_gflops()
+    for n, g in ((2000, 2000), (1000, 20000), (20000, 2000)):
+        X = _simulate(n, g, 0.5).layers["counts"] if n * g <= 2e7 else _big_sim(n, with_truth=False)[0]
+        ZIVAimpute(X[:64], seed=1, num_epochs=1, pi_ridge=0.0)  # warm-up (allocator, oneDNN kernels)
+        epochs = 3 if n * g > 2e7 else 5
+        _, model = ZIVAimpute(X, seed=1, num_epochs=epochs, patience=10 ** 6, pi_ridge=0.0)
+        per_epoch = model.train_seconds / model.stopped_epoch
+        gflop = _epoch_gflop(model.module, n)
+        bound = gflop / rate
+        rows.append(dict(case=f"{n:,} x {g:,}", seconds_per_epoch=per_epoch, gflop_per_epoch=gflop,
+                         matmul_gflops=rate, bound_seconds=bound, ratio_to_bound=per_epoch / bound))
+        del X, model
+        np.random.default_rng(0)  # nothing carried between sizes
+    return rows
+
+
+def case_steps(args):
+    """Epochs until the held-out loss is within 0.5 % of a long run's best (no early stop,
+    ``min_delta=0``), and where the default early stopping ended, at two data sizes."""
+    import numpy as np
+    from scziva import ZIVAimpute
+    rows = []
+    for n, long_epochs in ((1000, 300), (10000, 60)):
+        X = _simulate(n, 2000, 0.5).layers["counts"]
+        _, long = ZIVAimpute(X, seed=1, num_epochs=long_epochs, patience=10 ** 6, min_delta=0.0, pi_ridge=0.0)
+        val = np.array([h["val"] for h in long.history])
+        best = float(val.min())
+        within = int(np.argmax(val <= best * 1.005)) + 1
+        _, default = ZIVAimpute(X, seed=1, pi_ridge=0.0)
+        steps = int(np.ceil(0.9 * n / 128))
+        rows.append(dict(case=f"{n:,} x 2,000", long_run_epochs=long_epochs, best_val=best,
+                         epochs_to_within_0_5pct=within, steps_per_epoch=steps,
+                         default_stopped_epoch=default.stopped_epoch,
+                         default_val_gap_pct=100 * (min(h["val"] for h in default.history) / best - 1),
+                         long_seconds=long.train_seconds))
+    return rows
+
+
 CASES = {"accuracy": case_accuracy, "genes": case_genes, "cells": case_cells, "determinism": case_determinism,
-         "timing": case_timing, "convergence": case_convergence}
+         "timing": case_timing, "convergence": case_convergence, "epoch": case_epoch, "steps": case_steps}
 
 
 def _child(args):

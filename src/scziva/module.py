@@ -126,13 +126,17 @@ class ZIVAE(nn.Module):
         self.mu_z = nn.Linear(hidden_dim, latent_dim)
         self.logv_z = nn.Linear(hidden_dim, latent_dim)
         self.fc3 = nn.Linear(latent_dim, hidden_dim)
-        self.fc4 = nn.Linear(hidden_dim, 3 * n_genes)
+        # The decoder's output heads, G values each: the dropout logit (unless a curve gives
+        # pi), the mean, and the inverse dispersion (unless it is one per gene). Only the heads
+        # in use are computed: the last layer is most of the network's arithmetic.
+        self.heads = tuple(h for h, used in (("pi", zero_inflation == "free"), ("mu", True),
+                                             ("theta", dispersion == "gene-cell")) if used)
+        self.fc4 = nn.Linear(hidden_dim, len(self.heads) * n_genes)
         if dispersion == "gene":
-            # one inverse dispersion per gene (as DCA's and scVI's defaults): softplus(2) ~ 2.1 at start;
-            # the decoder's third head is then unused.
+            # one inverse dispersion per gene (as DCA's and scVI's defaults): softplus(2) ~ 2.1 at start
             self.theta_raw = nn.Parameter(torch.full((n_genes,), 2.0))
         if zero_inflation == "curve":
-            # intercept and slope of logit(pi) in log(mu); the decoder's first head is then unused.
+            # intercept and slope of logit(pi) in log(mu).
             # At the start pi = 0.5 everywhere, as the free head's (a zero-centred logit).
             self.pi_curve = nn.Parameter(torch.zeros(2))
 
@@ -144,20 +148,21 @@ class ZIVAE(nn.Module):
     def decode(self, z: torch.Tensor, library: torch.Tensor | None = None):
         G = self.n_genes
         out = self.fc4(F.relu(self.fc3(z)))
+        head = {h: out[:, i * G:(i + 1) * G] for i, h in enumerate(self.heads)}
         if self.library_size:
             if library is None:
                 raise ValueError("this model scales its mean by the library size: pass `library`")
-            mu = (torch.softmax(out[:, G:2 * G], dim=-1) * library).clamp(MU_MIN, None)
+            mu = (torch.softmax(head["mu"], dim=-1) * library).clamp(MU_MIN, None)
         else:
-            mu = F.softplus(out[:, G:2 * G]).clamp(MU_MIN, MU_MAX)
+            mu = F.softplus(head["mu"]).clamp(MU_MIN, MU_MAX)
         if self.dispersion == "gene":
             theta = F.softplus(self.theta_raw).clamp(THETA_MIN, THETA_MAX).expand_as(mu)
         else:
-            theta = F.softplus(out[:, 2 * G:]).clamp(THETA_MIN, THETA_MAX)
+            theta = F.softplus(head["theta"]).clamp(THETA_MIN, THETA_MAX)
         if self.zero_inflation == "curve":
             logit = self.pi_curve[0] + self.pi_curve[1] * torch.log(mu)
         else:
-            logit = out[:, :G]
+            logit = head["pi"]
         pi = torch.sigmoid(logit).clamp(PI_MIN, PI_MAX)
         return pi, mu, theta
 
