@@ -32,9 +32,11 @@ def test_ranked_metric_passes_the_panel(panel, metric):
             continue
         checked += 1
         assert validation.violations(metric, vals) == [], (regime, sid, vals)
-    # checked on every regime, somewhere
+    # checked on every regime where it applies (the trajectory: the path simulation)
     regimes = set(d.loc[d["method"] == "oracle", "regime"])
-    assert checked > 0 and regimes == set(validation.REGIMES), (metric, regimes)
+    want = {"umi_path"} if metric_specs.SPECS[metric].family == "trajectory" else \
+        {"umi", "fulllength"}
+    assert checked > 0 and want <= regimes, (metric, regimes)
 
 
 def test_unranked_metrics_say_why():

@@ -31,13 +31,15 @@ __all__ = ["MetricSpec", "SPECS", "FAMILIES", "GROUPS", "NEEDS", "STATUSES", "RE
            "names", "ranked", "better", "sort_key", "oriented", "higher_is_better"]
 
 FAMILIES = ("accuracy_imputation", "accuracy_denoising", "mcv", "clustering", "de", "genecorr",
-            "resources")
-GROUPS = ("entries", "denoising", "mcv", "clustering", "de", "genecorr", "resources")
+            "trajectory", "resources")
+GROUPS = ("entries", "denoising", "mcv", "clustering", "de", "genecorr", "trajectory",
+          "resources")
 #: truth: a count-scale reference the methods did not see (not for MCV, not a copy of the
 #: input); mask: the removed entries; labels: >= 2 cell labels; de_truth: simulated DE
 #: factors; mcv: an MCV scenario (test molecules); true_mean: the simulation's
-#: pre-Poisson cell-gene means.
-NEEDS = ("truth", "mask", "labels", "de_truth", "mcv", "true_mean")
+#: pre-Poisson cell-gene means; pseudotime: a true order of the cells (a path
+#: simulation's obs["pseudotime"], or labels that are known developmental stages).
+NEEDS = ("truth", "mask", "labels", "de_truth", "mcv", "true_mean", "pseudotime")
 STATUSES = ("ok", "failed", "not_applicable")
 RESOURCE_METRICS = ("runtime_s", "max_rss_mb")
 
@@ -159,6 +161,9 @@ _LIST = (
               "mean |gene-gene correlation| imputed minus reference (0 best; not ranked)",
               "a constant or noise removes all correlation and scores -mean|C|, which beats "
               "any method that inflates by more (a kNN average, every regime)"),
+        _spec("trajectory_spearman", True, "trajectory", "trajectory", ("pseudotime",), True,
+              "Spearman correlation of diffusion pseudotime (scanpy dpt on the PCA of the "
+              "log-normalised output, rooted at the truly earliest cell) with the true order"),
         _spec("runtime_s", False, "resources", "resources", (), False,
               "wall-clock seconds of the impute job"),
         _spec("max_rss_mb", False, "resources", "resources", (), False,

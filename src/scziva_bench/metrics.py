@@ -260,8 +260,11 @@ def _pca(L, seed: int, n_top: int = 2000, n_comps: int = 30):
     nc = int(min(n_comps, A.n_obs - 1, A.n_vars - 1))
     if nc < 1:
         return None
-    if float(np.asarray(A.X, dtype=np.float64).var(axis=0).sum()) == 0.0:
-        return "constant"  # every cell the same: no structure at all
+    Xd = np.asarray(A.X, dtype=np.float64)
+    # every cell the same (up to float32 rounding, e.g. a rank-one output normalised):
+    # no structure at all
+    if float(Xd.var(axis=0).sum()) <= 1e-10 * max(1.0, float(np.mean(Xd * Xd)) * Xd.shape[1]):
+        return "constant"
     try:
         sc.pp.pca(A, n_comps=nc, random_state=seed, svd_solver="arpack")
     except Exception:  # ARPACK fails on some rank-deficient inputs: exact SVD instead
@@ -592,6 +595,68 @@ def _genecorr(L, T_log, n_top=200):
     return out
 
 
+# ----------------------------------------------------------------------------- trajectory
+
+#: developmental stages in their true order, for real data whose labels are stages
+#: (Deng et al. 2014 mouse preimplantation embryos, as shipped in resources/datasets/)
+STAGE_ORDERS = {
+    "deng": ("zy", "early2cell", "mid2cell", "late2cell", "4cell", "8cell", "16cell",
+             "earlyblast", "midblast", "lateblast"),
+}
+
+
+def true_order(adata):
+    """The cells' true order (float per cell, NaN where unknown) or None: a path
+    simulation's ``obs["pseudotime"]``, else the position of each cell's label in a known
+    stage order (:data:`STAGE_ORDERS`) when every label is one of its stages."""
+    if "pseudotime" in adata.obs:
+        t = pd.to_numeric(adata.obs["pseudotime"], errors="coerce").to_numpy(dtype=float)
+        return t if np.isfinite(t).sum() >= 3 and np.nanstd(t) > 0 else None
+    labels = _labels(adata)
+    if labels is None:
+        return None
+    present = {str(v) for v in labels if v is not None}
+    for order in STAGE_ORDERS.values():
+        if present <= set(order) and len(present) >= 3:
+            pos = {s: i for i, s in enumerate(order)}
+            return np.array([np.nan if v is None else float(pos[str(v)]) for v in labels])
+    return None
+
+
+def _trajectory(L, order, seed):
+    """Spearman correlation of scanpy's diffusion pseudotime (15-NN graph of the PCA of
+    ``L``, rooted at the first cell with the smallest true order) with the true order.
+    An output whose cells are all one point has no order: 0. Cells the graph cannot reach
+    (dpt infinite) are put last."""
+    import anndata as ad
+    import scanpy as sc
+    from scipy import stats
+
+    ok = np.isfinite(order)
+    t = order[ok]
+    P = _pca(L[ok], seed)
+    if P is None:
+        return {}
+    if isinstance(P, str):
+        return {"trajectory_spearman": 0.0}
+    A = ad.AnnData(np.zeros((P.shape[0], 1), dtype=np.float32))
+    A.obsm["X_pca"] = P
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sc.pp.neighbors(A, n_neighbors=int(min(15, P.shape[0] - 1)), use_rep="X_pca",
+                        random_state=seed)
+        sc.tl.diffmap(A, n_comps=int(min(15, P.shape[0] - 2)), random_state=seed)
+        A.uns["iroot"] = int(np.flatnonzero(t == t.min())[0])
+        sc.tl.dpt(A)
+    dpt = A.obs["dpt_pseudotime"].to_numpy(dtype=float)
+    fin = np.isfinite(dpt)
+    if not fin.any() or np.ptp(dpt[fin]) == 0:
+        return {"trajectory_spearman": 0.0}
+    dpt = np.where(fin, dpt, dpt[fin].max() + 1.0)
+    rho = stats.spearmanr(dpt, t).statistic
+    return {"trajectory_spearman": float(rho) if np.isfinite(rho) else 0.0}
+
+
 # ----------------------------------------------------------------------------- denoising
 
 def denoise_metrics(L, M_log) -> dict:
@@ -682,7 +747,7 @@ def available(scenario_adata) -> dict:
     return {"truth": bool(truth), "mask": bool(mask), "labels": labels is not None,
             "de_truth": _de_truth(A, labels) is not None,
             "mcv": kind == "mcv" and "truth" in A.layers,
-            "true_mean": "true_mean" in A.layers}
+            "true_mean": "true_mean" in A.layers, "pseudotime": true_order(A) is not None}
 
 
 def _imputed_matrix(A, imputed, scenario, method):
@@ -744,7 +809,8 @@ def evaluate(scenario_adata, imputed, dataset, scenario, method, which=None, see
         vals.update(_entries(Ximp, A, T, avail))
     if "mcv" in groups and avail["mcv"]:
         vals.update(mcv_metrics(Ximp, T, info.get("train_fraction", MCV_TRAIN_FRACTION)))
-    if any(g in groups for g in ("entries", "denoising", "clustering", "de", "genecorr")):
+    if any(g in groups for g in ("entries", "denoising", "clustering", "de", "genecorr",
+                                 "trajectory")):
         L = lognorm(Ximp)
         T_log = lognorm(T) if avail["truth"] else None
         M_log = lognorm(A.layers["true_mean"]) if avail["true_mean"] else None
@@ -765,6 +831,8 @@ def evaluate(scenario_adata, imputed, dataset, scenario, method, which=None, see
             vals.update(_de(L, labels, A, R_log, seed, X=Ximp))
         if "genecorr" in groups:
             vals.update(_genecorr(L, R_log))
+        if "trajectory" in groups and avail["pseudotime"]:
+            vals.update(_trajectory(L, true_order(A), seed))
     status = {}
     for m in names:
         needs_met = all(avail[n] for n in metric_specs.SPECS[m].needs)

@@ -52,18 +52,19 @@ BASELINE = CONTROLS[0]
 REFERENCE = REFERENCES[0]
 
 FAMILY_LABELS = {
-    "accuracy_imputation": "imputation (dropped / masked entries)",
+    "accuracy_imputation": "imputation (observed zeros)",
     "accuracy_denoising": "denoising (against the true means)",
     "mcv": "molecular cross-validation",
     "clustering": "clustering",
     "de": "differential expression",
     "genecorr": "gene-gene correlation",
+    "trajectory": "trajectory (pseudotime order)",
     "resources": "resources",
 }
 FAMILY_SHORT = {
-    "accuracy_imputation": "imputation\n(dropped entries)", "accuracy_denoising":
+    "accuracy_imputation": "imputation\n(observed zeros)", "accuracy_denoising":
     "denoising\n(true means)", "mcv": "MCV", "clustering": "clustering", "de": "DE",
-    "genecorr": "gene-gene\ncorrelation", "resources": "resources",
+    "genecorr": "gene-gene\ncorrelation", "trajectory": "trajectory", "resources": "resources",
 }
 FAMILY_ORDER = list(FAMILY_LABELS)
 

@@ -149,23 +149,30 @@ def violations(metric: str, values: dict) -> list:
     return bad
 
 
-#: the simulated regimes of the panel: name -> simulate.regime() name (sizes as the
-#: default run's simulations)
-REGIMES = ("umi", "fulllength")
+#: the simulated regimes of the panel (sizes as the default run's simulations): name ->
+#: (simulate.regime() name, extra splat() arguments, scenarios)
 SCENARIOS = (("dropout", 0.2), ("dropout", 0.5), ("dropout", 0.8), ("mcv", None))
+PANEL_REGIMES = {
+    "umi": ("umi", {}, SCENARIOS),
+    "fulllength": ("fulllength", {}, SCENARIOS),
+    # a trajectory (groups are consecutive steps of one path; obs["pseudotime"])
+    "umi_path": ("umi", {"path": True}, (("dropout", 0.5),)),
+}
+REGIMES = tuple(PANEL_REGIMES)
 
 
-def panel_scenarios(regimes=REGIMES, scenarios=SCENARIOS, n_cells=200, n_genes=500,
-                    n_groups=4, seed=1):
-    """``[(regime, scenario id, scenario AnnData)]``: one simulation per regime (the
-    default run's size), each perturbed as ``scenarios`` says."""
+def panel_scenarios(regimes=REGIMES, n_cells=200, n_genes=500, n_groups=4, seed=1):
+    """``[(regime, scenario id, scenario AnnData)]``: one simulation per regime of
+    :data:`PANEL_REGIMES` (the default run's size; data seed ``seed``), each perturbed as
+    the regime says (scenario seed ``seed``)."""
     from . import scenarios as scen
     from . import simulate
 
     out = []
     for r in regimes:
-        ds = simulate.splat(**simulate.regime(r, n_cells=n_cells, n_genes=n_genes,
-                                              n_groups=n_groups, seed=seed))
+        name, extra, scenarios = PANEL_REGIMES[r]
+        ds = simulate.splat(**simulate.regime(name, n_cells=n_cells, n_genes=n_genes,
+                                              n_groups=n_groups, seed=seed, **extra))
         for kind, rate in scenarios:
             s = scen.make(ds, kind, rate=rate, seed=seed)
             out.append((r, scen.scenario_id(kind, rate, seed), s))
