@@ -84,3 +84,22 @@ def test_gene_pearson_by_hand():
     W = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 0]], dtype=bool)
     assert metrics.gene_pearson(L, R, where=W, min_cells=2) == pytest.approx((1 + 1) / 2)
     assert np.isnan(metrics.gene_pearson(L, np.ones_like(R)))
+
+
+def test_validation_config_uses_the_default_runs_simulations():
+    """examples/validation.yaml (issue 22's check with user methods that carry no
+    biology) scores the default run's simulated datasets, not others."""
+    from pathlib import Path
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[1]
+    default = yaml.safe_load((repo / "config.yaml").read_text())
+    val = yaml.safe_load((repo / "examples" / "validation.yaml").read_text())
+    from snakemake.utils import validate
+    validate(dict(val), str(repo / "workflow" / "schemas" / "config.schema.yaml"))
+    sims = {k: v for k, v in default["datasets"].items() if v["source"] == "simulate"}
+    assert val["datasets"] == sims and val["scenarios"] == default["scenarios"]
+    assert val["metrics"] == default["metrics"]
+    assert {"oracle", "no_imputation", "knn_smoothing", "constant", "zeros_to_one",
+            "rank_one", "poisson_noise"} <= set(val["methods"])
