@@ -62,6 +62,7 @@ examples:
   scziva impute counts.csv imputed.csv --epochs 300 --seed 7
   scziva impute filtered_feature_bc_matrix/ denoised.h5ad --impute-value denoise
   scziva impute genes_x_cells.tsv.gz imputed.tsv.gz --genes-by-cells --device cuda
+  scziva impute atlas_1M_cells.h5ad atlas_imputed.h5ad --stream --layer counts
 """
 
 _TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
@@ -123,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--genes-by-cells", action="store_true",
                    help="the table's rows are genes and its columns cells (default: rows are cells)")
     g.add_argument("--layer", default=None, help="h5ad layer holding the raw counts (default: X)")
+    g.add_argument("--stream", action="store_true",
+                   help="for data larger than memory (IN and OUT .h5ad, counts stored as CSR or dense): "
+                        "train from the file one block of cells at a time and write OUT in chunks; "
+                        "OUT then holds the output in X, with obs and var")
     g = imp.add_argument_group("model and training")
     g.add_argument("--epochs", type=_number, default=d.num_epochs,
                    help=f"maximum training epochs (default: {d.num_epochs}; training stops earlier "
@@ -213,6 +218,22 @@ def _check_space(a, adata) -> None:
         check_free_space(a.output, 0 if a.output.name.lower().endswith(".gz") else 12 * n_cells * n_genes)
 
 
+def _run_stream(a, s) -> int:
+    from .stream import impute_h5ad
+
+    for path, what in ((a.input, "IN"), (a.output, "OUT")):
+        if not path.name.lower().endswith(".h5ad"):
+            raise InputError(f"{path}: --stream reads and writes .h5ad files only ({what} is not one)")
+    model = impute_h5ad(a.input, a.output, layer=a.layer, seed=s.seed, device=a.device, overwrite=a.overwrite,
+                        num_epochs=s.num_epochs, lr=s.lr, hidden_dim=s.hidden_dim, latent_dim=s.latent_dim,
+                        tau=s.tau, batch_size=s.batch_size, mode=s.mode, impute_value=a.impute_value,
+                        progress=not a.quiet)
+    if not a.quiet:
+        print(f"scziva: wrote {a.output} ({model.stopped_epoch} epochs, {model.train_seconds:.1f} s training, "
+              f"streamed from disk)", file=sys.stderr)
+    return 0
+
+
 def run_impute(a) -> int:
     import numpy as np
     import scipy.sparse as sp
@@ -226,6 +247,8 @@ def run_impute(a) -> int:
         resolve_device(a.device)
     except ValueError as exc:
         raise InputError(f"--device: {exc}") from None
+    if a.stream:
+        return _run_stream(a, s)
     adata = _read_input(a)
     _check_space(a, adata)
     impute(adata, layer="counts", key_added="scziva", seed=s.seed, device=a.device,

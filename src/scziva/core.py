@@ -256,8 +256,10 @@ def fit(prepared: PreparedData, s: ZivaSettings, dev: torch.device, *, verbose=F
     return model, plan, data
 
 
-def _fit_one(prepared: PreparedData, s: ZivaSettings, dev: torch.device, report: Reporter):
-    G = prepared.matrix.shape[1]
+def _fit_one(prepared: PreparedData, s: ZivaSettings, dev: torch.device, report: Reporter, data=None):
+    """One fit; ``data``: the mini-batch source (default: the prepared matrix in memory;
+    :mod:`scziva.stream` passes its on-disk one)."""
+    G = prepared.columns.size
     torch.manual_seed(s.seed)  # the network's initial weights
     model = ZIVAE(G, s.hidden_dim, s.latent_dim, kernel=s.kernel,
                   library_size=not s.authors, log_input=not s.authors,
@@ -269,7 +271,8 @@ def _fit_one(prepared: PreparedData, s: ZivaSettings, dev: torch.device, report:
         # One generator for the validation split and every epoch's shuffle (seeded here,
         # after the network is initialised from torch's generator).
         plan = MiniBatchPlan(model, s, report, np.random.default_rng(s.seed))
-    data = Batches(prepared.matrix, prepared.library, dev)
+    if data is None:
+        data = Batches(prepared.matrix, prepared.library, dev)
     t0 = time.perf_counter()
     plan.fit(data)
     plan.train_seconds = time.perf_counter() - t0

@@ -125,6 +125,13 @@ class Batches:
                 self._dense = self._dense.to(device)
                 self.library = self.library.to(device)
 
+    def epoch_order(self, train_idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The training cells in a new random order (streamed data shuffles by block)."""
+        return rng.permutation(train_idx)
+
+    def preload(self, idx: np.ndarray) -> None:
+        """Nothing to do: every row is in memory (streamed data keeps its held-out cells)."""
+
     def get(self, idx: np.ndarray):
         """Counts (cells x genes) and library sizes (cells x 1) of rows ``idx``, on the device."""
         if self.sparse:

@@ -264,7 +264,7 @@ class MiniBatchPlan(_Plan):
     def _epoch(self, data: Batches, train_idx: np.ndarray, sched: Schedule, epoch: int) -> np.ndarray:
         """One pass over the training cells; the mean Losses over the batches trained on."""
         self.model.train()
-        shuffled = self.rng.permutation(train_idx)
+        shuffled = data.epoch_order(train_idx, self.rng)
         sums, done = np.zeros(len(HISTORY_KEYS)), 0
         bs = sched.batch_size
         for b in range(sched.steps_per_epoch):
@@ -282,6 +282,7 @@ class MiniBatchPlan(_Plan):
 
     def fit(self, data: Batches):
         val_idx, train_idx = self._split(data.n)
+        data.preload(val_idx)
         sched = Schedule.for_cells(train_idx.size, self.s)
         stopper = EarlyStopping(sched.patience, self.s.min_delta)
         for epoch in range(self.s.num_epochs):
