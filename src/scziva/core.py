@@ -41,7 +41,9 @@ import scipy.sparse as sp
 import torch
 
 from .data import Batches, PreparedData, prepare_data
-from .module import ZIVAE, expected_log1p_nb
+import torch.nn.functional as F
+
+from .module import THETA_MAX, THETA_MIN, ZIVAE, Log1pNBTable, expected_log1p_nb
 from .settings import IMPUTE_VALUES, MODES, PI_RIDGE_CANDIDATES, ZivaSettings  # noqa: F401  (re-exported)
 from .training import AuthorsPlan, MiniBatchPlan, Reporter
 from .validate import check_counts
@@ -293,6 +295,7 @@ def impute_batches(model: ZIVAE, data: Batches, prepared: PreparedData, s: ZivaS
         params = {k: np.full((n_cells, n_genes), np.nan, np.float32) for k in ("pi", "mu", "theta")}
         params["latent"] = np.full((n_cells, s.latent_dim), np.nan, np.float32)
     step = data.n if s.authors else IMPUTE_BATCH
+    table = log1p_table(model, s, float(prepared.library.max()))
     with torch.no_grad():
         for start in range(0, data.n, step):
             idx = np.arange(start, min(start + step, data.n))
@@ -301,7 +304,7 @@ def impute_batches(model: ZIVAE, data: Batches, prepared: PreparedData, s: ZivaS
                 pi, mu, theta, m, _ = model(x, sample=True)
             else:
                 pi, mu, theta, m, _ = model(x, lib, sample=False)
-            x_imp = impute_rule(x, pi, mu, theta, s)
+            x_imp = impute_rule(x, pi, mu, theta, s, table)
             rows = keep_cells[idx]
             out[np.ix_(rows, cols)] = x_imp.cpu().numpy()
             if return_params:
@@ -311,15 +314,27 @@ def impute_batches(model: ZIVAE, data: Batches, prepared: PreparedData, s: ZivaS
     return out, params
 
 
-def impute_rule(x, pi, mu, theta, s: ZivaSettings) -> torch.Tensor:
-    """The output for one batch: observed zeros with ``pi > tau`` get the imputed value."""
+def log1p_table(model: ZIVAE, s: ZivaSettings, mu_max: float):
+    """A :class:`scziva.module.Log1pNBTable` when the output needs ``E[log1p X]`` and the
+    model has one dispersion per gene (the default), else None (exact quadrature per entry)."""
+    if s.impute_value not in ("log_mean", "log_posterior") or model.dispersion != "gene":
+        return None
+    with torch.no_grad():
+        theta_g = F.softplus(model.theta_raw).clamp(THETA_MIN, THETA_MAX)
+    return Log1pNBTable(theta_g, mu_max)
+
+
+def impute_rule(x, pi, mu, theta, s: ZivaSettings, table=None) -> torch.Tensor:
+    """The output for one batch: observed zeros with ``pi > tau`` get the imputed value.
+    ``table``: :func:`log1p_table` of the model, for the log rules (else exact)."""
     if s.impute_value == "denoise":  # every entry, observed counts included
         return posterior_rate(x, pi, mu, theta)
     if s.impute_value == "zinb_mean":  # every entry: the model's mean, ignoring the observation
         return (1 - pi) * mu
     fill = (x == 0) & (pi > s.tau)
     out = x.clone()  # the fill value is computed only where it is used (log_mean: a quadrature)
-    out[fill] = fill_value(s.impute_value, pi[fill], mu[fill], theta[fill])
+    genes = fill.nonzero()[:, 1] if table is not None else None
+    out[fill] = fill_value(s.impute_value, pi[fill], mu[fill], theta[fill], table=table, genes=genes)
     return out
 
 
@@ -344,7 +359,7 @@ def dropout_given_zero(pi, mu, theta):
     return pi / (pi + (1 - pi) * torch.exp(log_nb0))
 
 
-def fill_value(rule, pi, mu, theta):
+def fill_value(rule, pi, mu, theta, table=None, genes=None):
     """The value an observed zero gets under ``impute_value=rule``, element-wise. With
     ``X ~ NB(mu, theta)`` the count had there been no dropout (:func:`expected_log1p_nb`):
 
@@ -365,7 +380,7 @@ def fill_value(rule, pi, mu, theta):
         return mu
     if rule == "posterior":
         return dropout_given_zero(pi, mu, theta) * mu
-    value = expected_log1p_nb(mu, theta)
+    value = expected_log1p_nb(mu, theta) if table is None else table(mu, genes)
     if rule == "log_posterior":
         value = dropout_given_zero(pi, mu, theta) * value
     return torch.expm1(value)

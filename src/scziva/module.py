@@ -227,6 +227,48 @@ def expected_log1p_nb(mu: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     return out.reshape(shape)
 
 
+class Log1pNBTable:
+    """``E[log(1 + X)]``, ``X ~ NB(mu, theta_g)``, for every gene's one dispersion ``theta_g``,
+    tabulated once over ``log mu`` and read back by cubic (Catmull-Rom) interpolation.
+
+    With one inverse dispersion per gene (the default), the expectation is a smooth function
+    of ``log mu`` for each gene, so ``points`` quadratures per gene replace one per entry:
+    the output of 100,000 cells x 2,000 genes then costs 2,000 x 512 quadratures instead of
+    up to 2 x 10^8. The grid spans ``[MU_MIN, mu_max]`` in ``log mu`` (``mu_max``: the largest
+    library size, which bounds every mean); interpolation error is below 1e-6 against
+    :func:`expected_log1p_nb` (tested).
+    """
+
+    def __init__(self, theta_g: torch.Tensor, mu_max: float, points: int = 512):
+        self.lo = math.log(MU_MIN)
+        hi = math.log(max(float(mu_max), 1.0)) + 0.5
+        self.points = int(points)
+        self.step = (hi - self.lo) / (self.points - 1)
+        u = torch.linspace(self.lo, hi, self.points, dtype=torch.float64, device=theta_g.device)
+        G = theta_g.numel()
+        grid_mu = torch.exp(u).unsqueeze(0).expand(G, -1)
+        th = theta_g.reshape(G, 1).to(torch.float64).expand(G, self.points)
+        # log of the expectation: linear in log mu for small means (E ~ c mu), slowly varying
+        # for large ones, so the relative error is even across the range
+        self.table = torch.log(expected_log1p_nb(grid_mu, th)).to(torch.float32).reshape(-1)  # G x points
+        self.n_genes = G
+
+    def __call__(self, mu: torch.Tensor, genes: torch.Tensor | None = None) -> torch.Tensor:
+        """The expectation for a cells x genes matrix of means (genes as the table's), or
+        for a vector of means whose genes are ``genes``."""
+        K = self.points
+        pos = ((torch.log(mu.float()) - self.lo) / self.step).clamp(0.0, K - 1.001)
+        i = pos.floor()
+        t = pos - i
+        rows = torch.arange(self.n_genes, device=mu.device).unsqueeze(0) if genes is None else genes
+        idx = i.long() + rows * K
+        p1, p2 = self.table[idx], self.table[idx + 1]
+        p0 = torch.where(i > 0, self.table[(idx - 1).clamp_min(0)], 2 * p1 - p2)
+        p3 = torch.where(i < K - 2, self.table[(idx + 2).clamp_max(self.table.numel() - 1)], 2 * p2 - p1)
+        value = p1 + 0.5 * t * (p2 - p0 + t * (2 * p0 - 5 * p1 + 4 * p2 - p3 + t * (3 * (p1 - p2) + p3 - p0)))
+        return torch.exp(value).to(mu.dtype)
+
+
 def authors_zinb_log_prob(x: torch.Tensor, pi: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor,
                           eps: float = 1e-8) -> torch.Tensor:
     """Element-wise ZINB log-likelihood exactly as the authors' ``zinb_nll`` computes it.

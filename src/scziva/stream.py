@@ -309,9 +309,10 @@ def impute_h5ad(input, output, *, layer: str | None = None, block_cells: int = B
 
 def _write_output(model, data: StreamedBatches, prepared, s, X, block_cells: int) -> None:
     """The output of every file row, a block of rows at a time (cells left out are zero)."""
-    from .core import impute_rule
+    from .core import impute_rule, log1p_table
 
     model.eval()
+    table = log1p_table(model, s, float(prepared.library.max()))
     n, g = prepared.shape
     cols = prepared.columns
     keep = prepared.keep_cells
@@ -325,5 +326,5 @@ def _write_output(model, data: StreamedBatches, prepared, s, X, block_cells: int
                 idx = np.arange(a, min(a + step, hi))
                 x, lib = data.get(idx)
                 pi, mu, theta, _, _ = model(x, lib, sample=False)
-                dense[np.ix_(keep[idx] - start, cols)] = impute_rule(x, pi, mu, theta, s).cpu().numpy()
+                dense[np.ix_(keep[idx] - start, cols)] = impute_rule(x, pi, mu, theta, s, table).cpu().numpy()
             X[start:stop] = dense
