@@ -103,3 +103,26 @@ def test_validation_config_uses_the_default_runs_simulations():
     assert val["metrics"] == default["metrics"]
     assert {"oracle", "no_imputation", "knn_smoothing", "constant", "zeros_to_one",
             "rank_one", "poisson_noise"} <= set(val["methods"])
+
+
+def test_trajectory_needs_no_umap_package(tmp_path):
+    """The workflow's scripts folder holds a umap.py that shadows the umap package; the
+    trajectory metric must not import it (scanpy's default UMAP connectivities would)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    fake = tmp_path / "umap"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('the umap package was imported')\n")
+    code = ("from scziva_bench import simulate, scenarios, metrics\n"
+            "ds = simulate.splat(n_cells=80, n_genes=120, n_groups=3, de_prob=0.3, de_loc=0.8,"
+            " path=True, seed=2)\n"
+            "s = scenarios.make(ds, 'dropout', rate=0.3, seed=1)\n"
+            "v = metrics.evaluate(s, metrics.no_imputation(s), 'd', 'x', 'm', which='trajectory')\n"
+            "assert (v['status'] == 'ok').all(), v\n")
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), src])}
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]

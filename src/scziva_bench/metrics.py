@@ -643,8 +643,10 @@ def _trajectory(L, order, seed):
     A.obsm["X_pca"] = P
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        # Gaussian kernel (Haghverdi et al.'s dpt): the default UMAP connectivities would
+        # import the umap package, which the workflow's scripts/umap.py shadows
         sc.pp.neighbors(A, n_neighbors=int(min(15, P.shape[0] - 1)), use_rep="X_pca",
-                        random_state=seed)
+                        method="gauss", knn=True, random_state=seed)
         sc.tl.diffmap(A, n_comps=int(min(15, P.shape[0] - 2)), random_state=seed)
         A.uns["iroot"] = int(np.flatnonzero(t == t.min())[0])
         sc.tl.dpt(A)
