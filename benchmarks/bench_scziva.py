@@ -8,7 +8,9 @@ Each case runs in its own subprocess so that its peak memory (max RSS) is its ow
     .venv/bin/python benchmarks/bench_scziva.py determinism     # same seed -> same bits
     .venv/bin/python benchmarks/bench_scziva.py timing          # 600 x 2,000, five data sets: time spread
     .venv/bin/python benchmarks/bench_scziva.py convergence [--cells N]  # does early stopping stop too soon?
+    .venv/bin/python benchmarks/bench_scziva.py disk [--cells N]   # 1,000,000 x 2,000 streamed from an .h5ad on disk
     .venv/bin/python benchmarks/bench_scziva.py epoch           # seconds per epoch against the matmul bound
+    .venv/bin/python benchmarks/bench_scziva.py peer [--cells N]   # scZiva vs scVI, 10,000 x 2,000: time, memory, MCV
     .venv/bin/python benchmarks/bench_scziva.py steps           # epochs to a held-out loss within 0.5 % of a long run
     .venv/bin/python benchmarks/bench_scziva.py all [--device cuda]
 
@@ -156,6 +158,95 @@ def case_timing(args):
     return rows
 
 
+def _sim_to_disk(path, n, n_genes=2000, chunk=20000):
+    """An n x n_genes CSR .h5ad simulated and written in chunks (never all in memory): the
+    datasets data / indices / indptr grow chunk by chunk, obs and var written by anndata."""
+    import anndata as ad
+    import h5py
+    import numpy as np
+    import pandas as pd
+    from scziva_bench.simulate import splat
+    ad.AnnData(obs=pd.DataFrame(index=[f"c{i}" for i in range(n)]),
+               var=pd.DataFrame(index=[f"g{j}" for j in range(n_genes)])).write_h5ad(path)
+    with h5py.File(path, "a") as f:
+        g = f.create_group("X")
+        g.attrs.update({"encoding-type": "csr_matrix", "encoding-version": "0.1.0", "shape": (n, n_genes)})
+        data = g.create_dataset("data", shape=(0,), maxshape=(None,), dtype="float32", chunks=(1 << 20,))
+        idx = g.create_dataset("indices", shape=(0,), maxshape=(None,), dtype="int32", chunks=(1 << 20,))
+        indptr = [np.zeros(1, np.int64)]
+        for i in range(0, n, chunk):
+            X = splat(n_cells=min(chunk, n - i), n_genes=n_genes, n_groups=5, dropout_share=0.5,
+                      seed=100 + i // chunk).layers["counts"].tocsr()
+            k = data.shape[0]
+            data.resize((k + X.nnz,))
+            idx.resize((k + X.nnz,))
+            data[k:] = X.data.astype(np.float32)
+            idx[k:] = X.indices.astype(np.int32)
+            indptr.append(X.indptr[1:].astype(np.int64) + k)
+        g.create_dataset("indptr", data=np.concatenate(indptr))
+
+
+def case_disk(args):
+    """n x 2,000 (default 1,000,000) simulated onto disk in chunks, then imputed by
+    scziva.stream.impute_h5ad (trained from the file, output written in chunks)."""
+    import os
+    import tempfile
+    from scziva.stream import impute_h5ad
+    n = args.cells if args.cells != 100_000 else 1_000_000
+    folder = tempfile.mkdtemp(prefix="scziva_disk_", dir=os.environ.get("SCZIVA_BENCH_TMP"))
+    src, out = os.path.join(folder, "in.h5ad"), os.path.join(folder, "out.h5ad")
+    t0 = time.perf_counter()
+    _sim_to_disk(src, n)
+    sim_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    model = impute_h5ad(src, out, seed=1, device=args.device, progress=False)
+    secs = time.perf_counter() - t0
+    row = dict(case=f"{n:,} x 2,000 from disk", seconds=secs, epochs=model.stopped_epoch,
+               train_seconds=model.train_seconds, write_seconds=model.config["write_seconds"],
+               simulate_seconds=sim_s, input_gb=os.path.getsize(src) / 1e9, output_gb=os.path.getsize(out) / 1e9)
+    for f in (src, out):
+        os.remove(f)
+    os.rmdir(folder)
+    return [row]
+
+
+PEER_METHODS = ("scziva", "scziva_denoise", "scvi")
+
+
+def case_peer(args):
+    """scZiva and scVI (each at its package defaults, in a process of its own for its own
+    peak memory) on one simulated n x 2,000 dataset (default 10,000 cells) split by
+    molecular cross-validation (90 / 10 binomial split of the molecules): seconds, peak
+    RSS and the MCV Poisson loss of the training molecules' output against the test ones."""
+    if args.peer_method is None:
+        rows = []
+        for name in PEER_METHODS:
+            cmd = [sys.executable, __file__, "peer", "--child", "--peer-method", name,
+                   "--cells", str(args.cells if args.cells != 100_000 else 10_000), "--threads", str(args.threads)]
+            if args.device:
+                cmd += ["--device", args.device]
+            res = subprocess.run(cmd, capture_output=True, text=True)
+            line = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")]
+            rows += json.loads(line[-1][7:]) if line else [dict(method=name, error=res.stderr.strip()[-300:])]
+        return rows
+    from scziva_bench import methods, scenarios
+    from scziva_bench.metrics import mcv_metrics
+    n = args.cells
+    data = _simulate(n, 2000, None, seed=7) if n <= 20000 else None  # no dropout: MCV splits the counts
+    if data is None:
+        import anndata as ad
+        X, _, _ = _big_sim(n, with_truth=False)
+        data = ad.AnnData(X=X)
+        data.layers["counts"] = X
+    scen = scenarios.make(data, kind="mcv", seed=1)
+    t0 = time.perf_counter()
+    Y = methods.run(args.peer_method, scen, seed=1, device=args.device)
+    secs = time.perf_counter() - t0
+    score = mcv_metrics(Y, scen.layers["truth"], scen.uns["scenario"]["train_fraction"])
+    return [dict(method=args.peer_method, case=f"{n:,} x 2,000 MCV", seconds=secs,
+                 mcv_poisson=score["mcv_poisson"], mcv_mse=score["mcv_mse"])]
+
+
 def _matmul_gflops(repeats=5) -> float:
     """This machine's dense float32 matmul rate (best of ``repeats``), GFLOP/s, on the
     threads torch is set to use: the physical bound a network of linear layers can reach."""
@@ -226,7 +317,8 @@ def case_steps(args):
 
 
 CASES = {"accuracy": case_accuracy, "genes": case_genes, "cells": case_cells, "determinism": case_determinism,
-         "timing": case_timing, "convergence": case_convergence, "epoch": case_epoch, "steps": case_steps}
+         "timing": case_timing, "convergence": case_convergence, "epoch": case_epoch, "steps": case_steps,
+         "disk": case_disk, "peer": case_peer}
 
 
 def _child(args):
@@ -235,7 +327,7 @@ def _child(args):
     rows = CASES[args.case](args)
     peak = _peak_gb()
     for r in rows:
-        r["peak_rss_gb"] = peak
+        r.setdefault("peak_rss_gb", peak)
     print("RESULT " + json.dumps(rows))
 
 
@@ -262,6 +354,7 @@ def main():
     p.add_argument("--cells", type=int, default=100_000, help="cells for the 'cells' case")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--peer-method", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         return _child(args)
