@@ -240,6 +240,19 @@ def test_read_only_output_folder_for_real(tmp_path, capsys):
         ro.chmod(0o755)
 
 
+def test_options_that_do_not_apply_to_the_input_are_refused(tmp_path, capsys):
+    X = _counts()
+    csv = tmp_path / "in.csv"
+    pd.DataFrame(X).to_csv(csv)
+    h5 = tmp_path / "in.h5ad"
+    ad.AnnData(X=X.astype(np.float32)).write_h5ad(h5)
+    rc, err = _run(capsys, "impute", csv, tmp_path / "o.csv", "--layer", "counts", *FAST)
+    _one_error_line(rc, err, r"in\.csv", r"--layer")
+    rc, err = _run(capsys, "impute", h5, tmp_path / "o.h5ad", "--genes-by-cells", *FAST)
+    _one_error_line(rc, err, r"in\.h5ad", r"--genes-by-cells is for text tables")
+    assert not (tmp_path / "o.csv").exists() and not (tmp_path / "o.h5ad").exists()
+
+
 # --------------------------------------------------------------------------- features
 
 

@@ -174,6 +174,13 @@ def _check_paths(a) -> None:
     if a.output.is_dir():
         raise InputError(f"{a.output}: is a folder; OUT must be a file name (.h5ad, .csv or .tsv)")
     _output_kind(a.output)
+    is_h5ad = a.input.is_file() and a.input.name.lower().endswith(".h5ad")
+    is_table = a.input.is_file() and a.input.name.lower().endswith(_TABLE_SUFFIXES)
+    if a.layer is not None and not is_h5ad:
+        raise InputError(f"{a.input}: --layer names a layer of an .h5ad file; this input is not one")
+    if a.genes_by_cells and not is_table:
+        raise InputError(f"{a.input}: --genes-by-cells is for text tables; .h5ad files and 10x folders "
+                         "have a fixed orientation (cells x genes, and genes x cells on disk for 10x)")
     if a.output.exists() and not a.overwrite:
         raise InputError(f"{a.output}: already exists; pass --overwrite to replace it")
     check_writable(a.output)  # a real file is made and removed: read-only folders fail here
