@@ -107,3 +107,16 @@ def test_dry_run_stops_with_the_one_line(tmp_path, base):
     assert len(hits) == 1 and hits[0].startswith("config: methods.scziva.params.num_epoch: unknown parameter"), out
     assert "jsonschema" not in out and "Failed validating" not in out
     assert not (tmp_path / "results").exists()
+
+
+def test_a_broken_user_entry_is_one_line_in_the_users_words(base):
+    cfg = copy.deepcopy(base)
+    cfg["methods"]["mine"] = {"callable": "pkg.mod:f", "command": "prog {input} {output}"}
+    cfg["methods"]["theirs"] = {"command": "prog {input}"}
+    cfg["metrics"] = None
+    lines = _check(cfg)
+    assert lines[0] == ("config: methods.mine: give exactly one of `callable` (a Python function) "
+                        "or `command` (a program)"), lines
+    assert lines[1].startswith("config: methods.theirs.command: must contain {input} and {output}"), lines
+    assert any(ln.startswith("config: metrics: None is not of type array") for ln in lines), lines
+    assert not any("should not be valid" in ln for ln in lines), lines

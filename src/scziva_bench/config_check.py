@@ -47,11 +47,11 @@ def _schema_message(err) -> str:
         want = err.validator_value
         want = " or ".join(want) if isinstance(want, list) else want
         return f"{_short(err.instance)} is not of type {want}"
-    if v == "required":
-        return err.message.replace("'", "`", 2) if err.message.count("'") >= 2 else err.message
-    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern", "minItems",
-             "minLength", "uniqueItems", "additionalProperties", "minProperties"):
-        return " ".join(err.message.split())
+    if v == "required":  # "'x' is a required property": name the missing key
+        missing = [k for k in err.validator_value if isinstance(err.instance, dict) and k not in err.instance]
+        return f"missing key {', '.join(missing)}" if missing else " ".join(err.message.split())
+    # the rest (minimum, pattern, additionalProperties, ...) say it in one short sentence;
+    # a long instance is cut
     return " ".join(str(err.message).split())[:200]
 
 
@@ -169,26 +169,36 @@ def _callable_problems(name: str, spec: dict, where: str) -> list[str]:
             for key in params if key not in ps]
 
 
-def method_problems(config: dict) -> tuple[list[str], set]:
-    """(lines, names of unknown methods) for the config's ``methods:``."""
+def method_problems(config: dict) -> tuple[list[str], list[str], set]:
+    """For the config's ``methods:``: (lines about whole entries: unknown names and broken
+    user entries; lines about parameters; the names of the first kind)."""
+    from scziva.errors import InputError
+
     from . import methods
+    from .methods import external
 
     known = set(methods.available())
-    out, unknown = [], set()
+    whole, out, unknown = [], [], set()
     entries = config.get("methods")
     if not isinstance(entries, dict):
-        return out, unknown
+        return whole, out, unknown
     for name, spec in entries.items():
         where = f"config: methods.{name}"
         if methods.is_external(spec):
-            if "callable" in spec and name in known:
-                continue  # the schema reports a built-in name given a callable
+            if name in known:
+                continue  # the schema reports a built-in name given a callable or command
+            try:  # the user's own method: its checks say it in the user's words
+                external.check_spec(name, spec)
+            except InputError as exc:
+                unknown.add(name)  # one line for this entry, not the schema's as well
+                whole.append("config: " + " ".join(str(exc).split()).removeprefix("config "))
+                continue
             if "callable" in spec:
                 out += _callable_problems(name, spec, f"{where}.params")
             continue
         if name not in known:
             unknown.add(name)
-            out.append(f"{where}: unknown method {name!r}; built-in methods: {', '.join(sorted(known))}; "
+            whole.append(f"{where}: unknown method {name!r}; built-in methods: {', '.join(sorted(known))}; "
                        "a method of your own needs `callable:` or `command:` (docs/own_method.md)")
             continue
         if spec is not None and not isinstance(spec, dict):
@@ -197,14 +207,11 @@ def method_problems(config: dict) -> tuple[list[str], set]:
             out += _builtin_problems(name, spec, f"{where}.params")
         except Exception as exc:  # noqa: BLE001 -- a check must not crash the start
             out.append(f"{where}: its parameters could not be checked ({type(exc).__name__}: {exc})")
-    return out, unknown
+    return whole, out, unknown
 
 
 def problems(config: dict, schema_path) -> list[str]:
-    """Every problem of ``config``, one line each: unknown methods, the schema, then
-    method parameters."""
-    lines, unknown = method_problems(config)
-    schema = schema_problems(config, schema_path, skip_methods=unknown)
-    first = [ln for ln in lines if "unknown method" in ln]
-    rest = [ln for ln in lines if "unknown method" not in ln]
-    return list(dict.fromkeys(first + schema + rest))
+    """Every problem of ``config``, one line each: whole method entries (unknown names,
+    broken user entries), the schema, then method parameters."""
+    whole, params, skip = method_problems(config)
+    return list(dict.fromkeys(whole + schema_problems(config, schema_path, skip_methods=skip) + params))
