@@ -641,13 +641,22 @@ def _trajectory(L, order, seed):
         return {"trajectory_spearman": 0.0}
     A = ad.AnnData(np.zeros((P.shape[0], 1), dtype=np.float32))
     A.obsm["X_pca"] = P
+    # the symmetrised 15-nearest-neighbour graph of the PCA (as for Leiden), given to
+    # scanpy as its neighbours: scanpy's own UMAP weights would import the umap package
+    # (which the workflow's scripts/umap.py shadows), and its Gaussian weights are NaN
+    # for duplicated cells (which smoothers produce)
+    k = int(min(15, P.shape[0] - 1))
+    A.obsp["connectivities"] = _knn_adjacency(P, k)
+    A.obsp["distances"] = A.obsp["connectivities"].copy()
+    A.uns["neighbors"] = {"connectivities_key": "connectivities",
+                          "distances_key": "distances",
+                          "params": {"n_neighbors": k, "method": "umap", "use_rep": "X_pca"}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        # Gaussian kernel (Haghverdi et al.'s dpt): the default UMAP connectivities would
-        # import the umap package, which the workflow's scripts/umap.py shadows
-        sc.pp.neighbors(A, n_neighbors=int(min(15, P.shape[0] - 1)), use_rep="X_pca",
-                        method="gauss", knn=True, random_state=seed)
-        sc.tl.diffmap(A, n_comps=int(min(15, P.shape[0] - 2)), random_state=seed)
+        try:
+            sc.tl.diffmap(A, n_comps=int(min(15, P.shape[0] - 2)), random_state=seed)
+        except Exception:  # noqa: BLE001 -- ARPACK failed: the metric cannot be computed
+            return {"trajectory_spearman": float("nan")}
         A.uns["iroot"] = int(np.flatnonzero(t == t.min())[0])
         sc.tl.dpt(A)
     dpt = A.obs["dpt_pseudotime"].to_numpy(dtype=float)
