@@ -65,7 +65,10 @@ def table(ranks: pd.DataFrame, summary: pd.DataFrame) -> str:
     head = (f"Mean family rank over {', '.join(map(str, seeds))} seed(s) [95 % t-interval] "
             "(1 = best; per seed the mean over the family's ranked metrics and the "
             "dataset's scenarios). Ties within 0.001 share a rank; \"apart\" means a paired "
-            "test over seeds, Holm-corrected over all pairs, at 0.05.")
+            "test over seeds, Holm-corrected over all pairs, at 0.05. With 3 seeds a "
+            "t-interval can reach beyond the possible ranks; its lower end is shown clipped "
+            "at 1 (results/ranks.tsv keeps it as computed). Failed or NaN entries count as "
+            "last.")
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 
