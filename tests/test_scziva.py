@@ -745,3 +745,13 @@ def test_log1p_table_matches_the_quadrature_per_entry():
     assert rel < 2e-5, float(rel)
     genes = torch.tensor([0, 5, 199])
     np.testing.assert_allclose(table(mu[3, genes], genes).numpy(), table(mu)[3, genes].numpy(), rtol=1e-6)
+
+
+def test_float16_input_is_checked_without_overflow_warnings():
+    X, _ = small_counts(n_cells=40, n_genes=12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "overflow encountered in cast" came from 2^24 in float16
+        M, _ = check_counts(X.astype(np.float16), "half")
+        S, _ = check_counts(sp.csr_matrix(X.astype(np.float16)), "half")
+    np.testing.assert_array_equal(M, X)
+    np.testing.assert_array_equal(S.toarray(), X)

@@ -133,6 +133,8 @@ def check_counts(X, what: str = "input matrix", *, allow_round: bool = True, uns
         M = sp.csr_matrix(X)
         if M.dtype.kind not in "biuf":
             raise InputError(f"{what}: sparse matrix of dtype {M.dtype} is not numeric")
+        if M.dtype == np.float16:  # compared with 2^24 below, which float16 cannot hold
+            M = M.astype(np.float32)
         if M.shape[0] and M.shape[1]:
             _check_values(M.data, what)  # the input's own values, not changed
         M = M.astype(np.float32, copy=True)
@@ -147,6 +149,8 @@ def check_counts(X, what: str = "input matrix", *, allow_round: bool = True, uns
                 arr = arr.astype(np.float64)
             except (TypeError, ValueError):
                 raise InputError(f"{what}: contains non-numeric values") from None
+        if arr.dtype == np.float16:  # compared with 2^24 below, which float16 cannot hold
+            arr = arr.astype(np.float32)
         if arr.ndim == 2 and arr.size:
             _check_values(arr, what)
         M = np.array(arr, dtype=np.float32, copy=True)
