@@ -133,8 +133,6 @@ def check_counts(X, what: str = "input matrix", *, allow_round: bool = True, uns
         M = sp.csr_matrix(X)
         if M.dtype.kind not in "biuf":
             raise InputError(f"{what}: sparse matrix of dtype {M.dtype} is not numeric")
-        if M.dtype == np.float16:  # compared with 2^24 below, which float16 cannot hold
-            M = M.astype(np.float32)
         if M.shape[0] and M.shape[1]:
             _check_values(M.data, what)  # the input's own values, not changed
         M = M.astype(np.float32, copy=True)
