@@ -354,6 +354,16 @@ def test_shared_yan_rpkm_is_refused_as_normalised(shared_data):
         io.read_counts(p)
 
 
+def test_normalised_values_round_only_when_asked(tmp_path):
+    M = COUNTS * 1.37  # RPKM-like: non-integer almost everywhere
+    p = _write_table(tmp_path / "rpkm.csv", M, CELLS, GENES)
+    with pytest.raises(InputError, match="not integers"):
+        io.read_counts(p)
+    a = io.read_counts(p, round_values=True)  # published only as RPKM: rounded on purpose
+    np.testing.assert_array_equal(_dense(a), np.rint(M))
+    assert any("rounded" in n for n in a.uns["notes"])
+
+
 def test_log_transformed_input_is_refused(tmp_path):
     M = np.log1p(COUNTS * 3.7)
     p = _write_table(tmp_path / "logged.csv", M, CELLS, GENES)

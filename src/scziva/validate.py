@@ -109,10 +109,13 @@ def check_not_log_transformed(uns, what: str, hint: str = RAW_COUNTS_HINT) -> No
                          f"(scanpy's pp.log1p), not raw counts; {hint}")
 
 
-def check_counts(X, what: str = "input matrix", *, allow_round: bool = True, uns=None,
+def check_counts(X, what: str = "input matrix", *, allow_round: bool | str = True, uns=None,
                  hint: str = RAW_COUNTS_HINT):
     """Validate a cells x genes count matrix.
 
+    ``allow_round``: True rounds a few non-integer values (with a warning); False refuses
+    any; ``"all"`` rounds them however many there are: for data published only as
+    normalised values (Yan et al.'s RPKM), rounded on purpose as the scZiva authors do.
     ``uns``: the AnnData's ``uns`` when the matrix came from one (``"log1p"`` in it means
     scanpy log-transformed the data). ``hint``: what the user can do about values that are
     not counts (appended to that error).
@@ -165,7 +168,7 @@ def check_counts(X, what: str = "input matrix", *, allow_round: bool = True, uns
         rounded = np.rint(vals)
         n_frac = int((rounded != vals).sum())
         n_nonzero = int(np.count_nonzero(vals))
-        if n_frac and n_frac > NON_INTEGER_LIMIT * n_nonzero:
+        if n_frac and n_frac > NON_INTEGER_LIMIT * n_nonzero and allow_round != "all":
             largest = float(vals.max())
             looks = "log-transformed" if largest <= 20 else "normalised (e.g. CPM, TPM)"
             raise InputError(f"{what}: {n_frac / n_nonzero:.0%} of the non-zero values are not "

@@ -50,7 +50,7 @@ def _to_csr(M) -> sp.csr_matrix:
     return M
 
 
-def _validated(raw: RawCounts, path: Path) -> tuple[sp.csr_matrix, list[str]]:
+def _validated(raw: RawCounts, path: Path, round_values: bool = False) -> tuple[sp.csr_matrix, list[str]]:
     """The counts as CSR float32, and notes on what was changed. Values that are not counts
     (log-transformed or normalised, or uns['log1p'] set) stop here, by the check the
     command line and ZIVAimpute share (scziva.validate.check_counts)."""
@@ -59,7 +59,8 @@ def _validated(raw: RawCounts, path: Path) -> tuple[sp.csr_matrix, list[str]]:
     with warnings.catch_warnings():
         # The note goes into uns["notes"]; the warning would only repeat it.
         warnings.filterwarnings("ignore", message=".*non-integer value.*")
-        M, notes = check_counts(raw.X, what=str(path), uns=raw.uns, hint=hint)
+        M, notes = check_counts(raw.X, what=str(path), uns=raw.uns, hint=hint,
+                                allow_round="all" if round_values else True)
     return _to_csr(M), list(notes)
 
 
@@ -131,6 +132,7 @@ def read_counts(
     labels_path=None,
     label_column: str | None = None,
     layer: str | None = None,
+    round_values: bool = False,
 ) -> ad.AnnData:
     """Read a count matrix into the dataset contract (see module docstring).
 
@@ -152,12 +154,16 @@ def read_counts(
         ``label_column`` names an ``obs`` column to copy into ``obs["cell_type"]``.
     layer : for ``.h5ad`` input, the layer holding the counts (default ``"counts"``
         when present, else ``X``; ``"raw"`` reads ``adata.raw``).
+    round_values : round non-integer values however many there are (a note says how
+        many), for data published only as normalised values (Yan et al.'s RPKM, rounded as
+        the scZiva authors do). Without it, mostly non-integer values are refused as not
+        counts.
     """
     if orientation not in ORIENTATIONS:
         raise InputError(f"orientation must be one of {ORIENTATIONS}, got {orientation!r}")
     path = Path(path)
     raw = read_any(path, fmt, orientation, layer)
-    counts, notes = _validated(raw, path)
+    counts, notes = _validated(raw, path, round_values)
 
     if raw.adata is not None:
         adata = raw.adata
@@ -182,7 +188,7 @@ def read_counts(
     if truth_path is not None:
         truth_path = Path(truth_path)
         traw = read_any(truth_path, fmt, orientation, layer)
-        truth, tnotes = _validated(traw, truth_path)
+        truth, tnotes = _validated(traw, truth_path, round_values)
         truth = _align(truth, traw, adata.obs_names, adata.var_names, truth_path, path)
         notes += tnotes
         adata.layers["truth"] = truth

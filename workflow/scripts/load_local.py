@@ -28,6 +28,7 @@ adata = io.read_counts(
     labels_path=inp.get("labels"),
     label_column=spec.get("label_column"),
     layer=spec.get("layer"),
+    round_values=bool(spec.get("round_values", False)),
 )
 log.info("read %s: %d cells x %d genes", inp.counts, adata.n_obs, adata.n_vars)
 adata = datasets.prepare(adata, spec, dataset_id=dataset)
