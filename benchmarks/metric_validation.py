@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from scziva_bench import metric_specs, validation  # noqa: E402
+from _markers import replace_between  # noqa: E402  (benchmarks/, beside this script)
 
 START = "<!-- validation-table:start (benchmarks/metric_validation.py writes this) -->"
 END = "<!-- validation-table:end -->"
@@ -105,12 +106,7 @@ def main(argv=None):
         print(text)
         return
     doc = REPO / "docs" / "metrics.md"
-    s = doc.read_text()
-    if START not in s or END not in s:
-        raise SystemExit(f"{doc} lacks the markers {START!r} ... {END!r}")
-    head, rest = s.split(START, 1)
-    _, tail = rest.split(END, 1)
-    doc.write_text(head + START + "\n\n" + text + "\n" + END + tail)
+    replace_between(doc, START, END, text)
     print(f"wrote the validation table ({len(text.splitlines())} lines) into {doc}")
 
 

@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from scziva_bench import ranking  # noqa: E402
+from _markers import replace_between  # noqa: E402  (benchmarks/, beside this script)
 
 START = "<!-- verdicts:start (benchmarks/readme_verdicts.py writes this from results/ranks.tsv) -->"
 END = "<!-- verdicts:end -->"
@@ -89,12 +90,7 @@ def main(argv=None):
         print(text)
         return
     readme = REPO / "README.md"
-    s = readme.read_text()
-    if START not in s or END not in s:
-        raise SystemExit(f"{readme} lacks the markers {START!r} ... {END!r}")
-    head, rest = s.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(head + START + "\n\n" + text + "\n" + END + tail)
+    replace_between(readme, START, END, text)
     print(f"wrote {len(text.splitlines())} lines into {readme}")
 
 
