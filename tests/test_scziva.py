@@ -753,3 +753,15 @@ def test_float16_input_is_checked_without_overflow_warnings():
         warnings.simplefilter("error")  # numpy's "overflow encountered in cast" came from 2^24 in float16
         M, _ = check_counts(X.astype(np.float16), "half")  # (scipy.sparse has no float16)
     np.testing.assert_array_equal(M, X)
+
+
+def test_output_through_the_table_equals_the_quadrature_output(monkeypatch):
+    import scziva.core as core
+
+    X, _ = small_counts(n_cells=60, n_genes=20)
+    monkeypatch.setattr(core, "TABLE_MIN_CELLS", 10 ** 9)  # per-entry quadrature
+    exact, _ = ZIVAimpute(X, seed=4, pi_ridge=0.0, **FAST)
+    monkeypatch.setattr(core, "TABLE_MIN_CELLS", 0)  # the per-gene table (used from 2,048 cells)
+    table, _ = ZIVAimpute(X, seed=4, pi_ridge=0.0, **FAST)
+    np.testing.assert_array_equal(table[X > 0], X[X > 0])
+    np.testing.assert_allclose(table, exact, rtol=2e-5, atol=1e-6)

@@ -295,7 +295,7 @@ def impute_batches(model: ZIVAE, data: Batches, prepared: PreparedData, s: ZivaS
         params = {k: np.full((n_cells, n_genes), np.nan, np.float32) for k in ("pi", "mu", "theta")}
         params["latent"] = np.full((n_cells, s.latent_dim), np.nan, np.float32)
     step = data.n if s.authors else IMPUTE_BATCH
-    table = log1p_table(model, s, float(prepared.library.max()))
+    table = log1p_table(model, s, float(prepared.library.max()), data.n)
     with torch.no_grad():
         for start in range(0, data.n, step):
             idx = np.arange(start, min(start + step, data.n))
@@ -314,10 +314,19 @@ def impute_batches(model: ZIVAE, data: Batches, prepared: PreparedData, s: ZivaS
     return out, params
 
 
-def log1p_table(model: ZIVAE, s: ZivaSettings, mu_max: float):
-    """A :class:`scziva.module.Log1pNBTable` when the output needs ``E[log1p X]`` and the
-    model has one dispersion per gene (the default), else None (exact quadrature per entry)."""
+#: Below this many cells the per-entry quadrature is cheaper than building the per-gene
+#: table (512 quadratures per gene against one per filled entry; measured at 1,000 x 20,000:
+#: the table's build took longer than the entries it replaced).
+TABLE_MIN_CELLS = 2048
+
+
+def log1p_table(model: ZIVAE, s: ZivaSettings, mu_max: float, n_cells: int):
+    """A :class:`scziva.module.Log1pNBTable` when the output needs ``E[log1p X]``, the
+    model has one dispersion per gene (the default) and there are enough cells for the
+    table to pay off; else None (exact quadrature per entry)."""
     if s.impute_value not in ("log_mean", "log_posterior") or model.dispersion != "gene":
+        return None
+    if n_cells < TABLE_MIN_CELLS:
         return None
     with torch.no_grad():
         theta_g = F.softplus(model.theta_raw).clamp(THETA_MIN, THETA_MAX)

@@ -312,7 +312,7 @@ def _write_output(model, data: StreamedBatches, prepared, s, X, block_cells: int
     from .core import impute_rule, log1p_table
 
     model.eval()
-    table = log1p_table(model, s, float(prepared.library.max()))
+    table = log1p_table(model, s, float(prepared.library.max()), data.n)
     n, g = prepared.shape
     cols = prepared.columns
     keep = prepared.keep_cells
