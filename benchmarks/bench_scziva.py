@@ -275,7 +275,6 @@ def _epoch_gflop(model, n_cells, validation_fraction=0.1) -> float:
 
 def case_epoch(args):
     """Seconds per epoch (a short fit, no early stop) against the matmul bound."""
-    import numpy as np
     from scziva import ZIVAimpute
     rows = []
     rate = _matmul_gflops()
@@ -290,7 +289,6 @@ def case_epoch(args):
         rows.append(dict(case=f"{n:,} x {g:,}", seconds_per_epoch=per_epoch, gflop_per_epoch=gflop,
                          matmul_gflops=rate, bound_seconds=bound, ratio_to_bound=per_epoch / bound))
         del X, model
-        np.random.default_rng(0)  # nothing carried between sizes
     return rows
 
 

@@ -26,7 +26,7 @@ from .validate import check_counts
 
 DEFAULTS = ZivaSettings()  # torch-free: settings import no torch
 
-DESCRIPTION = f"""\
+DESCRIPTION = """\
 Impute dropouts in a single-cell RNA-seq count matrix with scZiva, a zero-inflated
 negative binomial variational autoencoder.
 
@@ -225,16 +225,21 @@ def _check_space(a, adata) -> None:
         check_free_space(a.output, 0 if a.output.name.lower().endswith(".gz") else 12 * n_cells * n_genes)
 
 
+def _fit_options(a, s: ZivaSettings) -> dict:
+    """The fit's keyword arguments from the checked options (both the in-memory and the
+    streamed path)."""
+    return dict(seed=s.seed, device=a.device, num_epochs=s.num_epochs, lr=s.lr, hidden_dim=s.hidden_dim,
+                latent_dim=s.latent_dim, tau=s.tau, batch_size=s.batch_size, mode=s.mode,
+                impute_value=a.impute_value, progress=not a.quiet)
+
+
 def _run_stream(a, s) -> int:
     from .stream import impute_h5ad
 
     for path, what in ((a.input, "IN"), (a.output, "OUT")):
         if not path.name.lower().endswith(".h5ad"):
             raise InputError(f"{path}: --stream reads and writes .h5ad files only ({what} is not one)")
-    model = impute_h5ad(a.input, a.output, layer=a.layer, seed=s.seed, device=a.device, overwrite=a.overwrite,
-                        num_epochs=s.num_epochs, lr=s.lr, hidden_dim=s.hidden_dim, latent_dim=s.latent_dim,
-                        tau=s.tau, batch_size=s.batch_size, mode=s.mode, impute_value=a.impute_value,
-                        progress=not a.quiet)
+    model = impute_h5ad(a.input, a.output, layer=a.layer, overwrite=a.overwrite, **_fit_options(a, s))
     if not a.quiet:
         print(f"scziva: wrote {a.output} ({model.stopped_epoch} epochs, {model.train_seconds:.1f} s training, "
               f"streamed from disk)", file=sys.stderr)
@@ -258,10 +263,7 @@ def run_impute(a) -> int:
         return _run_stream(a, s)
     adata = _read_input(a)
     _check_space(a, adata)
-    impute(adata, layer="counts", key_added="scziva", seed=s.seed, device=a.device,
-           num_epochs=s.num_epochs, lr=s.lr, hidden_dim=s.hidden_dim, latent_dim=s.latent_dim,
-           tau=s.tau, batch_size=s.batch_size, mode=s.mode, impute_value=a.impute_value,
-           verbose=False, progress=not a.quiet)
+    impute(adata, layer="counts", key_added="scziva", verbose=False, **_fit_options(a, s))
     out = adata.layers["scziva"]
     if _output_kind(a.output) == "h5ad":
         adata.X = out

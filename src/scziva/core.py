@@ -210,8 +210,6 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
         out = M.toarray() if sp.issparse(M) else M.copy()
         return _wrap(out.astype(np.float32), frame_labels), None
     del M  # our own validated copy; from here on only the prepared matrix (and the output) are held
-    if progress is None:  # a bar on a terminal, or when asked to be verbose
-        progress = bool(verbose) or _stderr_is_terminal()
     model, plan, data = fit(prepared, s, dev, verbose=verbose, progress=progress)
     out, params = impute_batches(model, data, prepared, s, return_params=return_params)
     fitted = FittedZIVA(module=model, gene_order=prepared.full_gene_order(), mode=s.mode,
@@ -221,7 +219,8 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
     return _wrap(out, frame_labels), fitted
 
 
-def fit(prepared: PreparedData, s: ZivaSettings, dev: torch.device, *, verbose=False, progress=False):
+def fit(prepared: PreparedData, s: ZivaSettings, dev: torch.device, *, verbose=False, progress=None,
+        data=None):
     """Build the network and train it with the plan of ``s.mode``; returns (model, plan, batches).
 
     With ``s.pi_ridge == "select"``: one fit per ``PI_RIDGE_CANDIDATES`` value (same seed,
@@ -229,24 +228,28 @@ def fit(prepared: PreparedData, s: ZivaSettings, dev: torch.device, *, verbose=F
     returned; ``plan.s`` holds its settings, ``plan.pi_ridge_selection`` every candidate's
     loss, ``plan.train_seconds`` the time of all fits. Without held-out cells (too few
     cells) the first candidate (0) is used and nothing is compared. One progress bar spans
-    every fit.
+    every fit (``progress=None``: on a terminal, or when ``verbose``). ``data``: the
+    mini-batch source (default: the prepared matrix in memory; see :func:`_fit_one`).
     """
+    if progress is None:
+        progress = bool(verbose) or _stderr_is_terminal()
     candidates = PI_RIDGE_CANDIDATES if s.pi_ridge == "select" else (None,)
     report = Reporter(s.num_epochs, verbose, progress, n_fits=len(candidates))
     try:
         if candidates == (None,):
-            return _fit_one(prepared, s, dev, report)
+            return _fit_one(prepared, s, dev, report, data=data)
         best, losses, seconds = None, {}, 0.0
         for k, ridge in enumerate(candidates):
             report.start_fit(k, f"pi_ridge={ridge:g}")
-            model, plan, data = _fit_one(prepared, replace(s, pi_ridge=ridge), dev, report)
+            fitted = _fit_one(prepared, replace(s, pi_ridge=ridge), dev, report, data=data)
+            plan = fitted[1]
             seconds += plan.train_seconds
             if plan.best_val is None:
-                return model, plan, data
+                return fitted
             losses[ridge] = plan.best_val
             if best is None or plan.best_val < best[1].best_val:
-                best = (model, plan, data)
-            del model, plan, data
+                best = fitted
+            del fitted, plan
     finally:
         report.close()
     model, plan, data = best

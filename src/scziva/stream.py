@@ -29,7 +29,8 @@ import scipy.sparse as sp
 import torch
 
 from .errors import InputError
-from .validate import MAX_COUNT, NON_INTEGER_LIMIT, RAW_COUNTS_HINT, RoundedInputWarning, check_not_log_transformed
+from .validate import (RAW_COUNTS_HINT, RoundedInputWarning, check_non_integers, check_not_log_transformed,
+                       check_values, rounding_note)
 
 #: Cells per block read from disk (and per chunk written). A block of 16,384 cells x 2,000
 #: genes at 10 % non-zeros is about 26 MB in memory.
@@ -88,9 +89,10 @@ class H5adRows:
 
         return read_elem(self.file["obs"]), read_elem(self.file["var"])
 
-    def uns_log1p(self) -> dict:
-        """``{"log1p": ...}`` when the file's uns records scanpy's log1p, else {}."""
-        return {"log1p": True} if "uns" in self.file and "log1p" in self.file["uns"] else {}
+    @property
+    def uns(self):
+        """The file's ``uns`` group (keys as in memory), or None."""
+        return self.file["uns"] if "uns" in self.file else None
 
     def read(self, start: int, stop: int) -> sp.csr_matrix:
         """File rows ``start`` to ``stop`` as CSR float32 (values as stored)."""
@@ -113,18 +115,9 @@ class Scan:
     gene_totals: np.ndarray
     n_nonzero: int
     n_non_integer: int
+    largest: float
     sample_rows: np.ndarray  # file rows of the gene-order sample (sorted)
     sample: sp.csr_matrix  # their counts
-
-
-def _check_block_values(vals: np.ndarray, what: str) -> None:
-    if not np.isfinite(vals).all():
-        raise InputError(f"{what}: contains NaN or infinite value(s); counts must be finite")
-    if (vals < 0).any():
-        raise InputError(f"{what}: contains {int((vals < 0).sum())} negative value(s); counts must be >= 0")
-    if (vals > MAX_COUNT).any():
-        raise InputError(f"{what}: values above {MAX_COUNT:,} = 2^24 cannot be held exactly in float32; "
-                         "counts must be raw integer counts")
 
 
 def scan(rows: H5adRows, seed: int, max_sample: int, block: int = BLOCK_CELLS) -> Scan:
@@ -134,12 +127,15 @@ def scan(rows: H5adRows, seed: int, max_sample: int, block: int = BLOCK_CELLS) -
     cell_tot = np.zeros(n, np.float64)
     gene_tot = np.zeros(g, np.float64)
     n_nz = n_frac = 0
+    largest = 0.0
     parts = []
     for start in range(0, n, block):
         stop = min(start + block, n)
         B = rows.read(start, stop)
         vals = B.data
-        _check_block_values(vals, str(rows.path))
+        check_values(vals, str(rows.path))  # the rules of check_counts, block by block
+        if vals.size:
+            largest = max(largest, float(vals.max()))
         n_nz += int(np.count_nonzero(vals))
         n_frac += int((np.rint(vals) != vals).sum())
         B.data = np.rint(vals)
@@ -149,7 +145,7 @@ def scan(rows: H5adRows, seed: int, max_sample: int, block: int = BLOCK_CELLS) -
         if hi > lo:
             parts.append(B[sample_rows[lo:hi] - start])
     sample = sp.vstack(parts).tocsr() if parts else sp.csr_matrix((0, g), dtype=np.float32)
-    return Scan(cell_tot, gene_tot, n_nz, n_frac, sample_rows, sample)
+    return Scan(cell_tot, gene_tot, n_nz, n_frac, largest, sample_rows, sample)
 
 
 class StreamedBatches:
@@ -237,12 +233,11 @@ def impute_h5ad(input, output, *, layer: str | None = None, block_cells: int = B
     :func:`scziva.ZIVAimpute` (``num_epochs``, ``impute_value``, ...). Returns the fitted
     model (:class:`scziva.core.FittedZIVA`, without ``pi`` / ``mu`` matrices).
     """
-    from .core import FittedZIVA, _fit_one, resolve_device
+    from .core import FittedZIVA, fit, resolve_device
     from .data import ORDER_MAX_CELLS, PreparedData, log_normalise
     from .fileio import atomic_write, check_free_space, check_writable
     from .ordering import order_genes
     from .settings import ZivaSettings
-    from .training import Reporter
 
     s = ZivaSettings(seed=seed, **options)
     if s.authors:
@@ -259,16 +254,13 @@ def impute_h5ad(input, output, *, layer: str | None = None, block_cells: int = B
     rows = H5adRows(input, layer)
     try:
         if layer is None:
-            check_not_log_transformed(rows.uns_log1p(), str(input), RAW_COUNTS_HINT)
+            check_not_log_transformed(rows.uns, str(input), RAW_COUNTS_HINT)
         n, g = rows.shape
         check_free_space(out, 4 * n * g)
         sc = scan(rows, s.seed, ORDER_MAX_CELLS, block_cells)
-        if sc.n_non_integer > NON_INTEGER_LIMIT * max(sc.n_nonzero, 1):
-            raise InputError(f"{input}: {sc.n_non_integer / sc.n_nonzero:.0%} of the non-zero values are not "
-                             f"integers; they look log-transformed or normalised, not raw counts; {RAW_COUNTS_HINT}")
+        check_non_integers(sc.n_non_integer, sc.n_nonzero, sc.largest, str(input), RAW_COUNTS_HINT)
         if sc.n_non_integer:
-            warnings.warn(f"{input}: {sc.n_non_integer} non-integer value(s) rounded to the nearest integer "
-                          "(count likelihoods need integers)", RoundedInputWarning, stacklevel=2)
+            warnings.warn(rounding_note(sc.n_non_integer, str(input)), RoundedInputWarning, stacklevel=2)
         keep_cells = np.flatnonzero(sc.cell_totals > 0)
         keep_genes = np.flatnonzero(sc.gene_totals > 0)
         if keep_cells.size < 2:
@@ -280,14 +272,7 @@ def impute_h5ad(input, output, *, layer: str | None = None, block_cells: int = B
         prepared = PreparedData(matrix=None, keep_cells=keep_cells, keep_genes=keep_genes, order=order,
                                 library=library, shape=(n, g))
         data = StreamedBatches(rows, keep_cells, prepared.columns, library, dev, block_cells)
-        if progress is None:
-            from .core import _stderr_is_terminal
-            progress = bool(verbose) or _stderr_is_terminal()
-        report = Reporter(s.num_epochs, verbose, progress)
-        try:
-            model, plan, _ = _fit_one(prepared, s, dev, report, data=data)
-        finally:
-            report.close()
+        model, plan, _ = fit(prepared, s, dev, verbose=verbose, progress=progress, data=data)
         obs, var = rows.names()
         uns = {**{k: v for k, v in plan.s.recorded().items() if v is not None},
                "epochs_trained": int(plan.stopped_epoch), "train_seconds": float(plan.train_seconds),

@@ -51,7 +51,7 @@ def _number(v) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def _check_values(vals, what: str) -> None:
+def check_values(vals, what: str) -> None:
     """Finite, non-negative, at most :data:`MAX_COUNT`; checked in the input's own dtype
     (before float32, where 1e40 would already be infinite)."""
     if not vals.size:
@@ -100,6 +100,22 @@ def check_names(names, kind: str, what: str) -> None:
                          f"{kind} names must be unique")
 
 
+def check_non_integers(n_non_integer: int, n_nonzero: int, largest: float, what: str,
+                       hint: str = RAW_COUNTS_HINT) -> None:
+    """Raise when more than :data:`NON_INTEGER_LIMIT` of the non-zero values are not integers
+    (log-transformed or normalised data), saying which it looks like from the largest value."""
+    if n_non_integer and n_non_integer > NON_INTEGER_LIMIT * n_nonzero:
+        looks = "log-transformed" if largest <= 20 else "normalised (e.g. CPM, TPM)"
+        raise InputError(f"{what}: {n_non_integer / n_nonzero:.0%} of the non-zero values are not "
+                         f"integers (largest {largest:.4g}); they look {looks}, not raw counts; {hint}")
+
+
+def rounding_note(n_non_integer: int, what: str) -> str:
+    """The warning (and note) for a few non-integer values rounded."""
+    return (f"{what}: {n_non_integer} non-integer value(s) rounded to the nearest integer "
+            "(count likelihoods need integers)")
+
+
 def check_not_log_transformed(uns, what: str, hint: str = RAW_COUNTS_HINT) -> None:
     """Raise when an AnnData's ``uns`` says scanpy log-transformed its ``X``
     (``uns["log1p"]``, set by ``sc.pp.log1p``). Pass the ``uns`` only when the values
@@ -137,7 +153,7 @@ def check_counts(X, what: str = "input matrix", *, allow_round: bool | str = Tru
         if M.dtype.kind not in "biuf":
             raise InputError(f"{what}: sparse matrix of dtype {M.dtype} is not numeric")
         if M.shape[0] and M.shape[1]:
-            _check_values(M.data, what)  # the input's own values, not changed
+            check_values(M.data, what)  # the input's own values, not changed
         M = M.astype(np.float32, copy=True)
         M.sum_duplicates()
     else:
@@ -153,7 +169,7 @@ def check_counts(X, what: str = "input matrix", *, allow_round: bool | str = Tru
         if arr.dtype == np.float16:  # compared with 2^24 below, which float16 cannot hold
             arr = arr.astype(np.float32)
         if arr.ndim == 2 and arr.size:
-            _check_values(arr, what)
+            check_values(arr, what)
         M = np.array(arr, dtype=np.float32, copy=True)
     if uns is not None:
         check_not_log_transformed(uns, what, hint)
@@ -164,20 +180,15 @@ def check_counts(X, what: str = "input matrix", *, allow_round: bool | str = Tru
         raise InputError(f"{what}: empty matrix ({n_cells} cells x {n_genes} genes)")
     vals = _values(M)
     if vals.size:
-        _check_values(vals, what)  # again in float32 (a no-op unless the input was odd)
+        check_values(vals, what)  # again in float32 (a no-op unless the input was odd)
         rounded = np.rint(vals)
         n_frac = int((rounded != vals).sum())
-        n_nonzero = int(np.count_nonzero(vals))
-        if n_frac and n_frac > NON_INTEGER_LIMIT * n_nonzero and allow_round != "all":
-            largest = float(vals.max())
-            looks = "log-transformed" if largest <= 20 else "normalised (e.g. CPM, TPM)"
-            raise InputError(f"{what}: {n_frac / n_nonzero:.0%} of the non-zero values are not "
-                             f"integers (largest {largest:.4g}); they look {looks}, not raw counts; {hint}")
+        if allow_round != "all":
+            check_non_integers(n_frac, int(np.count_nonzero(vals)), float(vals.max()), what, hint)
         if n_frac:
             if not allow_round:
                 raise InputError(f"{what}: contains {n_frac} non-integer value(s); counts must be integers")
-            msg = (f"{what}: {n_frac} non-integer value(s) rounded to the nearest integer "
-                   "(count likelihoods need integers)")
+            msg = rounding_note(n_frac, what)
             warnings.warn(msg, RoundedInputWarning, stacklevel=2)
             notes.append(msg)
             if sp.issparse(M):
@@ -219,8 +230,8 @@ def _share(names, pattern) -> float:
     return sum(bool(pattern.match(x)) for x in names) / len(names)
 
 
-def _count(names, pattern) -> int:
-    return sum(bool(pattern.match(str(x))) for x in list(names)[:20000])
+def _matching(names, pattern) -> list[str]:
+    return [str(x) for x in list(names)[:20000] if pattern.match(str(x))]
 
 
 def orientation_conflict(cell_names, gene_names):
@@ -235,8 +246,8 @@ def orientation_conflict(cell_names, gene_names):
     cells_look_genes = _share(cell_names, _GENE_LIKE) >= 0.9 and _share(gene_names, _GENE_LIKE) < 0.1
     genes_look_cells = _share(gene_names, _CELL_LIKE) >= 0.9 and _share(cell_names, _CELL_LIKE) < 0.1
     if not (cells_look_genes or genes_look_cells):
-        if _count(cell_names, _UBIQUITOUS_GENE) >= _MIN_UBIQUITOUS and _count(gene_names, _UBIQUITOUS_GENE) == 0:
-            found = [str(x) for x in list(cell_names)[:20000] if _UBIQUITOUS_GENE.match(str(x))]
+        found = _matching(cell_names, _UBIQUITOUS_GENE)
+        if len(found) >= _MIN_UBIQUITOUS and not _matching(gene_names, _UBIQUITOUS_GENE):
             return ", ".join(found[:2])
         return None
     names = list(cell_names if cells_look_genes else gene_names)[:2]
