@@ -30,7 +30,7 @@ if not workflow.overwrite_configfiles:
 import sys as _sys
 
 _sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from scziva_bench.config_check import problems as _config_problems  # noqa: E402
+from scziva_bench.pipeline.config_check import problems as _config_problems  # noqa: E402
 
 _SCHEMA = "workflow/schemas/config.schema.yaml"
 _problems = _config_problems(config, Path(workflow.basedir) / _SCHEMA)
@@ -39,6 +39,10 @@ if len(_problems) == 1:
 if _problems:
     raise WorkflowError(f"the config has {len(_problems)} problems:\n" + "\n".join(_problems))
 validate(config, _SCHEMA)
+# no metrics: every metric of the catalog, in its order
+from scziva_bench.catalog import metrics as _metric_catalog  # noqa: E402
+
+config.setdefault("metrics", _metric_catalog.names())
 
 
 include: "workflow/rules/common.smk"

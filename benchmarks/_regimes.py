@@ -1,7 +1,7 @@
-"""The simulation regimes of scziva_bench.simulate as splat() keyword arguments for the
+"""The simulation regimes of scziva_bench.data.simulate as splat() keyword arguments for the
 benchmark scripts (bench_baselines.py, bench_scvi.py): derived from simulate.REGIMES, not
 copied, so that they cannot drift from the presets config.yaml is made from."""
-from scziva_bench import simulate
+from scziva_bench.data import simulate
 
 
 def config_regimes(n_genes: int = 600, n_groups: int = 4) -> dict:

@@ -50,7 +50,8 @@ SIMS = {
 
 
 def _data(name, n_cells, n_genes):
-    from scziva_bench import scenarios, simulate
+    from scziva_bench.data import scenarios
+    from scziva_bench.data import simulate
 
     data = simulate.splat(n_cells=n_cells, n_genes=n_genes, seed=1,
                           **{"n_groups": 5, **SIMS[name]})
@@ -61,7 +62,7 @@ def _scores(sc_, Y):
     from sklearn.cluster import KMeans
     from sklearn.metrics import adjusted_rand_score
 
-    from scziva_bench.metrics import _pca, lognorm
+    from scziva_bench.evaluation.metrics import _pca, lognorm
 
     truth = sc_.layers["truth"].toarray()
     mask = sc_.layers["mask"].toarray().astype(bool)

@@ -63,7 +63,7 @@ def _ari_kmeans(P, labels, k, seed=0):
 
 
 def _ari_output(Y, labels, k):
-    from scziva_bench.metrics import _pca, lognorm
+    from scziva_bench.evaluation.metrics import _pca, lognorm
 
     P = _pca(lognorm(Y), seed=0)
     return float("nan") if P is None or isinstance(P, str) else _ari_kmeans(P, labels, k)
@@ -82,7 +82,8 @@ def _datasets(names, n_cells, n_genes, real):
     import anndata as ad
     import scipy.sparse as sp
 
-    from scziva_bench import scenarios, simulate
+    from scziva_bench.data import scenarios
+    from scziva_bench.data import simulate
 
     out = {}
     for name in names:

@@ -36,7 +36,7 @@ def _peak_gb() -> float:
 
 
 def _simulate(n_cells, n_genes, share, seed=1):
-    from scziva_bench.simulate import splat
+    from scziva_bench.data.simulate import splat
     return splat(n_cells=n_cells, n_genes=n_genes, n_groups=5, dropout_share=share, seed=seed)
 
 
@@ -46,7 +46,7 @@ def case_accuracy(args):
     from sklearn.metrics import adjusted_rand_score
 
     from scziva_bench import methods
-    from scziva_bench.metrics import _pca, lognorm
+    from scziva_bench.evaluation.metrics import _pca, lognorm
 
     adata = _simulate(600, 2000, 0.5)
     truth = adata.layers["truth"].toarray()
@@ -94,7 +94,7 @@ def _big_sim(n, with_truth=True):
     counts, and (``with_truth``) the pre-dropout counts and the dropout mask."""
     import numpy as np
     import scipy.sparse as sp
-    from scziva_bench.simulate import splat
+    from scziva_bench.data.simulate import splat
     counts, truth, mask = [], [], []
     for i in range(0, n, 20000):
         a = splat(n_cells=min(20000, n - i), n_genes=2000, n_groups=5, dropout_share=0.5, seed=100 + i // 20000)
@@ -165,7 +165,7 @@ def _sim_to_disk(path, n, n_genes=2000, chunk=20000):
     import h5py
     import numpy as np
     import pandas as pd
-    from scziva_bench.simulate import splat
+    from scziva_bench.data.simulate import splat
     ad.AnnData(obs=pd.DataFrame(index=[f"c{i}" for i in range(n)]),
                var=pd.DataFrame(index=[f"g{j}" for j in range(n_genes)])).write_h5ad(path)
     with h5py.File(path, "a") as f:
@@ -229,8 +229,9 @@ def case_peer(args):
             line = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")]
             rows += json.loads(line[-1][7:]) if line else [dict(method=name, error=res.stderr.strip()[-300:])]
         return rows
-    from scziva_bench import methods, scenarios
-    from scziva_bench.metrics import mcv_metrics
+    from scziva_bench import methods
+    from scziva_bench.data import scenarios
+    from scziva_bench.evaluation.metrics import mcv_metrics
     n = args.cells
     data = _simulate(n, 2000, None, seed=7) if n <= 20000 else None  # no dropout: MCV splits the counts
     if data is None:
@@ -238,7 +239,7 @@ def case_peer(args):
         X, _, _ = _big_sim(n, with_truth=False)
         data = ad.AnnData(X=X)
         data.layers["counts"] = X
-    scen = scenarios.make(data, kind="mcv", seed=1)
+    scen = scenarios.make(data, "mcv", seed=1)
     t0 = time.perf_counter()
     Y = methods.run(args.peer_method, scen, seed=1, device=args.device)
     secs = time.perf_counter() - t0

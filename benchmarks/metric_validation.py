@@ -1,6 +1,6 @@
 """The metric validation table of docs/metrics.md ("Validation"), generated.
 
-Scores the reference-output panel of :mod:`scziva_bench.validation` (oracle,
+Scores the reference-output panel of :mod:`scziva_bench.evaluation.validation` (oracle,
 no_imputation, kNN average, constant, rank-one depth x gene share, Poisson noise at the
 gene means, zeros set to 1) with every metric on both simulated regimes (dropout 20, 50,
 80 % and MCV), for several data seeds, checks the rules, and writes the table between the
@@ -24,7 +24,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from scziva_bench import metric_specs, validation  # noqa: E402
+from scziva_bench.catalog import metrics as metric_specs  # noqa: E402
+from scziva_bench.evaluation import validation
 from _markers import replace_between  # noqa: E402  (benchmarks/, beside this script)
 
 START = "<!-- validation-table:start (benchmarks/metric_validation.py writes this) -->"

@@ -23,7 +23,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from scziva_bench import ranking  # noqa: E402
+from scziva_bench.evaluation import ranking  # noqa: E402
 from _markers import replace_between  # noqa: E402  (benchmarks/, beside this script)
 
 START = "<!-- verdicts:start (benchmarks/readme_verdicts.py writes this from results/ranks.tsv) -->"

@@ -121,21 +121,21 @@ def load_real(name, max_cells=500, n_genes=2000, seed=0):
 
 
 def mcv_scenario(name, max_cells, seed=0):
-    from scziva_bench import scenarios
-    return scenarios.make(load_real(name, max_cells), kind="mcv", seed=seed)
+    from scziva_bench.data import scenarios
+    return scenarios.make(load_real(name, max_cells), "mcv", seed=seed)
 
 
 def sim_scenario(seed, rate, n_cells=600, n_genes=2000, regime="splat"):
     """``regime``: "splat" (the simulator's own defaults, a deep data set) or a name of
     ``simulate.REGIMES`` ("umi", "fulllength": parameters estimated from real data, the
     benchmark's simulation regimes)."""
-    from scziva_bench import scenarios
-    from scziva_bench.simulate import regime as regime_params, splat
+    from scziva_bench.data import scenarios
+    from scziva_bench.data.simulate import regime as regime_params, splat
     if regime == "splat":
         a = splat(n_cells=n_cells, n_genes=n_genes, n_groups=5, seed=seed)
     else:
         a = splat(**regime_params(regime, n_cells=n_cells, n_genes=n_genes, n_groups=5, seed=seed))
-    return scenarios.make(a, kind="dropout", rate=rate, seed=seed)
+    return scenarios.make(a, "dropout", rate=rate, seed=seed)
 
 
 # ---------------------------------------------------------------- methods
@@ -212,14 +212,14 @@ def baseline_output(name, scen, seed=0):
 # ---------------------------------------------------------------- metrics
 
 def mcv_score(scen, Y):
-    from scziva_bench.metrics import mcv_metrics
+    from scziva_bench.evaluation.metrics import mcv_metrics
     return mcv_metrics(Y, scen.layers["truth"], scen.uns["scenario"]["train_fraction"])["mcv_poisson"]
 
 
 def sim_scores(scen, Y):
     from sklearn.cluster import KMeans
     from sklearn.metrics import adjusted_rand_score
-    from scziva_bench.metrics import _pca, lognorm
+    from scziva_bench.evaluation.metrics import _pca, lognorm
     truth = scen.layers["truth"].toarray()
     drop = scen.layers["mask"].toarray().astype(bool)
     labels = scen.obs["group"].to_numpy()

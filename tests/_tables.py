@@ -10,9 +10,10 @@ QUALITY = {"scziva": 0.7, "magic": 0.5, "dca": 0.65, "scvi": -0.2, "no_imputatio
 
 
 def _value(metric, q, rate, rng):
-    from scziva_bench import ranking
+    from scziva_bench.catalog import metrics as metric_specs
+    from scziva_bench.evaluation import ranking
 
-    mx = ranking.maximize(metric)
+    mx = metric_specs.spec(metric).maximize
     noise = rng.normal(0, 0.05)
     if mx == "zero":
         return (1 - q) * 0.3 + noise
@@ -25,7 +26,7 @@ def tidy_table(seeds=(1, 2, 3), fail=(), nan=(), metrics=None, rng_seed=0, metho
                datasets=None):
     """``fail``: (method, scenario) pairs whose rows are status=failed, NaN;
     ``nan``: (method, metric) pairs with NaN and status ok."""
-    from scziva_bench import metrics as mt
+    from scziva_bench.evaluation import metrics as mt
 
     metrics = metrics or [m for m in mt.METRICS]
     rng = np.random.default_rng(rng_seed)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scziva_bench.config_check import problems
+from scziva_bench.pipeline.config_check import problems
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"

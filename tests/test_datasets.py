@@ -1,4 +1,4 @@
-"""scziva_bench.datasets (subsetting at load time) and the shipped resources/datasets."""
+"""scziva_bench.data.datasets (subsetting at load time) and the shipped resources/datasets."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import scipy.sparse as sp
 import yaml
 
 from scziva.errors import InputError
-from scziva_bench import datasets, io
+from scziva_bench.data import datasets
+from scziva_bench.data import io
 
 REPO = Path(__file__).resolve().parents[1]
 RES = REPO / "resources" / "datasets"

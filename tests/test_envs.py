@@ -19,7 +19,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from scziva_bench import workflow_utils as wu
+from scziva_bench.pipeline import targets
 
 REPO = Path(__file__).resolve().parents[1]
 ENVS = sorted((REPO / "envs").glob("*.yaml"))
@@ -69,8 +69,10 @@ def pip_requirements(env: dict) -> list[str]:
 
 def test_there_is_one_env_per_family():
     assert {p.stem for p in ENVS} == {"bench", "torch", "scvi", "magic"}
-    used = set(wu.METHOD_ENVS.values()) | {wu.DEFAULT_ENV}
-    assert used <= {p.stem for p in ENVS}
+    from scziva_bench.catalog import methods as catalog
+
+    used = {row.env for row in catalog.ROWS.values()} | {targets.DEFAULT_ENV}
+    assert used <= {p.stem for p in ENVS} == set(catalog.ENVS)
 
 
 @pytest.mark.parametrize("path", ENVS, ids=lambda p: p.name)

@@ -1,5 +1,5 @@
 """The user's own methods (callable / command, issue 15), what every method sees (only the
-observed counts), and the impute job's output checks and records (scziva_bench.runner).
+observed counts), and the impute job's output checks and records (scziva_bench.methods.runner).
 
 The fast tests run methods written into pytest's temporary folder (outside the
 repository) on a hand-made scenario. The end-to-end test (slow) runs the workflow on a
@@ -24,7 +24,8 @@ import scipy.sparse as sp
 import yaml
 
 from scziva.errors import InputError
-from scziva_bench import methods, runner
+from scziva_bench import methods
+from scziva_bench.methods import runner
 from scziva_bench.methods import external
 
 REPO = Path(__file__).resolve().parents[1]
@@ -217,7 +218,7 @@ def test_bad_callable_output_fails_alone_with_one_line(scenario, tmp_path, case,
     spec = {"callable": f"{tmp_path}/bad.py:impute"}
     if case == "bad_param":
         spec["params"] = {"zeta": 1}
-    with caplog.at_level(logging.INFO, logger="scziva_bench.runner"):
+    with caplog.at_level(logging.INFO, logger="scziva_bench.methods.runner"):
         rec = _run(scenario, spec)
         good = runner.impute_scenario(scenario, "no_imputation", dataset_id="d")
     err = _failed(rec, "mine", *words)
@@ -265,7 +266,7 @@ def test_log_transformed_output_is_kept_with_a_named_warning(scenario, tmp_path,
     assert _counts(scenario).max() >= 50
     _write(tmp_path, "logm.py", "import numpy as np\n"
            "def impute(adata):\n    return np.log1p(adata.X.toarray())\n")
-    with caplog.at_level(logging.WARNING, logger="scziva_bench.runner"):
+    with caplog.at_level(logging.WARNING, logger="scziva_bench.methods.runner"):
         rec = _run(scenario, {"callable": f"{tmp_path}/logm.py:impute"})
     assert rec.uns["status"] == "ok"
     assert any("log-scale check" in w for w in rec.uns["warnings"])
@@ -319,7 +320,7 @@ def test_command_csv_and_h5ad(scenario, tmp_path, caplog):
     tool = _write(folder, "tool.py", CSV_TOOL)
     spec = {"command": f"{PY} {shlex.quote(str(tool))} {{input}} {{output}} {{scale}}",
             "input_format": "csv", "params": {"scale": 2}}
-    with caplog.at_level(logging.INFO, logger="scziva_bench.runner"):
+    with caplog.at_level(logging.INFO, logger="scziva_bench.methods.runner"):
         rec = _run(scenario, spec, workdir=folder)
     assert rec.uns["status"] == "ok", rec.uns.get("error")
     np.testing.assert_allclose(rec.layers["imputed"], 2 * _counts(scenario) + 1)
@@ -545,7 +546,7 @@ def test_workflow_benchmarks_a_callable_and_a_command(tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    from scziva_bench import plots
+    from scziva_bench.report import plots
 
     fig = plots.plot_ranks(df)  # the rank figure, drawn again from the same table
     ticks = " ".join(t.get_text() for ax in fig.axes for t in ax.get_yticklabels() +
@@ -561,7 +562,7 @@ def test_record_messages_and_provenance(scenario, tmp_path):
     spec = {"callable": f"{tmp_path}/logm.py:impute"}
     rec = _run(scenario, spec)
     path = tmp_path / "rec.h5ad"
-    from scziva_bench import io
+    from scziva_bench.data import io
 
     io.write_h5ad_atomic(rec, path)  # the record survives the round trip
     rows = runner.record_messages(ad.read_h5ad(path))

@@ -70,7 +70,7 @@ def test_crashing_method_is_marked_failed_and_the_others_finish(reference):
 
 @pytest.mark.slow
 def test_figures_mark_the_failed_method(reference):
-    """The figures of the run are drawn from metrics.tsv by scziva_bench.plots: the
+    """The figures of the run are drawn from metrics.tsv by scziva_bench.report.plots: the
     failed method is drawn as failed (text on the axes), not left out."""
     res = reference / "results"
     names = {p.stem for p in (res / "figures").glob("*.png")}
@@ -81,7 +81,7 @@ def test_figures_mark_the_failed_method(reference):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import pandas as pd
-    from scziva_bench import plots
+    from scziva_bench.report import plots
 
     df = pd.read_csv(res / "metrics.tsv", sep="\t")
     fig = plots.plot_metric(df, "rmse_dropped")

@@ -1,4 +1,4 @@
-"""Tests of scziva_bench.io on tiny hand-made files (and the shared datasets when present)."""
+"""Tests of scziva_bench.data.io on tiny hand-made files (and the shared datasets when present)."""
 
 import gzip
 import hashlib
@@ -12,7 +12,7 @@ import scipy.io
 import scipy.sparse as sp
 
 from scziva.errors import InputError
-from scziva_bench import io
+from scziva_bench.data import io
 
 # 3 cells x 4 genes, hand-written.
 COUNTS = np.array(

@@ -1,4 +1,4 @@
-"""Tests for scziva_bench.metrics: known answers on hand-made matrices, controls, files."""
+"""Tests for scziva_bench.evaluation.metrics: known answers on hand-made matrices, controls, files."""
 
 import math
 
@@ -9,7 +9,10 @@ import pytest
 import scipy.sparse as sp
 
 from scziva.errors import InputError
-from scziva_bench import metrics, scenarios, simulate
+from scziva_bench import methods
+from scziva_bench.evaluation import metrics
+from scziva_bench.data import scenarios
+from scziva_bench.data import simulate
 
 # ----------------------------------------------------------------------------- hand-made 3 x 3
 
@@ -55,12 +58,12 @@ def test_entry_metrics_by_hand():
 
 def test_entry_controls_by_hand():
     s = _scenario3()
-    perfect = _values(metrics.evaluate(s, metrics.perfect(s), "d", "x", "perfect", which="entries"))
+    perfect = _values(metrics.evaluate(s, methods.run("perfect", s), "d", "x", "perfect", which="entries"))
     for suffix in ("dropped", "all"):
         assert perfect[f"pearson_{suffix}"] == pytest.approx(1.0)
         for m in ("rmse", "mae", "log_mse", "median_l1"):
             assert perfect[f"{m}_{suffix}"] == 0.0
-    noimp = _values(metrics.evaluate(s, metrics.no_imputation(s), "d", "x", "none", which="entries"))
+    noimp = _values(metrics.evaluate(s, methods.run("no_imputation", s), "d", "x", "none", which="entries"))
     # zeros where the truth was 1, 5, 6: a constant prediction correlates 0 (not NaN)
     assert noimp["pearson_dropped"] == 0.0
     assert noimp["rmse_dropped"] == pytest.approx(math.sqrt((1 + 25 + 36) / 3))
@@ -93,8 +96,8 @@ def test_mcv_by_hand():
 def test_mcv_perfect_is_best():
     ds = simulate.splat(n_cells=120, n_genes=200, n_groups=2, seed=1)
     s = scenarios.make(ds, "mcv", seed=1)
-    p = _values(metrics.evaluate(s, metrics.perfect(s), "d", "mcv_s1", "perfect", which="mcv"))
-    n = _values(metrics.evaluate(s, metrics.no_imputation(s), "d", "mcv_s1", "noimp", which="mcv"))
+    p = _values(metrics.evaluate(s, methods.run("perfect", s), "d", "mcv_s1", "perfect", which="mcv"))
+    n = _values(metrics.evaluate(s, methods.run("no_imputation", s), "d", "mcv_s1", "noimp", which="mcv"))
     assert p["mcv_mse"] == pytest.approx(0.0, abs=1e-10)
     assert p["mcv_poisson"] < n["mcv_poisson"]
     # the perfect Poisson loss is the saturated one: sum(y - y log y + log y!) / n
@@ -118,7 +121,7 @@ def sim_results(sim_scenario):
     rng = np.random.default_rng(0)
     noise = rng.poisson(5.0, size=s.shape).astype(np.float32)
     out = {}
-    for name, imp in [("perfect", metrics.perfect(s)), ("no_imputation", metrics.no_imputation(s)),
+    for name, imp in [("perfect", methods.run("perfect", s)), ("no_imputation", methods.run("no_imputation", s)),
                       ("noise", noise)]:
         out[name] = _values(metrics.evaluate(s, imp, "sim", "dropout50_s1", name, seed=0))
     return out
@@ -168,7 +171,7 @@ def test_null_de_detects_invented_de(sim_scenario, sim_results):
     within-group variance) makes nearly every null gene 'DE'."""
     assert 0 <= sim_results["perfect"]["de_null_fpr"] < 0.02
     s = sim_scenario
-    T = metrics.perfect(s)
+    T = methods.run("perfect", s)
     g = s.obs["cell_type"].cat.codes.to_numpy()
     smooth = np.vstack([T[g == k].mean(axis=0) for k in g])
     v = _values(metrics.evaluate(s, smooth, "d", "x", "smooth", which=["de_null_fpr"]))
@@ -201,7 +204,7 @@ def test_null_de_by_hand():
 def test_genecorr_inflation_detects_oversmoothing(sim_scenario):
     """Replacing each cell by its group mean inflates gene-gene correlations."""
     s = sim_scenario
-    T = metrics.perfect(s)
+    T = methods.run("perfect", s)
     g = s.obs["cell_type"].cat.codes.to_numpy()
     smooth = np.vstack([T[g == k].mean(axis=0) for k in g]) * 0.8 + 0.2 * T
     v = _values(metrics.evaluate(s, smooth, "d", "x", "smooth", which="genecorr"))
@@ -212,15 +215,15 @@ def test_genecorr_inflation_detects_oversmoothing(sim_scenario):
 def test_no_labels_gives_nan(sim_scenario):
     s = sim_scenario.copy()
     del s.obs["cell_type"]
-    v = _values(metrics.evaluate(s, metrics.perfect(s), "d", "x", "p", which=["clustering", "de"]))
-    df = metrics.evaluate(s, metrics.perfect(s), "d", "x", "p", which=["clustering", "de"])
+    v = _values(metrics.evaluate(s, methods.run("perfect", s), "d", "x", "p", which=["clustering", "de"]))
+    df = metrics.evaluate(s, methods.run("perfect", s), "d", "x", "p", which=["clustering", "de"])
     assert (df["status"] == "not_applicable").all()
     for m in metrics.GROUPS["clustering"] + metrics.GROUPS["de"]:
         assert math.isnan(v[m])
 
 
 def test_deterministic(sim_scenario):
-    imp = metrics.no_imputation(sim_scenario)
+    imp = methods.run("no_imputation", sim_scenario)
     a = metrics.evaluate(sim_scenario, imp, "d", "x", "m", which=["clustering", "de"], seed=4)
     b = metrics.evaluate(sim_scenario, imp, "d", "x", "m", which=["clustering", "de"], seed=4)
     pd.testing.assert_frame_equal(a, b)
@@ -271,9 +274,9 @@ def test_speed_600x2000():
     import time
     ds = simulate.splat(n_cells=600, n_genes=2000, seed=0)
     s = scenarios.make(ds, "dropout", rate=0.5, seed=0)
-    metrics.evaluate(s[:60, :50].copy(), metrics.no_imputation(s)[:60, :50], "d", "x", "warm")  # imports, JIT
+    metrics.evaluate(s[:60, :50].copy(), methods.run("no_imputation", s)[:60, :50], "d", "x", "warm")  # imports, JIT
     t = time.process_time()  # CPU time: robust to a busy shared machine
-    metrics.evaluate(s, metrics.no_imputation(s), "d", "x", "m")
+    metrics.evaluate(s, methods.run("no_imputation", s), "d", "x", "m")
     assert time.process_time() - t < 10  # ~2.5 s measured
 
 
@@ -285,7 +288,7 @@ def test_real_dataset_controls(shared_data):
     real = real[::3, :1000].copy()  # 167 cells of the 3 classes
     assert real.obs["cell_type"].nunique() >= 2
     s = scenarios.make(real, "mask", rate=0.1, seed=0)
-    p = _values(metrics.evaluate(s, metrics.perfect(s), "zeisel", "mask10_s0", "perfect", which=["entries", "de"]))
+    p = _values(metrics.evaluate(s, methods.run("perfect", s), "zeisel", "mask10_s0", "perfect", which=["entries", "de"]))
     assert p["pearson_dropped"] == pytest.approx(1.0) and p["rmse_dropped"] == 0
     assert p["de_jaccard_top100"] == 1.0
     assert math.isnan(p["de_auroc"])  # no simulated truth on real data
@@ -355,10 +358,9 @@ def test_constant_output_scores_worst(sim_scenario, fill):
 # ----------------------------------------------------------------------------- metric facts
 
 def test_metric_specs_are_the_one_source():
-    from scziva_bench import metric_specs as ms
+    from scziva_bench.catalog import metrics as ms
     assert metrics.METRICS == ms.names()
     assert set(metrics.METRICS) | set(ms.RESOURCE_METRICS) == set(ms.SPECS)
-    assert metrics.HIGHER_IS_BETTER == {m: ms.SPECS[m].maximize is True for m in metrics.METRICS}
     for g, names in metrics.GROUPS.items():
         assert all(ms.SPECS[m].group == g for m in names)
     assert ms.better("rmse_dropped", 1.0, 2.0) and not ms.better("rmse_dropped", 2.0, 1.0)
@@ -373,7 +375,7 @@ def test_metric_specs_are_the_one_source():
 def test_metric_specs_import_needs_only_the_standard_library():
     import subprocess
     import sys
-    code = ("import sys; import scziva_bench.metric_specs; "
+    code = ("import sys; import scziva_bench.catalog.metrics; "
             "bad = [m for m in ('numpy', 'pandas', 'scipy', 'torch', 'anndata') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -397,11 +399,11 @@ def known_outputs(sim_scenario):
     rng = np.random.default_rng(0)
     out = {}
     for sname, scen in (("dropout", s), ("mcv", m)):
-        outs = {"perfect": metrics.perfect(scen), "true_mean": np.asarray(scen.layers["true_mean"]),
-                "no_imputation": metrics.no_imputation(scen),
+        outs = {"perfect": methods.run("perfect", scen), "true_mean": np.asarray(scen.layers["true_mean"]),
+                "no_imputation": methods.run("no_imputation", scen),
                 "constant": np.ones(scen.shape, dtype=np.float32),
                 "noise": rng.poisson(5.0, size=scen.shape).astype(np.float32),
-                "group_mean": _group_mean(scen, metrics.perfect(scen))}
+                "group_mean": _group_mean(scen, methods.run("perfect", scen))}
         for name, X in outs.items():
             out[sname, name] = metrics.evaluate(scen, X, "d", sname, name, seed=0)
     return out
@@ -416,7 +418,7 @@ def test_ok_rows_are_never_nan(known_outputs):
 
 
 def test_statuses_follow_the_needs(known_outputs):
-    from scziva_bench import metric_specs as ms
+    from scziva_bench.catalog import metrics as ms
     d = known_outputs["dropout", "no_imputation"].set_index("metric")["status"]
     m = known_outputs["mcv", "no_imputation"].set_index("metric")["status"]
     for name, spec in ms.SPECS.items():
@@ -435,9 +437,9 @@ _GOOD = {"accuracy_denoising": "true_mean"}
 _BAD = ("no_imputation", "constant", "noise", "group_mean")
 
 
-@pytest.mark.parametrize("metric", __import__("scziva_bench.metric_specs", fromlist=["x"]).ranked())
+@pytest.mark.parametrize("metric", __import__("scziva_bench.catalog.metrics", fromlist=["x"]).ranked())
 def test_every_ranked_metric_can_fail(known_outputs, metric):
-    from scziva_bench import metric_specs as ms
+    from scziva_bench.catalog import metrics as ms
     spec = ms.SPECS[metric]
     if spec.group == "resources":
         pytest.skip("resource rows come from the workflow")
@@ -481,14 +483,14 @@ def test_none_without_truth_scores_no_truth_metric():
     """'none' on data without its own truth: truth = a copy of the counts, so returning the
     input (or the truth) must not score: every truth-based metric is not applicable;
     clustering against the labels (which do not come from the counts) still applies."""
-    from scziva_bench import metric_specs as ms
+    from scziva_bench.catalog import metrics as ms
     ds = simulate.splat(n_cells=120, n_genes=200, n_groups=2, de_prob=0.3, de_loc=0.8, seed=2,
                         true_mean=False)
     del ds.layers["truth"]
     for k in ("de_factor",):
         del ds.varm[k]
     s = scenarios.make(ds, "none")
-    for out in (metrics.no_imputation(s), metrics.perfect(s)):
+    for out in (methods.run("no_imputation", s), methods.run("perfect", s)):
         df = metrics.evaluate(s, out, "real", "none", "m").set_index("metric")
         for name in metrics.METRICS:
             needs = ms.SPECS[name].needs
@@ -499,7 +501,7 @@ def test_none_without_truth_scores_no_truth_metric():
 
 def test_silhouette_gap_is_the_distance_to_the_truths(sim_scenario):
     s = sim_scenario
-    T, C = metrics.perfect(s), metrics.no_imputation(s)
+    T, C = methods.run("perfect", s), methods.run("no_imputation", s)
     v = _values(metrics.evaluate(s, C, "d", "x", "m", which="clustering"))
     vt = _values(metrics.evaluate(s, T, "d", "x", "p", which="clustering"))
     assert vt["silhouette_gap"] == 0.0

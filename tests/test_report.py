@@ -14,7 +14,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from _tables import COLUMNS, tidy_table  # noqa: E402
 
-from scziva_bench import plots, report  # noqa: E402
+from scziva_bench.report import plots  # noqa: E402
+from scziva_bench.report import html as report
 
 PROV = {"created_utc": "2026-12-01T00:00:00", "git_commit": "abc123", "python": "3.11",
         "packages": {"numpy": "2.0"}, "platform": "linux",

@@ -1,10 +1,10 @@
-"""The scenario-id grammar (scziva_bench.scenario_ids), used by the Snakefile, the
+"""The scenario-id grammar (scziva_bench.catalog.scenarios), used by the Snakefile, the
 library and the figures alike."""
 import re
 
 import pytest
 
-from scziva_bench import scenario_ids as sid
+from scziva_bench.catalog import scenarios as sid
 
 
 @pytest.mark.parametrize("kind, rate, seed, text", [

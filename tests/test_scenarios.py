@@ -1,11 +1,12 @@
-"""Tests for scziva_bench.scenarios (dropout / mask / mcv / none)."""
+"""Tests for scziva_bench.data.scenarios (dropout / mask / mcv / none)."""
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from scziva.errors import InputError
-from scziva_bench import scenarios, simulate
+from scziva_bench.data import scenarios
+from scziva_bench.data import simulate
 
 
 @pytest.fixture(scope="module")
@@ -23,25 +24,29 @@ def _dense(M):
                                                 ("dropout", 0.05, 0, "dropout05_s0"),
                                                 ("mask", None, 1, "mask10_s1"),
                                                 ("mcv", None, 2, "mcv_s2"),
-                                                ("none", None, 5, "none")])
-def test_scenario_id_roundtrip(kind, rate, seed, sid):
-    assert scenarios.scenario_id(kind, rate, seed) == sid
-    k, r, s = scenarios.parse_scenario_id(sid)
-    assert k == kind
-    if kind in ("dropout", "mask"):
-        expect = rate if rate is not None else scenarios.DEFAULT_RATE[kind]
-        assert r == pytest.approx(expect / 100 if expect > 1 else expect)
-        assert s == seed
-        assert scenarios.scenario_id(k, r, s) == sid
-    else:
-        assert r is None
+                                                ("none", None, 0, "none")])
+def test_a_kind_and_its_id_make_the_same_scenario(ds, kind, rate, seed, sid):
+    """make(adata, id) equals make(adata, kind, rate, seed) and records that id."""
+    by_kind = scenarios.make(ds, kind, rate=rate, seed=seed)
+    by_id = scenarios.make(ds, sid)
+    assert by_kind.uns["scenario"]["id"] == by_id.uns["scenario"]["id"] == sid
+    assert by_id.uns["scenario"]["kind"] == kind and by_id.uns["scenario"]["seed"] == seed
+    assert (by_kind.layers["counts"] != by_id.layers["counts"]).nnz == 0
+    assert (by_kind.layers["truth"] != by_id.layers["truth"]).nnz == 0
 
 
-@pytest.mark.parametrize("bad", ["", "dropout", "dropout50", "dropout50_sx", "mask100_s1", "mcv",
+@pytest.mark.parametrize("bad", ["", "dropout50", "dropout50_sx", "mask100_s1", "mcv_",
                                  "None", "dropout00_s1", "foo_s1", None, 3])
-def test_parse_garbage(bad):
+def test_garbage_is_neither_an_id_nor_a_kind(ds, bad):
     with pytest.raises(InputError):
-        scenarios.parse_scenario_id(bad)
+        scenarios.make(ds, bad)
+
+
+def test_an_id_carries_its_own_rate_and_seed(ds):
+    with pytest.raises(InputError, match="carries its rate and seed"):
+        scenarios.make(ds, "dropout50_s1", rate=0.2)
+    with pytest.raises(InputError, match="carries its rate and seed"):
+        scenarios.make(ds, "mcv_s1", seed=3)
 
 
 def test_bad_arguments(ds):
@@ -53,8 +58,8 @@ def test_bad_arguments(ds):
         scenarios.make(ds, "mcv", train_fraction=1.0)
     with pytest.raises(InputError):
         scenarios.make(ds, "mask", seed=-1)
-    with pytest.raises(InputError):
-        scenarios.scenario_id("dropout", 0.125, 1)  # not a whole percent
+    with pytest.raises(InputError, match="whole percent"):
+        scenarios.make(ds, "dropout", rate=0.125, seed=1)  # not a whole percent: no id
 
 
 def test_mcv_split_preserves_totals(ds):
@@ -155,7 +160,8 @@ def test_dense_input_gives_sparse_output():
 
 
 def test_none_keeps_a_datasets_own_truth_and_mask():
-    from scziva_bench import scenarios, simulate
+    from scziva_bench.data import scenarios
+    from scziva_bench.data import simulate
     ds = simulate.splat(n_cells=40, n_genes=30, n_groups=2, dropout_share=0.5, seed=3)
     scen = scenarios.make(ds, "none")
     assert (scen.layers["truth"] != ds.layers["truth"]).nnz == 0

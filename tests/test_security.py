@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from scziva_bench import zenodo
+from scziva_bench.data import zenodo
 
 
 # ----------------------------------------------------------------------------- archives
@@ -359,7 +359,7 @@ def _assert_inert(html: str, secret: str):
 
 
 def test_rst_escape_and_literal_block(tmp_path):
-    from scziva_bench import textsafe
+    from scziva_bench.report import textsafe
 
     attack, secret = _include_attack(tmp_path)
     for value in (LINK, attack, RAW, "`x`_ |sub| [#]_ **b** :role:`x` __ http://x.org"):
@@ -380,6 +380,9 @@ def test_rst_escape_and_literal_block(tmp_path):
 def _fake_snakemake(**params):
     import types
 
+    from scziva_bench.catalog.figures import CAPTIONS
+
+    params.setdefault("captions", CAPTIONS)
     return types.SimpleNamespace(params=types.SimpleNamespace(**params), config={}, wildcards={})
 
 
@@ -405,10 +408,7 @@ def test_describe_config_with_hostile_paths_renders_inert(tmp_path):
     """The real summary of a config whose dataset path and description attack, through
     every caption template: one line per dataset, no link, no include."""
     jinja2 = pytest.importorskip("jinja2")
-    try:
-        from scziva_bench.config_targets import describe_config
-    except ImportError:  # pragma: no cover - before the workflow_utils split
-        from scziva_bench.workflow_utils import describe_config
+    from scziva_bench.pipeline.targets import describe_config
     attack, secret = _include_attack(tmp_path)
     cfg = {"datasets": {"d": {"source": "local", "path": attack, "description": LINK}},
            "scenarios": {"dropout": {"rates": [0.5], "seeds": [1]}},

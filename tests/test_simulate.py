@@ -1,4 +1,4 @@
-"""Tests for scziva_bench.simulate (Splat-style simulator, logistic dropout)."""
+"""Tests for scziva_bench.data.simulate (Splat-style simulator, logistic dropout)."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import scipy.sparse as sp
 from scipy.special import expit
 
 from scziva.errors import InputError
-from scziva_bench import simulate
+from scziva_bench.data import simulate
 
 
 @pytest.fixture(scope="module")

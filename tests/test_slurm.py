@@ -69,23 +69,10 @@ def test_profile_takes_partition_and_account_from_the_profile(name):
 
 
 def _gpu_methods() -> list[str]:
-    """Methods of the workflow (config schema) whose adapter can use a GPU (registry)."""
-    methods = pytest.importorskip("scziva_bench.methods")
-    schema = REPO / "workflow" / "schemas" / "config.schema.yaml"
-    if not schema.exists():
-        pytest.skip("the workflow's config schema is not in the checkout yet")
-    with open(schema) as fh:
-        names = list(yaml.safe_load(fh)["properties"]["methods"]["properties"])
-    out = []
-    for m in names:
-        if m not in methods.available():
-            continue
-        try:
-            if methods.get(m).uses_gpu:
-                out.append(m)
-        except ImportError as exc:
-            pytest.skip(f"method {m} cannot be imported yet ({exc})")
-    return sorted(out)
+    """The built-in methods that can use a GPU (their catalog rows)."""
+    from scziva_bench.catalog import methods as catalog
+
+    return sorted(n for n in catalog.names() if catalog.row(n).uses_gpu)
 
 
 def test_cpu_profile_turns_off_the_gpu_of_every_gpu_capable_method():

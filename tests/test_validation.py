@@ -1,4 +1,4 @@
-"""Every ranked metric must pass the reference-output panel (scziva_bench.validation).
+"""Every ranked metric must pass the reference-output panel (scziva_bench.evaluation.validation).
 
 A metric cannot be ranked without passing: the test is parametrised over
 ``metric_specs.ranked()``, so a new ranked metric is checked on every simulated regime
@@ -8,7 +8,11 @@ the moment it is added.
 import numpy as np
 import pytest
 
-from scziva_bench import metric_specs, metrics, simulate, scenarios, validation
+from scziva_bench.catalog import metrics as metric_specs
+from scziva_bench.evaluation import metrics
+from scziva_bench.data import simulate
+from scziva_bench.data import scenarios
+from scziva_bench.evaluation import validation
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +110,8 @@ def test_validation_config_uses_the_default_runs_simulations():
 
 
 def test_trajectory_needs_no_umap_package(tmp_path):
-    """The workflow's scripts folder holds a umap.py that shadows the umap package; the
-    trajectory metric must not import it (scanpy's default UMAP connectivities would)."""
+    """The trajectory metric does not import the umap package (scanpy's default UMAP
+    connectivities would; a folder on sys.path holding a umap.py once shadowed it)."""
     import os
     import subprocess
     import sys
@@ -116,11 +120,13 @@ def test_trajectory_needs_no_umap_package(tmp_path):
     fake = tmp_path / "umap"
     fake.mkdir()
     (fake / "__init__.py").write_text("raise ImportError('the umap package was imported')\n")
-    code = ("from scziva_bench import simulate, scenarios, metrics\n"
+    code = ("from scziva_bench.data import simulate, scenarios\n"
+            "from scziva_bench.evaluation import metrics\n"
+            "from scziva_bench import methods\n"
             "ds = simulate.splat(n_cells=80, n_genes=120, n_groups=3, de_prob=0.3, de_loc=0.8,"
             " path=True, seed=2)\n"
             "s = scenarios.make(ds, 'dropout', rate=0.3, seed=1)\n"
-            "v = metrics.evaluate(s, metrics.no_imputation(s), 'd', 'x', 'm', which='trajectory')\n"
+            "v = metrics.evaluate(s, methods.run('no_imputation', s), 'd', 'x', 'm', which='trajectory')\n"
             "assert (v['status'] == 'ok').all(), v\n")
     src = str(Path(__file__).resolve().parents[1] / "src")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), src])}

@@ -21,8 +21,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from scziva_bench import plots
-from scziva_bench import workflow_utils as wu
+from scziva_bench.report import plots
+from scziva_bench.pipeline import job
+from scziva_bench.pipeline import provenance
+from scziva_bench.pipeline import targets
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
@@ -69,15 +71,25 @@ def test_shipped_configs_validate(path):
     validate(cfg, str(SCHEMA))  # raises on any violation
     assert cfg["datasets"] and cfg["methods"] and cfg["metrics"]
     for ds in cfg["datasets"]:
-        assert wu.dataset_scenarios(cfg, ds), f"{path.name}: dataset {ds} has no scenario"
+        assert targets.dataset_scenarios(cfg, ds), f"{path.name}: dataset {ds} has no scenario"
 
 
 def test_schema_enums_match_the_library():
-    from scziva_bench import methods, metrics
+    from scziva_bench import methods
+    from scziva_bench.evaluation import metrics
 
-    schema = load(SCHEMA)
-    assert sorted(schema["properties"]["methods"]["properties"]) == methods.available()
-    assert schema["properties"]["metrics"]["items"]["enum"] == metrics.METRICS
+    from scziva_bench.pipeline.config_check import problems
+
+    # the names live in the catalog only; the config check knows them all
+    assert "alra" not in SCHEMA.read_text() and "rmse_dropped" not in SCHEMA.read_text()
+    cfg = {"datasets": {"d": {"source": "local", "path": "x.h5ad"}},
+           "methods": {m: {} for m in methods.available()}, "metrics": metrics.METRICS}
+    assert problems(cfg, SCHEMA) == []
+    cfg["metrics"] = ["rmse_dropped", "nonsense"]
+    cfg["methods"]["nope"] = {}
+    lines = problems(cfg, SCHEMA)
+    assert any("unknown metric(s) 'nonsense'" in ln for ln in lines)
+    assert any("methods.nope" in ln for ln in lines)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -92,18 +104,19 @@ def test_config_method_params_are_known(path):
 
 
 def test_default_config_covers_every_method_and_metric():
-    from scziva_bench import methods, metrics
+    from scziva_bench import methods
+    from scziva_bench.evaluation import metrics
 
     cfg = load(REPO / "config.yaml")
     assert sorted(cfg["methods"]) == methods.available()
     assert cfg["metrics"] == metrics.METRICS
     # issue 10/11: >= 3 seeds per scenario, >= 2 simulation regimes, >= 2 real datasets
     # (shipped in the repository) with MCV and masking, clustering against their labels
-    from scziva_bench import scenario_ids
+    from scziva_bench.catalog import scenarios as scenario_ids
 
     for ds in cfg["datasets"]:
         groups = {}
-        for sid in wu.dataset_scenarios(cfg, ds):
+        for sid in targets.dataset_scenarios(cfg, ds):
             groups.setdefault(scenario_ids.group_of(sid), []).append(scenario_ids.seed_of(sid))
         assert groups and all(len(set(seeds)) >= 3 for seeds in groups.values()), (ds, groups)
     sims = [d for d in cfg["datasets"].values() if d["source"] == "simulate"]
@@ -112,7 +125,7 @@ def test_default_config_covers_every_method_and_metric():
     assert len(real) >= 2
     for name, d in real.items():
         assert d["path"].startswith("resources/datasets/") and (REPO / d["path"]).is_file()
-        kinds = {scenario_ids.parse_id(s).kind for s in wu.dataset_scenarios(cfg, name)}
+        kinds = {scenario_ids.parse_id(s).kind for s in targets.dataset_scenarios(cfg, name)}
         assert "mcv" in kinds, name
         assert (REPO / d["path"]).stat().st_size < 5_000_000
     test_cfg = load(REPO / "config" / "test.yaml")
@@ -122,42 +135,43 @@ def test_default_config_covers_every_method_and_metric():
 # ------------------------------------------------------------------ helpers (fast)
 
 def test_scenario_ids_follow_the_contract():
-    from scziva_bench import scenarios
+    from scziva_bench.data import scenarios, simulate
 
     spec = {"none": True, "dropout": {"rates": [0.2, 0.05], "seeds": [1, 2]},
             "mask": {"rates": [0.1], "seeds": [3]}, "mcv": {"seeds": [4]}}
-    ids = wu.scenario_ids(spec)
+    cfg = {"datasets": {"d": {"source": "simulate"}}, "scenarios": spec}
+    ids = targets.dataset_scenarios(cfg, "d")
     assert ids == ["none", "dropout20_s1", "dropout20_s2", "dropout05_s1", "dropout05_s2",
                    "mask10_s3", "mcv_s4"]
-    # the same ids as the library's own scenario_id
-    assert wu.scenario_id("dropout", 0.5, 1) == scenarios.scenario_id("dropout", 0.5, 1)
-    assert wu.scenario_id("mask", 0.1, 3) == scenarios.scenario_id("mask", 0.1, 3)
-    assert wu.scenario_id("mcv", None, 4) == scenarios.scenario_id("mcv", None, 4)
-    assert wu.scenario_id("none") == scenarios.scenario_id("none")
-    cfg = {"datasets": {"d": {"source": "simulate"}}, "scenarios": spec}
-    assert wu.scenario_params(cfg, "d", "dropout05_s2") == {"kind": "dropout", "rate": 0.05, "seed": 2}
-    assert wu.scenario_params(cfg, "d", "mcv_s4") == {"kind": "mcv", "rate": None, "seed": 4}
+    # each id is what the library records for the scenario it makes
+    ds = simulate.splat(n_cells=30, n_genes=40, n_groups=2, seed=1)
+    for sid in ids:
+        assert scenarios.make(ds, sid).uns["scenario"]["id"] == sid
+    # the options beyond the id come from the kind's block
+    cfg["scenarios"]["mcv"]["train_fraction"] = 0.8
+    assert targets.scenario_options(cfg, "d", "mcv_s4") == {"train_fraction": 0.8}
+    assert targets.scenario_options(cfg, "d", "dropout05_s2") == {}
 
 
 def test_read_benchmark(tmp_path):
     p = tmp_path / "b.tsv"
     p.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
                  "12.5000\t0:00:12\t345.67\t900.1\t300.0\t310.0\t0.1\t0.2\t95.0\t11.9\n")
-    assert wu.read_benchmark(p) == {"runtime_s": 12.5, "max_rss_mb": 345.67}
+    assert job.read_benchmark(p) == {"runtime_s": 12.5, "max_rss_mb": 345.67}
     p.write_text("s\th:m:s\tmax_rss\n3.0\t0:00:03\tNA\n")
-    b = wu.read_benchmark(p)
+    b = job.read_benchmark(p)
     assert b["runtime_s"] == 3.0 and math.isnan(b["max_rss_mb"])
-    assert all(math.isnan(v) for v in wu.read_benchmark(tmp_path / "missing.tsv").values())
+    assert all(math.isnan(v) for v in job.read_benchmark(tmp_path / "missing.tsv").values())
 
 
 def test_dataset_regex_and_resources():
-    rx = wu.name_regex(["a", "a_b"])
+    rx = targets.name_regex(["a", "a_b"])
     assert re.fullmatch(rx, "a_b") and re.fullmatch(rx, "a") and not re.fullmatch(rx, "b")
-    assert not re.fullmatch(wu.name_regex([]), "")
+    assert not re.fullmatch(targets.name_regex([]), "")
     cfg = {"default_resources": {"threads": 2}, "methods": {"scvi": {"resources": {"gpu": 1}}}}
-    assert wu.method_resources(cfg, "scvi") == {"threads": 2, "mem_mb": 4000, "runtime": 60, "gpu": 1}
-    assert wu.method_env("scziva") == "../../envs/torch.yaml"
-    assert wu.method_env("alra") == "../../envs/bench.yaml"
+    assert targets.method_resources(cfg, "scvi") == {"threads": 2, "mem_mb": 4000, "runtime": 60, "gpu": 1}
+    assert targets.method_env("scziva") == "../../envs/torch.yaml"
+    assert targets.method_env("alra") == "../../envs/bench.yaml"
 
 
 # ------------------------------------------------------------------ plots (fast)
@@ -180,7 +194,7 @@ def _table():
 
 
 def test_rank_table_by_hand():
-    from scziva_bench import ranking
+    from scziva_bench.evaluation import ranking
 
     ranks, failed = ranking.rank_table(_table())
     # no_imputation is ranked with the methods; a failed run takes the last place
@@ -301,7 +315,8 @@ def test_local_config_on_shared_data(shared_data, tmp_path):
 @pytest.mark.slow
 def test_end_to_end_tiny_run(tmp_path):
     """config/test.yaml end to end on 2 cores, with DCA made to fail."""
-    from scziva_bench import methods, metrics
+    from scziva_bench import methods
+    from scziva_bench.evaluation import metrics
 
     cfg_path = write_config(load(REPO / "config" / "test.yaml"), tmp_path / "test.yaml")
     res = run_snakemake("--cores", "2", "--configfile", cfg_path, cwd=tmp_path,
@@ -312,7 +327,8 @@ def test_end_to_end_tiny_run(tmp_path):
 
 def check_tiny_run(tmp_path: Path, cfg_path: Path):
     """What a finished config/test.yaml run (DCA failed) must contain."""
-    from scziva_bench import methods, metrics
+    from scziva_bench import methods
+    from scziva_bench.evaluation import metrics
 
     R = tmp_path / "results"
     df = pd.read_csv(R / "metrics.tsv", sep="\t")
@@ -358,7 +374,7 @@ def check_tiny_run(tmp_path: Path, cfg_path: Path):
     assert (rt.value > 0).all() and (df[df.metric == "max_rss_mb"].value > 0).all()
 
     # figures, report, provenance
-    names = wu.figure_names(load(cfg_path))
+    names = targets.figure_names(load(cfg_path))
     assert {"ranks", "families", "resources", "umap", "hexbin"} <= set(names)
     for n in names:
         for ext in ("png", "pdf"):
@@ -391,7 +407,7 @@ def check_tiny_run(tmp_path: Path, cfg_path: Path):
 
 
 def test_h5_safe_and_gpu_detection(monkeypatch):
-    assert wu.h5_safe({"a": None, "b": (64, 32), "c": [1, "x"], "d": 1.5}) == {
+    assert job.h5_safe({"a": None, "b": (64, 32), "c": [1, "x"], "d": 1.5}) == {
         "a": "None", "b": [64, 32], "c": "[1, 'x']", "d": 1.5}
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    assert wu.nvidia_gpu_present() is False
+    assert provenance.nvidia_gpu_present() is False

@@ -1,4 +1,4 @@
-"""Tests of scziva_bench.zenodo against a local HTTP server imitating Zenodo (127.0.0.1 only)."""
+"""Tests of scziva_bench.data.zenodo against a local HTTP server imitating Zenodo (127.0.0.1 only)."""
 
 import hashlib
 import io as _io
@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from scziva.errors import InputError
-from scziva_bench import zenodo
+from scziva_bench.data import zenodo
 
 FAST = dict(retries=3, backoff=0.01, timeout=5, progress=False)
 
@@ -463,7 +463,7 @@ def test_cli_gives_one_line_for_a_bad_api_address(tmp_path, capsys):
 
 @pytest.mark.parametrize("kind", ["chain", "cve"])
 def test_cli_refuses_link_attacks_end_to_end(server, state, tmp_path, capsys, monkeypatch, kind):
-    """``python -m scziva_bench.zenodo RECORD DIR`` on a record whose archive writes
+    """``python -m scziva_bench.data.zenodo RECORD DIR`` on a record whose archive writes
     outside DIR through links: exit 1, one line, the file outside untouched."""
     import sys
     from pathlib import Path

@@ -7,7 +7,7 @@ path, commit, citation and licence; see README.md here for where each came from)
 writes, per dataset of PANEL below:
 
 - all cells (none of these is large), the ``n_genes`` genes with the largest total
-  counts (``scziva_bench.datasets.top_genes``, the rule ``top_genes:`` uses at load time);
+  counts (``scziva_bench.data.datasets.top_genes``, the rule ``top_genes:`` uses at load time);
 - ``X`` as integer counts (CSR, int32; Yan's RPKM values rounded with ``np.rint``, as the
   scZiva authors' preprocessing rounds its inputs);
 - ``obs["cell_type"]`` and a few of the authors' metadata columns, no per-gene columns;
@@ -37,7 +37,7 @@ import scipy.sparse as sp
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "src"))
 
-from scziva_bench.datasets import is_integer_counts, md5sum, top_genes  # noqa: E402
+from scziva_bench.data.datasets import is_integer_counts, md5sum, top_genes  # noqa: E402
 
 # name -> (input file, genes kept, obs columns kept besides cell_type, extra note)
 PANEL: dict[str, dict] = {

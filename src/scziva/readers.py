@@ -1,7 +1,7 @@
 """Readers of count matrices in the formats users have: ``.h5ad``, text tables and 10x folders.
 
 Shared by the command line (``scziva impute``) and the benchmark's loaders
-(:mod:`scziva_bench.io`), so that both read names and values the same way:
+(:mod:`scziva_bench.data.io`), so that both read names and values the same way:
 
 * ``.h5ad``: ``X``, or a named layer (``"raw"`` reads ``adata.raw``); everything else kept.
 * ``.csv`` / ``.tsv`` / ``.txt`` (optionally ``.gz``): a table whose first column holds

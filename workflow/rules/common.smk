@@ -8,10 +8,11 @@ from snakemake.exceptions import WorkflowError
 # the benchmark library (src/scziva_bench) without requiring an install
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from scziva_bench import config_targets as ct  # noqa: E402
-from scziva_bench.provenance import nvidia_gpu_present  # noqa: E402
-from scziva_bench import figure_list  # noqa: E402
-from scziva_bench.scenario_ids import WILDCARD as SCENARIO_WILDCARD  # noqa: E402
+from scziva_bench.pipeline import targets as ct  # noqa: E402
+from scziva_bench.pipeline.provenance import nvidia_gpu_present  # noqa: E402
+from scziva_bench.catalog import figures as figure_list  # noqa: E402
+from scziva_bench.catalog import methods as method_catalog  # noqa: E402
+from scziva_bench.catalog.scenarios import WILDCARD as SCENARIO_WILDCARD  # noqa: E402
 
 DATASETS = list(config["datasets"])
 METHODS = list(config["methods"])
@@ -64,7 +65,7 @@ def _check_config():
         external.check_config(config["methods"])
     except InputError as exc:
         raise WorkflowError(str(exc)) from None
-    # Method names and parameters were checked at the start (scziva_bench.config_check,
+    # Method names and parameters were checked at the start (scziva_bench.pipeline.config_check,
     # called by the Snakefile), with the schema.
 
 
@@ -136,6 +137,8 @@ _FIG_KW = dict(
     formats=FIG_FORMATS,
     dpi=config["figures"]["dpi"],
     describe=ct.describe_config(config),
+    labels=method_catalog.labels(config["methods"]),
+    captions=figure_list.CAPTIONS,  # shown by workflow/report/<kind>.rst
 )
 
 

@@ -41,7 +41,7 @@ if UMAP is not None:
         conda:
             "../../envs/bench.yaml"
         script:
-            "../scripts/umap.py"
+            "../scripts/imputed_figures.py"
 
 
 rule provenance:

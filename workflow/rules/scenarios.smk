@@ -9,7 +9,7 @@ rule make_scenario:
     log:
         "results/logs/make_scenario/{dataset}/{scenario}.log",
     params:
-        scenario=lambda wildcards: ct.scenario_params(
+        options=lambda wildcards: ct.scenario_options(
             config, wildcards.dataset, wildcards.scenario
         ),
         # simulations: each scenario seed simulates its own dataset (simulate.data_seed)

@@ -1,16 +1,17 @@
 """Rule aggregate: concatenate the per-job metric tables into results/metrics.tsv, and
 write the family ranks the report's verdicts come from into results/ranks.tsv
-(:func:`scziva_bench.ranking.ranks_tsv`)."""
+(:func:`scziva_bench.evaluation.ranking.ranks_tsv`)."""
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve()))  # noqa: F821  (finds _bootstrap)
 import _bootstrap  # noqa: E402,F401  (this checkout's src/ first on sys.path)
-from scziva_bench.workflow_utils import start_script  # noqa: E402
+from scziva_bench.pipeline.job import start_script  # noqa: E402
 
 log = start_script(snakemake)  # noqa: F821
 
-from scziva_bench import metrics, ranking  # noqa: E402
+from scziva_bench.evaluation import metrics  # noqa: E402
+from scziva_bench.evaluation import ranking  # noqa: E402
 
 sm = snakemake  # noqa: F821
 table = metrics.aggregate(list(sm.input))

@@ -1,7 +1,7 @@
 """Rule evaluate: tidy metric rows for every method of one (dataset, scenario).
 
 Writes results/metrics/{dataset}/{scenario}/{method}.tsv for each method
-(:func:`scziva_bench.evaluation.score_output`: the configured metrics, then runtime and
+(:func:`scziva_bench.evaluation.scoring.score_output`: the configured metrics, then runtime and
 peak memory; failed methods kept with status failed).
 """
 import sys
@@ -9,13 +9,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve()))  # noqa: F821  (finds _bootstrap)
 import _bootstrap  # noqa: E402,F401  (this checkout's src/ first on sys.path)
-from scziva_bench.workflow_utils import imputed_file, read_benchmark, start_script  # noqa: E402
+from scziva_bench.pipeline.targets import imputed_file  # noqa: E402
+from scziva_bench.pipeline.job import read_benchmark, start_script  # noqa: E402
 
 log = start_script(snakemake)  # noqa: F821
 
 import anndata as ad  # noqa: E402
 
-from scziva_bench import evaluation, tables  # noqa: E402
+from scziva_bench.evaluation import scoring as evaluation  # noqa: E402
+from scziva_bench.evaluation import tables  # noqa: E402
 
 sm = snakemake  # noqa: F821
 ds, sc = sm.wildcards.dataset, sm.wildcards.scenario

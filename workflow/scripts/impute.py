@@ -2,7 +2,7 @@
 
 Writes results/imputed/{dataset}/{method}/{scenario}.h5ad (docs/contract.md "Method
 output"), one scenario after the other; the method's seed is the config's ``seed`` plus
-the scenario's seed. The work is scziva_bench.runner.impute_scenario: the method sees the
+the scenario's seed. The work is scziva_bench.methods.runner.impute_scenario: the method sees the
 observed counts only, its output is checked, and a failure (with ``on_error: mark``) is
 recorded in the output (uns status/error) and as one ERROR line in this log, without
 stopping the run. InputError (bad configuration) fails the job with its one sentence.
@@ -13,12 +13,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve()))  # noqa: F821  (finds _bootstrap)
 import _bootstrap  # noqa: E402,F401  (this checkout's src/ first on sys.path)
-from scziva_bench.workflow_utils import (  # noqa: E402
-    imputed_file, method_resources, start_script, write_text_atomic)
+from scziva_bench.pipeline.targets import imputed_file, method_resources  # noqa: E402
+from scziva_bench.pipeline.job import start_script, write_text_atomic  # noqa: E402
 
 log = start_script(snakemake)  # noqa: F821
 
-from scziva_bench import io, runner, scenario_ids  # noqa: E402
+from scziva_bench.data import io  # noqa: E402
+from scziva_bench.methods import runner  # noqa: E402
+from scziva_bench.catalog import scenarios as scenario_ids  # noqa: E402
 
 sm = snakemake  # noqa: F821
 name = sm.params.method

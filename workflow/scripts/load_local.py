@@ -9,11 +9,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve()))  # noqa: F821  (finds _bootstrap)
 import _bootstrap  # noqa: E402,F401  (this checkout's src/ first on sys.path)
-from scziva_bench.workflow_utils import start_script  # noqa: E402
+from scziva_bench.pipeline.job import start_script  # noqa: E402
 
 log = start_script(snakemake)  # noqa: F821
 
-from scziva_bench import datasets, io  # noqa: E402
+from scziva_bench.data import datasets  # noqa: E402
+from scziva_bench.data import io  # noqa: E402
 
 spec = dict(snakemake.params.spec)  # noqa: F821
 inp = snakemake.input  # noqa: F821

@@ -4,7 +4,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve()))  # noqa: F821  (finds _bootstrap)
 import _bootstrap  # noqa: E402,F401  (this checkout's src/ first on sys.path)
-from scziva_bench.workflow_utils import provenance, start_script, write_text_atomic  # noqa: E402
+from scziva_bench.pipeline.provenance import provenance  # noqa: E402
+from scziva_bench.pipeline.job import start_script, write_text_atomic  # noqa: E402
 
 log = start_script(snakemake)  # noqa: F821
 

@@ -1,17 +1,17 @@
-"""Rule report: results/report.html, one self-contained page (scziva_bench.report)."""
+"""Rule report: results/report.html, one self-contained page (scziva_bench.report.html)."""
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve()))  # noqa: F821  (finds _bootstrap)
 import _bootstrap  # noqa: E402,F401  (this checkout's src/ first on sys.path)
-from scziva_bench.workflow_utils import start_script, write_text_atomic  # noqa: E402
+from scziva_bench.pipeline.job import start_script, write_text_atomic  # noqa: E402
 
 log = start_script(snakemake)  # noqa: F821
 
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
-from scziva_bench.report import build_report  # noqa: E402
+from scziva_bench.report.html import build_report  # noqa: E402
 
 sm = snakemake  # noqa: F821
 df = pd.read_csv(sm.input.metrics, sep="\t")

@@ -4,11 +4,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve()))  # noqa: F821  (finds _bootstrap)
 import _bootstrap  # noqa: E402,F401  (this checkout's src/ first on sys.path)
-from scziva_bench.workflow_utils import start_script  # noqa: E402
+from scziva_bench.pipeline.job import start_script  # noqa: E402
 
 log = start_script(snakemake)  # noqa: F821
 
-from scziva_bench import io, simulate  # noqa: E402
+from scziva_bench.data import io  # noqa: E402
+from scziva_bench.data import simulate  # noqa: E402
 
 params = dict(snakemake.params.simulate)  # noqa: F821
 params.pop("dropout_share", None)

@@ -1,9 +1,8 @@
 """Imputation methods behind one interface.
 
 >>> from scziva_bench import methods
->>> methods.available()
-['alra', 'dca', 'deepimpute', 'knn_smoothing', 'magic', 'no_imputation', 'perfect', 'scvi', 'scziva', 'scziva_authors']
->>> X_imp = methods.run("magic", scenario_adata, seed=0)   # cells x genes, float32, count scale
+>>> methods.available()                   # the catalog's built-in methods, sorted
+>>> X_imp = methods.run(name, scenario_adata, seed=0)   # cells x genes, float32, count scale
 
 Every method sees only the observed counts: :func:`run` hands its adapter a new
 AnnData made by :func:`method_input` (counts, cell and gene names, ``obs["n_counts"]``;
@@ -12,19 +11,23 @@ scenario (it returns ``layers["truth"]``). A method returns a dense float32
 ``np.ndarray`` on the count scale, same cells and genes in the same order, finite and
 non-negative.
 
-Method facts for figures and reports: :func:`describe` (kind, display label, source)
-reads the static table ``_FACTS`` below and imports no method module (no torch, no
-scvi-tools). Methods named in a config with ``callable:`` or ``command:`` are the
-user's own (``kind = "user"``, see :mod:`scziva_bench.methods.external`).
+Method facts (kind, label, source, conda environment, GPU use, colour) are rows of
+:mod:`scziva_bench.catalog.methods`: :func:`describe` reads them and imports no method
+module (no torch, no scvi-tools). Methods named in a config with ``callable:`` or
+``command:`` are the user's own (``kind = "user"``, see
+:mod:`scziva_bench.methods.external`).
 
-Adding a method: write a module in this package that defines ``USES_GPU`` (bool),
-``DEFAULTS`` (dict of keyword parameters), ``SOURCE`` (one line: package + version or
-the paper it was re-implemented from) and ``impute(counts, *, seed, device, adata,
-**params) -> np.ndarray`` (``counts`` a CSR float32 matrix of integer counts), then add
-one line to ``_REGISTRY`` and one to ``_FACTS`` below. (A method outside the package needs
+Adding a method (docs/contributing.md): a module in this package that defines
+``DEFAULTS`` (dict of keyword parameters) and ``impute(counts, *, seed, device, adata,
+**params) -> np.ndarray`` (``counts`` a CSR float32 matrix of integer counts), and one
+row in :mod:`scziva_bench.catalog.methods`. Optional: ``SOURCE`` (a more precise source
+for provenance, e.g. the installed package's version), ``ACCEPTS_EXTRA`` (parameters
+beyond ``DEFAULTS`` are passed through), ``EXTRA_VALUES`` (values a parameter takes
+beside its default's type). A module may host several methods: ``METHODS = {name:
+(defaults, impute)}``. Modules are imported only when their method is used, so heavy
+dependencies (torch, scvi-tools, MAGIC) load lazily. (A method outside the package needs
 no edit at all: name it in the config with ``callable:`` or ``command:``, see
-docs/own_method.md.) Modules are imported only when their method is used,
-so heavy dependencies (torch, scvi-tools, MAGIC) load lazily.
+docs/own_method.md.)
 """
 
 from __future__ import annotations
@@ -37,87 +40,40 @@ import numpy as np
 import scipy.sparse as sp
 
 from scziva.errors import InputError
+from scziva_bench.catalog import methods as catalog
 
 __all__ = ["available", "get", "defaults", "run", "resolve_device", "Adapter", "describe",
            "is_external", "method_input", "KINDS", "CONTROLS", "REFERENCES"]
 
-# name -> module (relative to this package). One line per method.
-_REGISTRY: dict[str, str] = {
-    "no_imputation": ".controls",
-    "perfect": ".controls",
-    "oracle": ".controls",
-    "magic": ".magic",
-    "alra": ".alra",
-    "knn_smoothing": ".knn_smoothing",
-    "dca": ".dca",
-    "deepimpute": ".deepimpute",
-    "scvi": ".scvi",
-    "scziva": ".scziva",
-    "scziva_authors": ".scziva",
-    "scziva_denoise": ".scziva",
-}
-
-# What each method is, for labels and provenance, without importing its module.
-# kind: "control" (a reference, not a method), "builtin" (a package's own code, or this
-# project's method), "reimplementation" (re-implemented here from the paper; labelled as
-# such in figures), "user" (from the config: callable or command).
-# name -> (kind, display label, source)
-KINDS = ("control", "builtin", "reimplementation", "user")
-#: the controls: the baseline every method should beat, then the references (shown apart,
-#: never ranked among the methods)
-CONTROLS = ("no_imputation", "perfect", "oracle")
-REFERENCES = ("perfect", "oracle")
-_FACTS: dict[str, tuple[str, str, str]] = {
-    "no_imputation": ("control", "no imputation", "control: the observed counts"),
-    "perfect": ("control", "perfect", "control: the scenario's truth"),
-    "oracle": ("control", "oracle", "control: the simulation's pre-Poisson means at each "
-               "cell's observed depth"),
-    "magic": ("builtin", "MAGIC", "magic-impute package (van Dijk et al. 2018)"),
-    "scvi": ("builtin", "scVI", "scvi-tools package, scvi.model.SCVI (Lopez et al. 2018)"),
-    "alra": ("reimplementation", "ALRA (re-impl.)",
-             "re-implemented in numpy from Linderman et al. 2022"),
-    "knn_smoothing": ("reimplementation", "kNN-smoothing (re-impl.)",
-                      "re-implemented in numpy/scikit-learn from Wagner, Yan & Yanai 2017"),
-    "dca": ("reimplementation", "DCA (re-impl.)",
-            "re-implemented in torch from Eraslan et al. 2019"),
-    "deepimpute": ("reimplementation", "DeepImpute (re-impl.)",
-                   "re-implemented in torch from Arisdakessian et al. 2019"),
-    "scziva": ("builtin", "scZiva", "scziva (this repository)"),
-    "scziva_authors": ("builtin", "scZiva (authors' mode)",
-                       "scziva (this repository), mode='authors'"),
-    "scziva_denoise": ("builtin", "scZiva (denoise)", "scziva (this repository), denoising output"),
-}
+KINDS = catalog.KINDS
+CONTROLS = catalog.CONTROLS
+REFERENCES = catalog.REFERENCES
 
 
-def is_external(spec) -> bool:
-    """Whether a config entry ``methods.<name>`` declares the user's own method
-    (``callable:`` or ``command:``)."""
-    return isinstance(spec, dict) and ("callable" in spec or "command" in spec)
+is_external = catalog.is_user
 
 
 def describe(name: str, config_methods: dict | None = None) -> dict:
-    """``{"kind", "label", "source"}`` of method ``name``, from the static table (no
+    """``{"kind", "label", "source"}`` of method ``name``, from its catalog row (no
     method module is imported).
 
     ``config_methods`` (the config's ``methods:`` mapping) makes the user's methods known:
     kind ``"user"``, label ``label:`` or ``"<name> (user)"``, source the ``callable:`` or
-    ``command:`` string. A name that is neither registered nor in ``config_methods`` is
+    ``command:`` string. A name that is neither built in nor in ``config_methods`` is
     taken to be a user method too (a metrics table read without its config).
     """
     spec = (config_methods or {}).get(name)
+    label = catalog.label(name, config_methods)
     if is_external(spec):
         src = spec.get("callable") or spec.get("command")
         if isinstance(src, (list, tuple)):
             src = " ".join(map(str, src))
         what = "callable" if "callable" in spec else "command"
-        return {"kind": "user", "label": str(spec.get("label") or f"{name} (user)"),
-                "source": f"{what}: {src}"}
-    if name in _FACTS:
-        kind, label, source = _FACTS[name]
-        if isinstance(spec, dict) and spec.get("label"):
-            label = str(spec["label"])
-        return {"kind": kind, "label": label, "source": source}
-    return {"kind": "user", "label": str(name), "source": ""}
+        return {"kind": "user", "label": label, "source": f"{what}: {src}"}
+    row = catalog.row(name)
+    if row is not None:
+        return {"kind": row.kind, "label": label, "source": row.source}
+    return {"kind": "user", "label": label, "source": ""}
 
 
 @dataclass(frozen=True)
@@ -138,24 +94,28 @@ class Adapter:
 
 
 def available() -> list[str]:
-    """Names of the registered methods, sorted."""
-    return sorted(_REGISTRY)
+    """Names of the built-in methods (rows of :mod:`scziva_bench.catalog.methods`), sorted."""
+    return catalog.names()
 
 
 def _load(name):
-    if not isinstance(name, str) or name not in _REGISTRY:
+    row = catalog.row(name) if isinstance(name, str) else None
+    if row is None:
         raise InputError(f"unknown imputation method {name!r}; known methods: {', '.join(available())}")
-    module = importlib.import_module(_REGISTRY[name], __name__)
-    # a module may host several methods: METHODS = {name: (uses_gpu, defaults, impute)}
+    module = _module(row)
+    # a module may host several methods: METHODS = {name: (defaults, impute)}
     if hasattr(module, "METHODS"):
-        uses_gpu, dflt, fn = module.METHODS[name][:3]
+        dflt, fn = module.METHODS[name]
     else:
-        uses_gpu, dflt, fn = module.USES_GPU, module.DEFAULTS, module.impute
-    facts = describe(name)
-    return Adapter(name=name, uses_gpu=bool(uses_gpu), defaults=dict(dflt),
-                   source=getattr(module, "SOURCE", "") or facts["source"], impute=fn,
+        dflt, fn = module.DEFAULTS, module.impute
+    return Adapter(name=name, uses_gpu=row.uses_gpu, defaults=dict(dflt),
+                   source=getattr(module, "SOURCE", "") or row.source, impute=fn,
                    accepts_extra=bool(getattr(module, "ACCEPTS_EXTRA", False)),
-                   kind=facts["kind"], label=facts["label"])
+                   kind=row.kind, label=row.label)
+
+
+def _module(row):
+    return importlib.import_module(f"{__name__}.{row.module}")
 
 
 def get(name: str) -> Adapter:
@@ -172,8 +132,15 @@ def extra_values(name: str) -> dict:
     """``{parameter: values}`` a method takes beside values of its default's type (a
     module's optional ``EXTRA_VALUES``, e.g. MAGIC's ``t: "auto"``); for the config check."""
     _load(name)  # the name is known
-    module = importlib.import_module(_REGISTRY[name], __name__)
-    return dict(getattr(module, "EXTRA_VALUES", {}))
+    return dict(getattr(_module(catalog.row(name)), "EXTRA_VALUES", {}))
+
+
+def param_check(name: str):
+    """A module's own check of a method's config parameters (``check_params(name, params,
+    where) -> [lines]``, e.g. scZiva's ranges), or None: the config check then compares
+    each value's type with its default's."""
+    _load(name)  # the name is known
+    return getattr(_module(catalog.row(name)), "check_params", None)
 
 
 def resolve_device(device=None) -> str:

@@ -34,15 +34,10 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.extmath import randomized_svd
 
-from ._common import dense, library_sizes
+from scziva_bench.methods._common import dense, library_sizes
 
-USES_GPU = False
-KIND = "reimplementation"
-LABEL = "ALRA (re-impl.)"
 DEFAULTS = {"k": None, "K": 100, "noise_start": 80, "n_sd": 6.0, "quantile": 0.001,
             "power_iters": 10, "power_iters_k": 2, "scale": 1e4}
-SOURCE = ("re-implemented in numpy from Linderman et al. 2022 (Nat Commun 13:192), "
-          "checked against the authors' R package KlugerLab/ALRA")
 
 
 def choose_k(s: np.ndarray, noise_start: int = 80, n_sd: float = 6.0) -> int:

@@ -2,10 +2,10 @@
 ``oracle`` (a simulation's pre-Poisson means at each cell's observed depth).
 
 ``oracle`` is the known-good output of every simulated metric
-(:func:`scziva_bench.validation.oracle`); like ``perfect`` it is a reference, shown apart
+(:func:`scziva_bench.evaluation.validation.oracle`); like ``perfect`` it is a reference, shown apart
 and never ranked among the methods. It exists only where the scenario has
 ``layers["true_mean"]`` (simulations); elsewhere the workflow records it as not
-applicable (:func:`scziva_bench.runner.impute_scenario`).
+applicable (:func:`scziva_bench.methods.runner.impute_scenario`).
 
 As in Open Problems' denoising task, these bound every metric from below and above.
 For a molecular cross-validation (MCV) scenario the truth layer holds the *test*
@@ -21,10 +21,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from scziva.errors import InputError
+from scziva_bench.catalog.scenarios import MCV_TRAIN_FRACTION
 
-SOURCE = "control (no package)"
-KIND = "control"
-LABELS = {"no_imputation": "no imputation", "perfect": "perfect", "oracle": "oracle"}
 
 
 def _no_imputation(counts, *, seed, device, adata):
@@ -42,7 +40,7 @@ def _perfect(counts, *, seed, device, adata):
                          f"layers['counts'] has {counts.shape}")
     info = adata.uns.get("scenario", {}) if hasattr(adata, "uns") else {}
     if isinstance(info, dict) and info.get("kind") == "mcv":
-        p = float(info.get("train_fraction", 0.9))
+        p = float(info.get("train_fraction", MCV_TRAIN_FRACTION))
         if not 0.0 < p < 1.0:
             raise InputError(f"method 'perfect': uns['scenario']['train_fraction'] = {p} is not in (0, 1)")
         truth = truth * (p / (1.0 - p))
@@ -50,7 +48,7 @@ def _perfect(counts, *, seed, device, adata):
 
 
 def _oracle(counts, *, seed, device, adata):
-    from scziva_bench.validation import oracle
+    from scziva_bench.evaluation.validation import oracle
 
     out = oracle(adata)
     if out.shape != counts.shape:
@@ -59,9 +57,9 @@ def _oracle(counts, *, seed, device, adata):
     return out
 
 
-# name -> (uses_gpu, default params, impute function)
+# name -> (default params, impute function)
 METHODS = {
-    "no_imputation": (False, {}, _no_imputation),
-    "perfect": (False, {}, _perfect),
-    "oracle": (False, {}, _oracle),
+    "no_imputation": ({}, _no_imputation),
+    "perfect": ({}, _perfect),
+    "oracle": ({}, _oracle),
 }

@@ -40,17 +40,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import dense, library_sizes, seed_torch, split_cells, train_with_early_stopping
+from scziva_bench.methods._common import dense, library_sizes, seed_torch, split_cells, train_with_early_stopping
 
-USES_GPU = True
-KIND = "reimplementation"
-LABEL = "DCA (re-impl.)"
 DEFAULTS = {"hidden": [64, 32, 64], "epochs": 300, "batch_size": 32, "lr": 1e-3,
             "patience": 15, "reduce_lr": 10, "validation": 0.1, "ridge": 0.0,
             "clip_value": 5.0, "likelihood": "zinb", "optimizer": "rmsprop",
             "restore_best": False, "init_mean_bias": True}
-SOURCE = ("re-implemented in torch from Eraslan et al. 2019 (Nat Commun 10:390), "
-          "defaults of the dca package 0.3 (theislab/dca)")
 LIKELIHOODS = ("zinb", "nb")
 OPTIMIZERS = ("rmsprop", "adam")
 

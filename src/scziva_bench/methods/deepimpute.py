@@ -41,18 +41,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import dense, library_sizes, seed_torch, split_cells, train_with_early_stopping
+from scziva_bench.methods._common import dense, library_sizes, seed_torch, split_cells, train_with_early_stopping
 
-USES_GPU = True
-KIND = "reimplementation"
-LABEL = "DeepImpute (re-impl.)"
 DEFAULTS = {"n_targets": 512, "n_pred": 5, "min_vmr": 0.5, "max_targets": None,
             "hidden": None, "dropout": 0.2, "epochs": 500, "batch_size": 64, "lr": 1e-4,
             "patience": 5, "validation": 0.05, "restore_positive": True, "restore_best": False,
             "normalization": "log"}
 NORMALIZATIONS = ("log", "libsize_log")
-SOURCE = ("re-implemented in torch from Arisdakessian et al. 2019 (Genome Biol 20:211), "
-          "defaults of the deepimpute package's MultiNet (lanagarmire/deepimpute)")
 
 
 def _abs_corr(X):

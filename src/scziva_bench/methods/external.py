@@ -42,7 +42,7 @@ The command's output (stdout and stderr) goes to the job's log. It must exit 0 w
 the runtime limit; otherwise it is killed and the method is marked failed.
 
 Everything a user's method can get wrong ends as :class:`MethodFailure`, whose message is
-one line naming the cause; the runner (:mod:`scziva_bench.runner`) records it.
+one line naming the cause; the runner (:mod:`scziva_bench.methods.runner`) records it.
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ class ExternalMethod:
         self.is_command = "command" in spec
         self.input_format = spec.get("input_format", "h5ad")
         self.uses_gpu = bool((spec.get("resources") or {}).get("gpu", 0))
-        from . import describe
+        from scziva_bench.methods import describe
 
         facts = describe(name, {name: spec})
         self.label, self.source = facts["label"], facts["source"]
@@ -460,7 +460,7 @@ def from_config(name: str, spec: dict) -> ExternalMethod:
 def check_config(config_methods: dict) -> None:
     """:func:`check_spec` for every external method of a config's ``methods:`` (for the
     workflow's start: InputError naming the first bad entry)."""
-    from . import is_external
+    from scziva_bench.methods import is_external
 
     for name, spec in (config_methods or {}).items():
         if is_external(spec):
@@ -470,7 +470,7 @@ def check_config(config_methods: dict) -> None:
 def provenance(config_methods: dict) -> dict:
     """``{name: {kind, label, source, source_sha256}}`` for every method of a config
     (built-in ones from :func:`scziva_bench.methods.describe`; no method is imported)."""
-    from . import describe, is_external
+    from scziva_bench.methods import describe, is_external
 
     out = {}
     for name, spec in (config_methods or {}).items():

@@ -24,14 +24,9 @@ from sklearn.decomposition import PCA
 
 from scziva.errors import InputError
 
-from ._common import dense, library_sizes
+from scziva_bench.methods._common import dense, library_sizes
 
-USES_GPU = False
-KIND = "reimplementation"
-LABEL = "kNN-smoothing (re-impl.)"
 DEFAULTS = {"k": 15, "d": 10, "dither": 0.03}
-SOURCE = ("re-implemented in numpy/scikit-learn from Wagner, Yan & Yanai 2017 (bioRxiv 217737), "
-          "checked against the authors' knn_smooth.py (yanailab/knn-smoothing)")
 
 
 def _median_normalize(X):

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import dense, library_sizes, pkg_version
+from scziva_bench.methods._common import dense, library_sizes, pkg_version
 
-USES_GPU = False
-KIND = "builtin"
-LABEL = "MAGIC"
 DEFAULTS = {"knn": 5, "decay": 1, "t": 3, "n_pca": 100, "solver": "exact", "transform": "sqrt"}
 EXTRA_VALUES = {"t": ("auto",)}  # MAGIC picks t itself (values beside the default's type)
 SOURCE = pkg_version("magic-impute")

@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import library_sizes, pkg_version
+from scziva_bench.methods._common import library_sizes, pkg_version
 
-USES_GPU = True
-KIND = "builtin"
-LABEL = "scVI"
 DEFAULTS = {"max_epochs": None, "n_latent": 10, "n_hidden": 128, "n_layers": 1,
             "batch_size": 128, "early_stopping": False, "n_samples": 1, "lr": 1e-3,
             "gene_likelihood": "zinb", "kl_warmup": None}

@@ -16,10 +16,19 @@ from __future__ import annotations
 
 import numpy as np
 
-SOURCE = "scziva (this repository)"
 ACCEPTS_EXTRA = True  # ZIVAimpute's keyword-only extras (batch_size, patience, ...)
 
-_BASE = {"num_epochs": 200, "lr": 1e-3, "hidden_dim": 128, "latent_dim": 64, "tau": 0.001}
+
+def _base() -> dict:
+    """The documented options at scZiva's own defaults (:class:`scziva.settings.ZivaSettings`,
+    where they are written once)."""
+    from scziva.settings import ZivaSettings
+
+    d = ZivaSettings()
+    return {k: getattr(d, k) for k in ("num_epochs", "lr", "hidden_dim", "latent_dim", "tau")}
+
+
+_BASE = _base()
 
 
 def _make(mode):
@@ -36,8 +45,43 @@ def _make(mode):
     return impute
 
 
+MODES = {"scziva": "scziva", "scziva_denoise": "scziva", "scziva_authors": "authors"}
 METHODS = {
-    "scziva": (True, dict(_BASE), _make("scziva")),
-    "scziva_denoise": (True, {**_BASE, "impute_value": "denoise"}, _make("scziva")),
-    "scziva_authors": (True, dict(_BASE), _make("authors")),
+    "scziva": (dict(_BASE), _make(MODES["scziva"])),
+    "scziva_denoise": ({**_BASE, "impute_value": "denoise"}, _make(MODES["scziva_denoise"])),
+    "scziva_authors": (dict(_BASE), _make(MODES["scziva_authors"])),
 }
+
+
+def check_params(name: str, params: dict, where: str) -> list[str]:
+    """The config check of scZiva's parameters (one line per problem, each starting with
+    ``where``): names from ZivaSettings, names from ZivaSettings, ranges from settings.option_problem, the
+    choices (impute_value, dispersion, ...) by building the settings once."""
+    import dataclasses
+
+    from scziva.settings import ZivaSettings, option_problem
+
+    fields = {f.name for f in dataclasses.fields(ZivaSettings)}
+    given = {"seed", "mode"}  # set by the benchmark (the scenario's seed, the method's mode)
+    accepted = sorted(fields - given)
+    out = []
+    for key in params:
+        if key in given:
+            out.append(f"{where}.{key}: set by the benchmark ({'config `seed`' if key == 'seed' else 'the method name'}); "
+                       "remove it")
+        elif key not in fields:
+            out.append(f"{where}.{key}: unknown parameter of {name}; accepted: {', '.join(accepted)}")
+        else:
+            problem = option_problem(key, params[key])
+            if problem:
+                out.append(f"{where}.{key}: {problem}")
+    if out:
+        return out
+    mode = MODES[name]
+    kw = {k: v for k, v in {**METHODS[name][0], **params}.items() if k in fields}
+    try:
+        ZivaSettings(**kw, mode=mode)
+    except (ValueError, TypeError) as exc:
+        out.append(f"{where}: {' '.join(str(exc).split())}")
+    return out
+

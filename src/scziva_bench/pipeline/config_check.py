@@ -18,7 +18,6 @@ Imports no method's heavy dependencies (no torch, scvi-tools or MAGIC).
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 from pathlib import Path
 
@@ -94,47 +93,24 @@ def _type_problem(value, default, also=()) -> str | None:
     return None
 
 
-def _scziva_problems(name: str, params: dict, defaults: dict, where: str) -> list[str]:
-    """scZiva's options: names from ZivaSettings, ranges from settings.option_problem, the
-    choices (impute_value, dispersion, ...) by building the settings once."""
-    from scziva.settings import ZivaSettings, option_problem
-
-    fields = {f.name for f in dataclasses.fields(ZivaSettings)}
-    given = {"seed", "mode"}  # set by the benchmark (the scenario's seed, the method's mode)
-    accepted = sorted(fields - given)
-    out = []
-    for key in params:
-        if key in given:
-            out.append(f"{where}.{key}: set by the benchmark ({'config `seed`' if key == 'seed' else 'the method name'}); "
-                       "remove it")
-        elif key not in fields:
-            out.append(f"{where}.{key}: unknown parameter of {name}; accepted: {', '.join(accepted)}")
-        else:
-            problem = option_problem(key, params[key])
-            if problem:
-                out.append(f"{where}.{key}: {problem}")
-    if out:
-        return out
-    mode = "authors" if name == "scziva_authors" else "scziva"
-    kw = {k: v for k, v in {**defaults, **params}.items() if k in fields}
-    try:
-        ZivaSettings(**kw, mode=mode)
-    except (ValueError, TypeError) as exc:
-        out.append(f"{where}: {' '.join(str(exc).split())}")
-    return out
-
-
 def _builtin_problems(name: str, spec, where: str) -> list[str]:
-    from . import methods
+    from scziva_bench import methods
 
+    from scziva_bench.catalog import methods as method_catalog
+
+    env = spec.get("conda_env") if isinstance(spec, dict) else None
+    if isinstance(env, str) and env not in method_catalog.ENVS:
+        return [f"{where}.conda_env: {env!r} is not one of the environments of envs/: "
+                f"{', '.join(method_catalog.ENVS)}"]
     params = (spec or {}).get("params") if isinstance(spec, dict) else None
     if not params:
         return []
     if not isinstance(params, dict):
         return []  # the schema says so
     adapter = methods.get(name)
-    if name.startswith("scziva"):
-        return _scziva_problems(name, params, adapter.defaults, where)
+    own = methods.param_check(name)  # a module's own check of its parameters
+    if own is not None:
+        return own(name, params, where)
     also = methods.extra_values(name)
     out = []
     for key, value in params.items():
@@ -151,7 +127,7 @@ def _builtin_problems(name: str, spec, where: str) -> list[str]:
 def _callable_problems(name: str, spec: dict, where: str) -> list[str]:
     """A user function's parameters against its signature, when it can be imported here
     (with ``conda_env`` its dependencies may live elsewhere: not imported)."""
-    from .methods import external
+    from scziva_bench.methods import external
 
     params = spec.get("params") or {}
     if not params or spec.get("conda_env") or not isinstance(params, dict):
@@ -174,8 +150,8 @@ def method_problems(config: dict) -> tuple[list[str], list[str], set]:
     user entries; lines about parameters; the names of the first kind)."""
     from scziva.errors import InputError
 
-    from . import methods
-    from .methods import external
+    from scziva_bench import methods
+    from scziva_bench.methods import external
 
     known = set(methods.available())
     whole, out, unknown = [], [], set()
@@ -210,8 +186,24 @@ def method_problems(config: dict) -> tuple[list[str], list[str], set]:
     return whole, out, unknown
 
 
+def metric_problems(config: dict) -> list[str]:
+    """A line naming the metrics of ``metrics:`` that the catalog does not know."""
+    from scziva_bench.catalog import metrics as metric_specs
+
+    given = config.get("metrics")
+    if not isinstance(given, list):
+        return []  # absent (every metric) or not a list (the schema says so)
+    known = metric_specs.names()
+    unknown = [m for m in given if m not in known]
+    if not unknown:
+        return []
+    return [f"config: metrics: unknown metric(s) {', '.join(map(repr, unknown))}; known: "
+            f"{', '.join(known)}"]
+
+
 def problems(config: dict, schema_path) -> list[str]:
     """Every problem of ``config``, one line each: whole method entries (unknown names,
-    broken user entries), the schema, then method parameters."""
+    broken user entries), unknown metrics, the schema, then method parameters."""
     whole, params, skip = method_problems(config)
-    return list(dict.fromkeys(whole + schema_problems(config, schema_path, skip_methods=skip) + params))
+    return list(dict.fromkeys(whole + metric_problems(config)
+                              + schema_problems(config, schema_path, skip_methods=skip) + params))

@@ -13,7 +13,7 @@ failed transfer from byte zero and gives no hook for ``Range`` resumes or for te
 server that ignored ``Range`` (200 instead of 206) from one that honoured it; with
 ``requests`` the whole state machine fits in one short function.
 
-Command line: ``python -m scziva_bench.zenodo RECORD_ID DEST_DIR [--include PATTERN ...]``.
+Command line: ``python -m scziva_bench.data.zenodo RECORD_ID DEST_DIR [--include PATTERN ...]``.
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ def list_record_files(record_id, api_url: str = ZENODO_API, timeout: float = 60,
         raise DownloadError(
             f"Zenodo record {record_id} {what} (HTTP {r.status_code} from {url}){hint}; "
             "use a published record id, or download the data by hand and read it with "
-            "scziva_bench.io.read_counts"
+            "scziva_bench.data.io.read_counts"
         )
     if r.status_code >= 400:
         raise DownloadError(f"Zenodo record {record_id}: HTTP {r.status_code} from {url}")
@@ -546,7 +546,7 @@ def fetch_record(record_id, dest_dir, api_url: str = ZENODO_API, include=None, e
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m scziva_bench.zenodo",
+    ap = argparse.ArgumentParser(prog="python -m scziva_bench.data.zenodo",
                                  description="Download (and unpack) the files of a Zenodo record.")
     ap.add_argument("record", help=f"record id (the scZiva authors name {SCZIVA_RECORD})")
     ap.add_argument("dest", help="destination folder")

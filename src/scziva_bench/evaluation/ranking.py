@@ -11,7 +11,7 @@ What a rank means (also in the report and docs/metrics.md):
   job; larger where the metric rewards something else).
 * Metrics are ranked by **family** (imputation of dropped/masked entries, denoising,
   MCV, clustering, DE, gene-gene correlation); only metrics with ``ranked=True`` in
-  :mod:`scziva_bench.metric_specs` enter a rank.
+  :mod:`scziva_bench.catalog.metrics` enter a rank.
 * Per seed, a method's family rank is the mean of its ranks over the family's metrics and
   the dataset's scenarios (e.g. dropout 20, 50 and 80 %) of that seed. Over seeds we
   report the mean and a 95 % t-interval. The unit of replication is the seed: each seed
@@ -34,12 +34,12 @@ import math
 import numpy as np
 import pandas as pd
 
-from scziva_bench import metric_specs, scenario_ids
+from scziva_bench.catalog import metrics as metric_specs
+from scziva_bench.catalog import scenarios as scenario_ids
 from scziva_bench.methods import CONTROLS, REFERENCES
 
 __all__ = [
-    "CONTROLS", "RESOURCE_METRICS", "BASELINE", "REFERENCE", "REFERENCES", "FAMILY_LABELS", "spec", "maximize",
-    "higher_is_better", "direction_label", "family", "is_ranked", "oriented",
+    "CONTROLS", "RESOURCE_METRICS", "BASELINE", "REFERENCE", "REFERENCES", "FAMILY_LABELS", "oriented",
     "method_order", "tidy", "rank_runs", "seed_ranks", "summary", "rank_table",
     "ranks_tsv", "RANKS_COLUMNS", "paired_p", "holm", "TIE_TOLERANCE", "ALPHA",
 ]
@@ -51,71 +51,20 @@ RESOURCE_METRICS = metric_specs.RESOURCE_METRICS
 BASELINE = CONTROLS[0]
 REFERENCE = REFERENCES[0]
 
-FAMILY_LABELS = {
-    "accuracy_imputation": "imputation (observed zeros)",
-    "accuracy_denoising": "denoising (against the true means)",
-    "mcv": "molecular cross-validation",
-    "clustering": "clustering",
-    "de": "differential expression",
-    "genecorr": "gene-gene correlation",
-    "trajectory": "trajectory (pseudotime order)",
-    "resources": "resources",
-}
-FAMILY_SHORT = {
-    "accuracy_imputation": "imputation\n(observed zeros)", "accuracy_denoising":
-    "denoising\n(true means)", "mcv": "MCV", "clustering": "clustering", "de": "DE",
-    "genecorr": "gene-gene\ncorrelation", "trajectory": "trajectory", "resources": "resources",
-}
+FAMILY_LABELS = metric_specs.FAMILY_LABELS
+FAMILY_SHORT = metric_specs.FAMILY_SHORT
 FAMILY_ORDER = list(FAMILY_LABELS)
 
 
 # ------------------------------------------------------------------ metric facts
 
-def spec(metric: str):
-    """The :class:`scziva_bench.metric_specs.MetricSpec` of ``metric`` (KeyError naming
-    the known metrics if unknown)."""
-    try:
-        return metric_specs.SPECS[str(metric)]
-    except KeyError:
-        raise KeyError(f"unknown metric {metric!r}; known: {', '.join(metric_specs.SPECS)}") \
-            from None
-
-
-def maximize(metric: str):
-    """True (larger is better), False (smaller is better) or ``"zero"`` (best at 0)."""
-    return spec(metric).maximize
-
-
-def higher_is_better(metric: str) -> bool:
-    """True where a larger value is better (``"zero"`` metrics: False)."""
-    return maximize(metric) is True
-
-
-def direction_label(metric: str) -> str:
-    m = maximize(metric)
-    return "best at 0" if m == "zero" else ("higher is better" if m else "lower is better")
-
-
-def direction_arrow(metric: str) -> str:
-    m = maximize(metric)
-    return "\u2192 0" if m == "zero" else ("\u2191" if m else "\u2193")
-
-
-def family(metric: str) -> str:
-    return spec(metric).family
-
-
-def is_ranked(metric: str) -> bool:
-    return bool(spec(metric).ranked)
-
-
 def oriented(metrics, values) -> np.ndarray:
     """``values`` turned so that smaller is better, NaN -> +inf, element-wise (the same
-    rule as :func:`scziva_bench.metric_specs.oriented`, vectorised); ``metrics`` is one
+    rule as :func:`scziva_bench.catalog.metrics.oriented`, vectorised); ``metrics`` is one
     name or one per value."""
     v = np.asarray(values, dtype=float)
     names = [metrics] * len(v) if isinstance(metrics, str) else list(metrics)
-    mx = [maximize(m) for m in names]
+    mx = [metric_specs.spec(m).maximize for m in names]
     zero = np.array([m == "zero" for m in mx], dtype=bool)
     up = np.array([m is True for m in mx], dtype=bool)
     out = np.where(zero, np.abs(v), np.where(up, -v, v))
@@ -127,7 +76,7 @@ def oriented(metrics, values) -> np.ndarray:
 def tidy(df: pd.DataFrame) -> pd.DataFrame:
     """A copy with ``status`` filled (``ok``), ``value`` as float and the columns
     ``group`` (scenario without seed, e.g. ``dropout50``), ``seed`` (int, 0 for ``none``),
-    ``kind`` and ``rate`` (from :mod:`scziva_bench.scenario_ids`)."""
+    ``kind`` and ``rate`` (from :mod:`scziva_bench.catalog.scenarios`)."""
     d = df.copy()
     d["status"] = d["status"].fillna("ok").astype(str) if "status" in d else "ok"
     d["value"] = pd.to_numeric(d["value"], errors="coerce")
@@ -169,7 +118,7 @@ def rank_runs(df: pd.DataFrame, metrics=None) -> pd.DataFrame:
     d = tidy(df)
     if metrics is None:
         metrics = list(dict.fromkeys(d["metric"]))
-    metrics = [m for m in metrics if is_ranked(m)]
+    metrics = [m for m in metrics if metric_specs.spec(m).ranked]
     d = d[d["metric"].isin(metrics) & (d["status"] != "not_applicable")]
     d = d.drop_duplicates(["dataset", "scenario", "metric", "method"], keep="last").copy()
     cols = ["dataset", "scenario", "group", "seed", "metric", "family", "method", "rank",
@@ -202,7 +151,7 @@ def rank_runs(df: pd.DataFrame, metrics=None) -> pd.DataFrame:
                                  first["n"] + 1.0)
         ref = first.reset_index()
     out = pd.concat([comp, ref], ignore_index=True) if not ref.empty else comp
-    out["family"] = out["metric"].map(family)
+    out["family"] = out["metric"].map(lambda m: metric_specs.spec(m).family)
     out["n"] = out["n"].astype(int)
     return out[cols].reset_index(drop=True)
 

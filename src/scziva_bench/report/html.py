@@ -17,7 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scziva_bench import ranking, scenario_ids
+from scziva_bench.catalog import figures as figure_list
+from scziva_bench.catalog import metrics as metric_specs
+from scziva_bench.evaluation import ranking
+from scziva_bench.catalog import scenarios as scenario_ids
 
 __all__ = ["build_report", "clustering_flags", "RANK_TEXT", "CAPTIONS"]
 
@@ -60,33 +63,7 @@ RANK_TEXT = (
     "one seed nothing can be told apart."
 )
 
-CAPTIONS = {
-    "ranks": "Family ranks per dataset (rows) and method (columns, best overall first): "
-             "mean rank over seeds, [95 % interval]. Boxed: cannot be told apart from the "
-             "row's best within noise (paired test over seeds, Holm-corrected). perfect and "
-             "oracle, apart on the right, are the reference ranks of the truth and of the "
-             "true means. F: failed or NaN entries, counted as last.",
-    "families": "Per dataset and metric family, each method's score scaled so that "
-                "no_imputation = 0 and perfect = 1 (mean over the family's ranked metrics "
-                "and scenarios; whiskers: 95 % interval over seeds). Below 0: worse than "
-                "doing nothing.",
-    "rates": "Every metric of one dataset against the dropout rate: one line per method "
-             "(mean over seeds), band = 95 % interval; no_imputation dashed, perfect "
-             "dotted; red crosses: a run failed at that rate.",
-    "paper": "The scZiva paper's layout for one dataset: PCC, RMSE, MAE and log-MSE on "
-             "the dropped entries, then ARI and NMI; one row per scenario (e.g. dropout "
-             "20/50/80 %); bars: mean over seeds, whiskers 95 % interval, dots single "
-             "seeds; controls as lines.",
-    "metric": "One metric, methods side by side, one panel per dataset and scenario: bars "
-              "mean over seeds, whiskers 95 % interval, dots single seeds; no_imputation "
-              "(dashed) and perfect (dotted) are reference lines; red cross: failed.",
-    "resources": "Runtime and peak memory of each impute job (Snakemake benchmark files), "
-                 "log scale; dots single jobs, bar median, red crosses failed jobs.",
-    "umap": "UMAPs of the truth, the observed counts and each method's imputation of one "
-            "scenario, coloured by the true groups; empty red panel: failed.",
-    "hexbin": "Imputed against true values (log1p) on the dropped entries of one scenario, "
-              "one hexbin per method; dashed: y = x; r: Pearson correlation of the logs.",
-}
+CAPTIONS = figure_list.CAPTIONS
 
 CLUSTERING_FLAG_METRICS = ("ari_kmeans", "ari_leiden")
 
@@ -146,10 +123,10 @@ def _reading_section(d: pd.DataFrame, prov) -> list[str]:
              "<p><b>Families.</b> " + "; ".join(
                  f"{esc(ranking.FAMILY_LABELS[f])}: "
                  + esc(", ".join(m for m in dict.fromkeys(d['metric'])
-                                 if m in ranking.metric_specs.SPECS
-                                 and ranking.family(m) == f and ranking.is_ranked(m)))
+                                 if m in metric_specs.SPECS
+                                 and metric_specs.spec(m).family == f and metric_specs.spec(m).ranked))
                  for f in ranking.FAMILY_ORDER if f != "resources"
-                 and any(m in ranking.metric_specs.SPECS and ranking.family(m) == f
+                 and any(m in metric_specs.SPECS and metric_specs.spec(m).family == f
                          for m in d["metric"].unique())) + ".</p>",
              "<p><b>Datasets.</b> Every verdict below holds for the dataset (simulation "
              "regime) it names only. <i>split</i>: whether a dataset was used to tune "
@@ -392,9 +369,9 @@ def _caption(stem: str) -> str:
     rest = stem.split("_", 1)[1] if "_" in stem else ""
     if kind in ("rates", "paper"):
         text = f"{rest}: {text}"
-    if kind == "metric" and rest in ranking.metric_specs.SPECS:
-        spec = ranking.spec(rest)
-        text = (f"{rest}: {spec.description} ({ranking.direction_label(rest)}; family "
+    if kind == "metric" and rest in metric_specs.SPECS:
+        spec = metric_specs.spec(rest)
+        text = (f"{rest}: {spec.description} ({metric_specs.spec(rest).direction_label}; family "
                 f"{ranking.FAMILY_LABELS.get(spec.family, spec.family)}; "
                 f"{'ranked' if spec.ranked else 'not ranked'}). {text}")
     return text
@@ -430,7 +407,7 @@ def build_report(metrics_df: pd.DataFrame, figures, provenance: dict, title: str
     ``provenance``: the record of rule provenance (``created_utc``, ``git_commit``,
     ``packages``, ``python``, ``platform``, ``config``; dataset ``description`` and
     ``split`` are read from ``config.datasets``); ``describe``: one line per item of
-    "what was run" (``workflow_utils.describe_config``); ``messages``: the impute jobs'
+    "what was run" (``pipeline.targets.describe_config``); ``messages``: the impute jobs'
     messages (columns ``dataset, scenario, method, level, message``; the cause of each
     failed run, warnings and notes), or None.
     """

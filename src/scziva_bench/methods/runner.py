@@ -1,7 +1,7 @@
 """One impute job, as a library: run a method on a scenario and build its output record.
 
->>> from scziva_bench import runner
->>> rec = runner.impute_scenario(scenario, "magic", seed=0, dataset_id="tiny",
+>>> from scziva_bench.methods import runner
+>>> rec = runner.impute_scenario(scenario, name, seed=0, dataset_id="tiny",
 ...                              scenario_id="dropout50_s1")
 >>> rec.uns["status"], rec.uns["runtime_s"]          # ("ok", 1.9); the output of docs/contract.md
 
@@ -40,9 +40,9 @@ import scipy.sparse as sp
 
 from scziva.errors import InputError
 
-from . import methods
-from .methods.external import ExternalMethod, MethodFailure, _one_line
-from .job_setup import h5_safe
+from scziva_bench import methods
+from scziva_bench.methods.external import ExternalMethod, MethodFailure, _one_line
+from scziva_bench.pipeline.job import h5_safe
 
 __all__ = ["impute_scenario", "check_output", "success_record", "failure_record",
            "record_messages", "messages_tsv", "MESSAGE_COLUMNS", "injected_failure",
@@ -50,7 +50,7 @@ __all__ = ["impute_scenario", "check_output", "success_record", "failure_record"
 
 INJECT_VAR = "SCZIVA_BENCH_INJECT_FAILURE"
 NEGATIVE_TOLERANCE = 1e-6  # below -this a value is an error, above it rounding
-_LOG = logging.getLogger("scziva_bench.runner")
+_LOG = logging.getLogger("scziva_bench.methods.runner")
 
 
 def injected_failure(method: str, scenario_id: str | None) -> bool:
@@ -214,7 +214,7 @@ def failure_record(scenario, error: str, *, method, spec=None, params=None, runt
 def not_applicable_record(scenario, why: str, **common):
     """A reference control that does not exist for this scenario (``oracle`` on real
     data): no ``layers["imputed"]``, ``uns["status"] = "not_applicable"``, ``uns["note"]``;
-    its metric rows are ``not_applicable`` (:mod:`scziva_bench.evaluation`)."""
+    its metric rows are ``not_applicable`` (:mod:`scziva_bench.evaluation.scoring`)."""
     import anndata as ad
 
     out = ad.AnnData(obs=scenario.obs[[]].copy(), var=scenario.var[[]].copy())

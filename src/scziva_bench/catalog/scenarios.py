@@ -15,11 +15,15 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-__all__ = ["KINDS", "RATED", "WILDCARD", "ScenarioId", "format_id", "parse_id", "is_id",
+__all__ = ["KINDS", "RATED", "MCV_TRAIN_FRACTION", "WILDCARD", "ScenarioId", "format_id", "parse_id", "is_id",
            "ids_from_spec", "group_of", "seed_of", "label_of", "rate_pct", "check_seed"]
 
 KINDS = ("dropout", "mask", "mcv", "none")
 RATED = ("dropout", "mask")  # kinds whose id carries a rate
+#: share of each count's molecules that methods see in an MCV scenario (the rest is the
+#: test truth); a made scenario records it in ``uns["scenario"]["train_fraction"]``, which
+#: every later step reads
+MCV_TRAIN_FRACTION = 0.9
 
 #: regular expression of a valid id (no anchors: usable as a Snakemake wildcard constraint)
 WILDCARD = r"none|(?:dropout|mask)(?:0?[1-9]|[1-9]\d)_s\d+|mcv_s\d+"

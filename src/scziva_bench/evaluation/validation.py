@@ -44,7 +44,7 @@ import scipy.sparse as sp
 
 from scziva.errors import InputError
 
-from . import metric_specs
+from scziva_bench.catalog import metrics as metric_specs
 
 __all__ = ["PANEL", "BAD", "TOL", "TOL_ORACLE", "LABELS_RECOVERED", "oracle", "reference_outputs", "violations",
            "degenerate_no_imputation", "oracle_exempt", "panel_scenarios", "score_panel",
@@ -84,7 +84,7 @@ def _knn_average(C, k=15, n_pcs=30, seed=0):
     from sklearn.decomposition import PCA
     from sklearn.neighbors import NearestNeighbors
 
-    from .metrics import lognorm
+    from scziva_bench.evaluation.metrics import lognorm
 
     n = C.shape[0]
     k = int(min(k, n - 1))
@@ -165,8 +165,8 @@ def panel_scenarios(regimes=REGIMES, n_cells=200, n_genes=500, n_groups=4, seed=
     """``[(regime, scenario id, scenario AnnData)]``: one simulation per regime of
     :data:`PANEL_REGIMES` (the default run's size; data seed ``seed``), each perturbed as
     the regime says (scenario seed ``seed``)."""
-    from . import scenarios as scen
-    from . import simulate
+    from scziva_bench.data import scenarios as scen
+    from scziva_bench.data import simulate
 
     out = []
     for r in regimes:
@@ -175,7 +175,7 @@ def panel_scenarios(regimes=REGIMES, n_cells=200, n_genes=500, n_groups=4, seed=
                                               n_groups=n_groups, seed=seed, **extra))
         for kind, rate in scenarios:
             s = scen.make(ds, kind, rate=rate, seed=seed)
-            out.append((r, scen.scenario_id(kind, rate, seed), s))
+            out.append((r, s.uns["scenario"]["id"], s))
     return out
 
 
@@ -184,7 +184,7 @@ def score_panel(cases, seed: int = 0):
     :func:`panel_scenarios`."""
     import pandas as pd
 
-    from . import metrics
+    from scziva_bench.evaluation import metrics
 
     frames = []
     for regime, sid, s in cases:

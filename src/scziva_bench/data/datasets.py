@@ -1,6 +1,6 @@
 """Subsetting a dataset on the way in: random cells, QC, the most expressed genes.
 
-The ``load_local`` rule reads a file with :func:`scziva_bench.io.read_counts` and hands
+The ``load_local`` rule reads a file with :func:`scziva_bench.data.io.read_counts` and hands
 the result to :func:`prepare` with the dataset's config entry; the maintainer script
 ``resources/datasets/make_resources.py`` uses :func:`top_genes` to trim the shipped
 datasets by the same rule. Every step appends a sentence to ``uns["notes"]``.
@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from scziva.errors import InputError
 
-from . import io
+from scziva_bench.data import io
 
 __all__ = ["counts_of", "subsample_cells", "top_genes", "drop_empty_cells", "prepare", "md5sum",
            "is_integer_counts"]

@@ -7,16 +7,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve()))  # noqa: F821  (finds _bootstrap)
 import _bootstrap  # noqa: E402,F401  (this checkout's src/ first on sys.path)
-# this script's folder off sys.path again: this file is called umap.py and would shadow
-# the umap-learn package that scanpy imports for the UMAP ("from umap.umap_ import ...")
-sys.path.remove(str(Path(snakemake.scriptdir).resolve()))  # noqa: F821
-from scziva_bench.workflow_utils import imputed_file, start_script  # noqa: E402
+from scziva_bench.pipeline.targets import imputed_file  # noqa: E402
+from scziva_bench.pipeline.job import start_script  # noqa: E402
 
 log = start_script(snakemake)  # noqa: F821
 
 import anndata as ad  # noqa: E402
 
-from scziva_bench import plots  # noqa: E402
+from scziva_bench.report import plots  # noqa: E402
 
 sm = snakemake  # noqa: F821
 scen = ad.read_h5ad(sm.input.scenario)
@@ -28,7 +26,8 @@ for method, path in zip(sm.params.methods, sm.input.imputed):
         imputed[method] = imp.layers["imputed"] if ok else None
         log.info("%s: %s", method, "ok" if ok else "failed")
 where = f"{sm.params.dataset}, scenario {sm.params.scenario}"
-for name in dict.fromkeys(Path(f).stem for f in sm.output):
-    fig = plots.draw_imputed(name, scen, imputed, where)
-    plots.save_figure(fig, Path(sm.output[0]).parent / name, list(sm.params.formats),
-                      int(sm.params.dpi))
+with plots.labelled(dict(sm.params.labels)):  # the config's label: values
+    for name in dict.fromkeys(Path(f).stem for f in sm.output):
+        fig = plots.draw_imputed(name, scen, imputed, where)
+        plots.save_figure(fig, Path(sm.output[0]).parent / name, list(sm.params.formats),
+                          int(sm.params.dpi))

@@ -1,7 +1,7 @@
 """Score one method's output file on one scenario: the evaluate rule's logic.
 
 :func:`score_output` turns a method's output AnnData (docs/contract.md "Method output")
-into tidy metric rows (:mod:`scziva_bench.metrics`), plus two rows that describe the
+into tidy metric rows (:mod:`scziva_bench.evaluation.metrics`), plus two rows that describe the
 run: ``runtime_s`` (seconds of this scenario, measured in the impute job) and
 ``max_rss_mb`` (peak memory of the impute job). A method recorded as failed by its
 impute job (``uns["status"] == "failed"``), or whose evaluation raises, gets every metric
@@ -18,8 +18,8 @@ import traceback
 import numpy as np
 import pandas as pd
 
-from . import metrics
-from .tables import COLUMNS
+from scziva_bench.evaluation import metrics
+from scziva_bench.evaluation.tables import COLUMNS
 
 __all__ = ["score_output"]
 
@@ -49,7 +49,7 @@ def _metric_rows(scen, imp, dataset, scenario, method, which):
 
 def score_output(scen, imp, dataset: str, scenario: str, method: str, which,
                  max_rss_mb: float = math.nan) -> pd.DataFrame:
-    """Tidy rows (columns :data:`scziva_bench.tables.COLUMNS`) for one method output."""
+    """Tidy rows (columns :data:`scziva_bench.evaluation.tables.COLUMNS`) for one method output."""
     table = _metric_rows(scen, imp, dataset, scenario, method, which)
     status = "failed" if (table["status"] == "failed").any() else \
         ("not_applicable" if (table["status"] == "not_applicable").all() else "ok")

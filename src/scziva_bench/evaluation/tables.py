@@ -1,7 +1,7 @@
 """Tidy metric tables on disk: atomic TSV writing and concatenation.
 
 A table has the columns :data:`COLUMNS` (docs/contract.md "Metrics"); ``status`` is one
-of ``ok``, ``failed``, ``not_applicable`` (:data:`scziva_bench.metric_specs.STATUSES`).
+of ``ok``, ``failed``, ``not_applicable`` (:data:`scziva_bench.catalog.metrics.STATUSES`).
 """
 
 from __future__ import annotations

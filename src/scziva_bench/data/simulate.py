@@ -381,7 +381,7 @@ def _splat_anndata(counts, truth, mask, group, n_groups, means: _CellMeans, gene
     adata.uns["group_names"] = group_names
     adata.uns["sim_params"] = params
     adata.uns["dataset_id"] = str(dataset_id)
-    adata.uns["notes"] = [f"simulated by scziva_bench.simulate.splat (seed {int(seed)})"]
+    adata.uns["notes"] = [f"simulated by scziva_bench.data.simulate.splat (seed {int(seed)})"]
     return adata
 
 

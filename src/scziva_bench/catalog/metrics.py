@@ -1,7 +1,7 @@
 """Facts about every metric, in one place (docs/metrics.md explains them).
 
 Dependency-free (standard library only): the Snakefile, the figures and the report
-import it without numpy, scanpy or torch. :mod:`scziva_bench.metrics` computes the
+import it without numpy, scanpy or torch. :mod:`scziva_bench.evaluation.metrics` computes the
 metrics listed here and nothing else.
 
 Per metric (:class:`MetricSpec`):
@@ -9,14 +9,14 @@ Per metric (:class:`MetricSpec`):
 - ``maximize``: ``True`` (larger is better), ``False`` (smaller is better) or ``"zero"``
   (0 is best, either sign is worse: compare absolute values);
 - ``family``: one of :data:`FAMILIES`;
-- ``group``: the computation group of :func:`scziva_bench.metrics.evaluate`
+- ``group``: the computation group of :func:`scziva_bench.evaluation.metrics.evaluate`
   (``which=...``), one of :data:`GROUPS`;
 - ``needs``: what a scenario must have for the metric to apply (:data:`NEEDS`); where
   one is missing the metric is ``not_applicable`` (value NaN, never computed);
 - ``ranked``: whether the metric enters the ranks;
 - ``description``: one line;
 - ``unranked_because``: for a metric that is not ranked, why (the reference-output panel
-  of :mod:`scziva_bench.validation` that it fails, or what it rewards); "" for ranked ones.
+  of :mod:`scziva_bench.evaluation.validation` that it fails, or what it rewards); "" for ranked ones.
 
 A metric is ranked only if it passes the validation panel (docs/metrics.md,
 "Validation"; ``tests/test_validation.py`` enforces it for every ranked metric).
@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["MetricSpec", "SPECS", "FAMILIES", "GROUPS", "NEEDS", "STATUSES", "RESOURCE_METRICS",
+__all__ = ["MetricSpec", "SPECS", "FAMILIES", "FAMILY_LABELS", "FAMILY_SHORT", "spec", "GROUPS", "NEEDS", "STATUSES", "RESOURCE_METRICS",
            "names", "ranked", "better", "sort_key", "oriented", "higher_is_better"]
 
 FAMILIES = ("accuracy_imputation", "accuracy_denoising", "mcv", "clustering", "de", "genecorr",
@@ -39,6 +39,22 @@ GROUPS = ("entries", "denoising", "mcv", "clustering", "de", "genecorr", "trajec
 #: factors; mcv: an MCV scenario (test molecules); true_mean: the simulation's
 #: pre-Poisson cell-gene means; pseudotime: a true order of the cells (a path
 #: simulation's obs["pseudotime"], or labels that are known developmental stages).
+#: how reports name each family (long, and short for figure axes), in report order
+FAMILY_LABELS = {
+    "accuracy_imputation": "imputation (observed zeros)",
+    "accuracy_denoising": "denoising (against the true means)",
+    "mcv": "molecular cross-validation",
+    "clustering": "clustering",
+    "de": "differential expression",
+    "genecorr": "gene-gene correlation",
+    "trajectory": "trajectory (pseudotime order)",
+    "resources": "resources",
+}
+FAMILY_SHORT = {
+    "accuracy_imputation": "imputation\n(observed zeros)", "accuracy_denoising":
+    "denoising\n(true means)", "mcv": "MCV", "clustering": "clustering", "de": "DE",
+    "genecorr": "gene-gene\ncorrelation", "trajectory": "trajectory", "resources": "resources",
+}
 NEEDS = ("truth", "mask", "labels", "de_truth", "mcv", "true_mean", "pseudotime")
 STATUSES = ("ok", "failed", "not_applicable")
 RESOURCE_METRICS = ("runtime_s", "max_rss_mb")
@@ -55,8 +71,24 @@ class MetricSpec:
     description: str
     unranked_because: str = ""
 
+    @property
+    def direction_label(self) -> str:
+        """``higher is better``, ``lower is better`` or ``best at 0``."""
+        m = self.maximize
+        return "best at 0" if m == "zero" else ("higher is better" if m else "lower is better")
 
-def _spec(name, maximize, family, group, needs, ranked, description, unranked_because=""):
+    @property
+    def arrow(self) -> str:
+        m = self.maximize
+        return "\u2192 0" if m == "zero" else ("\u2191" if m else "\u2193")
+
+    @property
+    def higher_is_better(self) -> bool:
+        """True where larger is better; False for smaller-is-better and best-at-zero."""
+        return self.maximize is True
+
+
+def _row(name, maximize, family, group, needs, ranked, description, unranked_because=""):
     assert maximize in (True, False, "zero"), name
     assert family in FAMILIES and group in GROUPS and set(needs) <= set(NEEDS), name
     assert bool(ranked) != bool(unranked_because) or group == "resources", name
@@ -65,7 +97,7 @@ def _spec(name, maximize, family, group, needs, ranked, description, unranked_be
 
 
 # why the pooled entry errors on the dropped entries are not ranked (measured with the
-# panel of scziva_bench.validation, docs/metrics.md "Validation")
+# panel of scziva_bench.evaluation.validation, docs/metrics.md "Validation")
 _WHY_DROPPED = {
     "pearson": "pooled over genes it is driven by the gene means: a rank-one depth x gene "
                "share output scores 0.84 on the UMI regime at 80 % dropout, above a kNN average",
@@ -88,88 +120,90 @@ _ENTRY = {
 }
 
 _LIST = (
-    [_spec(f"{m}_dropped", mx, "accuracy_imputation", "entries", ("truth", "mask"), False,
+    [_row(f"{m}_dropped", mx, "accuracy_imputation", "entries", ("truth", "mask"), False,
            f"{d}, on the dropped / masked entries (not ranked)", _WHY_DROPPED[m])
      for m, (mx, d) in _ENTRY.items()]
     # on all entries the undropped ones equal the input: a method that changes nothing
     # wins them, so they are reported but not ranked
-    + [_spec(f"{m}_all", mx, "accuracy_imputation", "entries", ("truth",), False,
+    + [_row(f"{m}_all", mx, "accuracy_imputation", "entries", ("truth",), False,
              f"{d}, on all entries (rewards keeping observed values: not ranked)",
              "the undropped entries equal the input: keeping the input beats the oracle")
        for m, (mx, d) in _ENTRY.items()]
     + [
-        _spec("zeros_gene_pearson", True, "accuracy_imputation", "entries", ("truth", "mask"),
+        _row("zeros_gene_pearson", True, "accuracy_imputation", "entries", ("truth", "mask"),
               True, "mean over genes of the Pearson correlation across the cells observed as "
               "zero, log-normalised imputed vs truth (dropped and real zeros)"),
-        _spec("denoise_log_mse", False, "accuracy_denoising", "denoising", ("true_mean",), False,
+        _row("denoise_log_mse", False, "accuracy_denoising", "denoising", ("true_mean",), False,
               "MSE of log-normalised imputed vs the simulation's pre-Poisson means, all "
               "entries (not ranked)",
               "a rank-one depth x gene share output (no cell signal) beats no_imputation and "
               "a kNN average (UMI 50 %: 0.92 against 2.51 and 1.09)"),
-        _spec("denoise_pearson", True, "accuracy_denoising", "denoising", ("true_mean",), True,
+        _row("denoise_pearson", True, "accuracy_denoising", "denoising", ("true_mean",), True,
               "mean over genes of the Pearson correlation across cells, log-normalised imputed "
               "vs pre-Poisson means"),
-        _spec("mcv_mse", False, "mcv", "mcv", ("mcv",), False,
+        _row("mcv_mse", False, "mcv", "mcv", ("mcv",), False,
               "MSE of log-normalised imputed train vs test molecules (not ranked)",
               "the log of a 10 % split is not the log of its expectation: the oracle loses "
               "to no_imputation (UMI: 3.58 against 3.32)"),
-        _spec("mcv_poisson", False, "mcv", "mcv", ("mcv",), False,
+        _row("mcv_poisson", False, "mcv", "mcv", ("mcv",), False,
               "Poisson NLL of the test molecules under the rescaled imputation (not ranked)",
               "an observed zero predicts 0 test molecules, so no_imputation pays log(1e-6) "
               "wherever a test molecule falls: a rank-one depth x gene share output beats it "
               "and a kNN average (UMI: 0.302 against 0.423 and 0.308)"),
-        _spec("mcv_gene_pearson", True, "mcv", "mcv", ("mcv",), True,
+        _row("mcv_gene_pearson", True, "mcv", "mcv", ("mcv",), True,
               "mean over genes of the Pearson correlation across cells, log-normalised "
               "imputed train vs test molecules"),
-        _spec("ari_kmeans", True, "clustering", "clustering", ("labels",), True,
+        _row("ari_kmeans", True, "clustering", "clustering", ("labels",), True,
               "adjusted Rand index of k-means clusters vs the labels"),
-        _spec("nmi_kmeans", True, "clustering", "clustering", ("labels",), True,
+        _row("nmi_kmeans", True, "clustering", "clustering", ("labels",), True,
               "normalised mutual information of k-means clusters vs the labels"),
-        _spec("ari_leiden", True, "clustering", "clustering", ("labels",), True,
+        _row("ari_leiden", True, "clustering", "clustering", ("labels",), True,
               "adjusted Rand index of Leiden clusters vs the labels"),
-        _spec("nmi_leiden", True, "clustering", "clustering", ("labels",), True,
+        _row("nmi_leiden", True, "clustering", "clustering", ("labels",), True,
               "normalised mutual information of Leiden clusters vs the labels"),
         # over-smoothing raises the raw silhouette above the truth's: not ranked
-        _spec("silhouette", True, "clustering", "clustering", ("labels",), False,
+        _row("silhouette", True, "clustering", "clustering", ("labels",), False,
               "silhouette width of the labels on the PCA of the imputed data (not ranked)",
               "over-smoothing raises it far above the truth's (a kNN average beats the oracle)"),
-        _spec("silhouette_gap", False, "clustering", "clustering", ("labels", "truth"), False,
+        _row("silhouette_gap", False, "clustering", "clustering", ("labels", "truth"), False,
               "|silhouette(imputed) - silhouette(truth)| of the labels (0 best; not ranked)",
               "against the noisy truth counts no_imputation beats the oracle (UMI 20 %: 0.010 "
               "against 0.089); against the true means a constant (gap = the truth's own "
               "silhouette, 0.04 in the full-length regime) beats a kNN average that "
               "exaggerates the separation"),
-        _spec("de_auroc", True, "de", "de", ("labels", "de_truth"), True,
+        _row("de_auroc", True, "de", "de", ("labels", "de_truth"), True,
               "AUROC of |Wilcoxon z| for each group's true DE genes"),
-        _spec("de_auprc", True, "de", "de", ("labels", "de_truth"), True,
+        _row("de_auprc", True, "de", "de", ("labels", "de_truth"), True,
               "average precision of |Wilcoxon z| for each group's true DE genes"),
-        _spec("de_jaccard_top100", True, "de", "de", ("labels", "truth"), True,
+        _row("de_jaccard_top100", True, "de", "de", ("labels", "truth"), True,
               "Jaccard index of the top-100 DE genes per group, imputed vs the true means "
               "(simulations; the truth counts elsewhere)"),
-        _spec("de_null_fpr", False, "de", "de", ("labels", "de_truth"), False,
+        _row("de_null_fpr", False, "de", "de", ("labels", "de_truth"), False,
               "share of genes not DE between two groups (simulation truth) that are called DE "
               "(BH p < 0.05) between them after imputation (not ranked; read with de_pair_f1)",
               "a specificity alone: a constant, noise or a rank-one output call nothing and "
               "score 0, the best value"),
-        _spec("de_pair_f1", True, "de", "de", ("labels", "de_truth"), True,
+        _row("de_pair_f1", True, "de", "de", ("labels", "de_truth"), True,
               "F1 of DE calls (BH p < 0.05) between pairs of groups against the simulated "
               "DE genes (calling nothing scores 0)"),
-        _spec("genecorr_agreement", True, "genecorr", "genecorr", ("truth",), True,
+        _row("genecorr_agreement", True, "genecorr", "genecorr", ("truth",), True,
               "Pearson correlation of gene-gene correlations, imputed vs the true means "
               "(simulations; the truth counts elsewhere)"),
-        _spec("genecorr_inflation", "zero", "genecorr", "genecorr", ("truth",), False,
+        _row("genecorr_inflation", "zero", "genecorr", "genecorr", ("truth",), False,
               "mean |gene-gene correlation| imputed minus reference (0 best; not ranked)",
               "a constant or noise removes all correlation and scores -mean|C|, which beats "
               "any method that inflates by more (a kNN average, every regime)"),
-        _spec("trajectory_spearman", True, "trajectory", "trajectory", ("pseudotime",), True,
+        _row("trajectory_spearman", True, "trajectory", "trajectory", ("pseudotime",), True,
               "Spearman correlation of diffusion pseudotime (scanpy dpt on the PCA of the "
               "log-normalised output, rooted at the truly earliest cell) with the true order"),
-        _spec("runtime_s", False, "resources", "resources", (), False,
+        _row("runtime_s", False, "resources", "resources", (), False,
               "wall-clock seconds of the impute job"),
-        _spec("max_rss_mb", False, "resources", "resources", (), False,
+        _row("max_rss_mb", False, "resources", "resources", (), False,
               "peak resident memory of the impute job, MB"),
     ]
 )
+
+assert tuple(FAMILY_LABELS) == FAMILIES and tuple(FAMILY_SHORT) == FAMILIES
 
 #: name -> MetricSpec, in the order of the tables and figures
 SPECS: dict = {s.name: s for s in _LIST}
@@ -188,7 +222,8 @@ def ranked() -> list:
     return [m for m, s in SPECS.items() if s.ranked]
 
 
-def _spec_of(metric) -> MetricSpec:
+def spec(metric) -> MetricSpec:
+    """The spec of ``metric`` (KeyError naming the known metrics if unknown)."""
     try:
         return SPECS[str(metric)]
     except KeyError:
@@ -197,7 +232,7 @@ def _spec_of(metric) -> MetricSpec:
 
 def higher_is_better(metric) -> bool:
     """True where larger is better; False for smaller-is-better and best-at-zero metrics."""
-    return _spec_of(metric).maximize is True
+    return spec(metric).higher_is_better
 
 
 def _missing(v) -> bool:
@@ -213,7 +248,7 @@ def oriented(metric, value) -> float:
     if _missing(value):
         return math.inf
     v = float(value)
-    mx = _spec_of(metric).maximize
+    mx = spec(metric).maximize
     if mx == "zero":
         return abs(v)
     return -v if mx is True else v

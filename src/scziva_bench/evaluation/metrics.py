@@ -3,7 +3,7 @@
 :func:`evaluate` scores one method's imputed matrix on one scenario and returns a
 ``pandas.DataFrame`` with columns ``dataset, scenario, method, metric, value, status``
 (one row per metric). The facts about each metric (direction, family, what it needs,
-whether it is ranked) live in :mod:`scziva_bench.metric_specs`; a metric whose needs the
+whether it is ranked) live in :mod:`scziva_bench.catalog.metrics`; a metric whose needs the
 scenario does not meet is ``not_applicable`` (NaN, never computed against the input).
 Metric groups (``which``): ``"entries"``, ``"denoising"``, ``"mcv"``, ``"clustering"``,
 ``"de"``, ``"genecorr"``.
@@ -23,23 +23,22 @@ from scipy.special import gammaln
 
 from scziva.errors import InputError
 
-from . import metric_specs
-from .scenarios import MCV_TRAIN_FRACTION
-from .tables import COLUMNS, aggregate, write_tsv_atomic
+from scziva_bench.catalog import metrics as metric_specs
+from scziva_bench.data.scenarios import MCV_TRAIN_FRACTION
+from scziva_bench.evaluation.tables import COLUMNS, aggregate, write_tsv_atomic
 
-__all__ = ["GROUPS", "METRICS", "HIGHER_IS_BETTER", "evaluate", "failed_rows", "available",
-           "perfect", "no_imputation", "aggregate", "write_tsv_atomic", "lognorm",
+__all__ = ["GROUPS", "METRICS", "evaluate", "failed_rows", "available",
+           "aggregate", "write_tsv_atomic", "lognorm",
            "entry_metrics", "mcv_metrics", "denoise_metrics", "gene_pearson"]
 
 TARGET_SUM = 1e4
 _ENTRY = ("pearson", "rmse", "mae", "log_mse", "median_l1")
 
-#: computation group -> metric names (from :data:`scziva_bench.metric_specs.SPECS`)
+#: computation group -> metric names (from :data:`scziva_bench.catalog.metrics.SPECS`)
 GROUPS = {g: metric_specs.names(group=g) for g in metric_specs.GROUPS if g != "resources"}
 METRICS = [m for g in GROUPS.values() for m in g]
 #: True where a larger value is better, False where smaller is better (derived from
 #: metric_specs; genecorr_inflation is best at 0 and listed as False: compare |value|).
-HIGHER_IS_BETTER = {m: metric_specs.higher_is_better(m) for m in METRICS}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -203,28 +202,6 @@ def _scenario_info(adata):
     info = dict(adata.uns.get("scenario", {}) or {})
     kind = info.get("kind", "none")
     return kind, info
-
-
-def perfect(scenario_adata) -> np.ndarray:
-    """The 'perfect' control: the truth on the scale a method should return.
-
-    For MCV this is the test molecules rescaled to the train scale (``p / (1 - p)``), so
-    that the MCV prediction equals the test counts; otherwise the truth layer itself.
-    """
-    if "truth" not in scenario_adata.layers:
-        raise InputError("perfect control: the scenario has no layers['truth']")
-    T = _dense(scenario_adata.layers["truth"], np.float32)
-    kind, info = _scenario_info(scenario_adata)
-    if kind == "mcv":
-        p = float(info.get("train_fraction", MCV_TRAIN_FRACTION))
-        T = T * np.float32(p / (1.0 - p))
-    return T
-
-
-def no_imputation(scenario_adata) -> np.ndarray:
-    """The 'no imputation' control: the counts the methods see, dense float32."""
-    X = scenario_adata.layers["counts"] if "counts" in scenario_adata.layers else scenario_adata.X
-    return _dense(X, np.float32)
 
 
 # ----------------------------------------------------------------------------- clustering
@@ -643,7 +620,7 @@ def _trajectory(L, order, seed):
     A.obsm["X_pca"] = P
     # the symmetrised 15-nearest-neighbour graph of the PCA (as for Leiden), given to
     # scanpy as its neighbours: scanpy's own UMAP weights would import the umap package
-    # (which the workflow's scripts/umap.py shadows), and its Gaussian weights are NaN
+    # (a heavy import that a folder on sys.path can shadow), and its Gaussian weights are NaN
     # for duplicated cells (which smoothers produce)
     k = int(min(15, P.shape[0] - 1))
     A.obsp["connectivities"] = _knn_adjacency(P, k)
@@ -736,7 +713,7 @@ def failed_rows(dataset, scenario, method, which=None) -> pd.DataFrame:
 
 
 def available(scenario_adata) -> dict:
-    """What the scenario offers, per need of :data:`scziva_bench.metric_specs.NEEDS`.
+    """What the scenario offers, per need of :data:`scziva_bench.catalog.metrics.NEEDS`.
 
     ``truth`` is a count-scale reference the methods did not see: the scenario's
     ``layers["truth"]``, except in MCV (``mcv`` instead: the test molecules) and where it
@@ -804,7 +781,7 @@ def evaluate(scenario_adata, imputed, dataset, scenario, method, which=None, see
     Returns tidy rows ``dataset, scenario, method, metric, value, status`` for the metric
     groups in ``which`` (group names from :data:`GROUPS` or single metric names; all by
     default). ``status``: ``ok``; ``not_applicable`` (value NaN) where the scenario lacks
-    what the metric needs (:data:`scziva_bench.metric_specs.SPECS` ``needs``, see
+    what the metric needs (:data:`scziva_bench.catalog.metrics.SPECS` ``needs``, see
     :func:`available`) or its reference is degenerate; ``failed`` (value NaN) where the
     metric could not be computed on this output.
     """

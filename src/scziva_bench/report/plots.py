@@ -8,7 +8,7 @@ function returns a :class:`matplotlib.figure.Figure` (never calls ``plt.show``):
 
 * :func:`plot_metric` -- one metric, methods side by side, one panel per dataset and
   scenario; controls (``no_imputation``, ``perfect``) are reference lines;
-* :func:`plot_ranks` -- family ranks per dataset (:mod:`scziva_bench.ranking`), with
+* :func:`plot_ranks` -- family ranks per dataset (:mod:`scziva_bench.evaluation.ranking`), with
   their 95 % intervals; boxed cells cannot be told apart from the best within noise;
 * :func:`plot_rates` -- every metric of one dataset against the dropout rate, one line
   per method, interval bands;
@@ -28,6 +28,7 @@ dropped: red crosses marked "failed", counted as last (``F``) in the ranks.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import zlib
 
@@ -41,10 +42,15 @@ import matplotlib.transforms as mtransforms  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from scziva_bench import figure_list, ranking, scenario_ids  # noqa: E402
-from scziva_bench.figure_list import figure_names  # noqa: E402,F401
-from scziva_bench.ranking import (  # noqa: E402
-    BASELINE, CONTROLS, REFERENCE, REFERENCES, RESOURCE_METRICS, higher_is_better, method_order)
+from scziva_bench.catalog import metrics as metric_specs
+from scziva_bench.catalog import figures as figure_list  # noqa: E402
+from scziva_bench.catalog import methods as method_catalog  # noqa: E402
+from scziva_bench.catalog import scenarios as scenario_ids  # noqa: E402
+from scziva_bench.catalog.figures import figure_names  # noqa: E402,F401
+from scziva_bench.catalog.metrics import higher_is_better  # noqa: E402,F401
+from scziva_bench.evaluation import ranking  # noqa: E402
+from scziva_bench.evaluation.ranking import (  # noqa: E402
+    BASELINE, CONTROLS, REFERENCE, REFERENCES, RESOURCE_METRICS, method_order)
 
 __all__ = [
     "CONTROLS", "RESOURCE_METRICS", "PAPER_METRICS", "method_color", "method_colors",
@@ -68,24 +74,35 @@ CONTROL_STYLE = {
 
 # ------------------------------------------------------------------ colours and labels
 
-# Fixed colours for the registered methods; any other name gets one from a hash of the
-# name, so a method keeps its colour whatever else is in the run.
-_FIXED = {
-    "scziva": "#1f77b4", "scziva_authors": "#aec7e8", "scziva_denoise": "#17becf",
-    "magic": "#ff7f0e", "alra": "#9467bd", "knn_smoothing": "#8c564b", "dca": "#e377c2",
-    "deepimpute": "#bcbd22", "scvi": "#d62728",
-    BASELINE: "#555555", REFERENCE: "#2ca02c", "oracle": "#808000",
-}
+# Colours of the built-in methods are in their catalog rows; any other name gets one from
+# a hash of the name, so a method keeps its colour whatever else is in the run.
 _SPARE = ["#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d",
           "#31a354", "#756bb1", "#636363", "#6baed6", "#fd8d3c", "#74c476", "#9e9ac8",
           "#fdae6b", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5", "#c5b0d5"]
+
+#: ``{method: label}`` of the figures being drawn (see :func:`labelled`)
+_LABELS: dict = {}
+
+
+@contextlib.contextmanager
+def labelled(labels):
+    """Within the block, figures name methods by ``labels`` (``{method: label}``, from
+    :func:`scziva_bench.catalog.methods.labels` of the config: its ``label:`` values);
+    methods not in it keep the catalog's label."""
+    global _LABELS
+    before, _LABELS = _LABELS, dict(labels or {})
+    try:
+        yield
+    finally:
+        _LABELS = before
 
 
 def method_color(name: str) -> str:
     """The colour of a method in every figure (hex string)."""
     name = str(name)
-    if name in _FIXED:
-        return _FIXED[name]
+    row = method_catalog.row(name)
+    if row is not None and row.color:
+        return row.color
     return _SPARE[zlib.crc32(name.encode()) % len(_SPARE)]
 
 
@@ -94,19 +111,9 @@ def method_colors(methods) -> dict:
 
 
 def method_label(name: str) -> str:
-    """Display label: the registry's (``methods.describe``, e.g. ``"DCA (re-impl.)"``)
-    where it has one, else the name. Never imports a method's module."""
-    try:
-        from scziva_bench import methods
-
-        describe = getattr(methods, "describe", None)
-        if describe is not None:
-            label = (describe(name) or {}).get("label")
-            if label:
-                return str(label)
-    except Exception:  # an unknown (user) method: its name
-        pass
-    return str(name)
+    """Display label: the config's (inside :func:`labelled`), else the catalog's (e.g.
+    ``"DCA (re-impl.)"``), else the name. Never imports a method's module."""
+    return _LABELS.get(str(name)) or method_catalog.label(str(name))
 
 
 def mean_ci(values) -> tuple[float, float, int]:
@@ -175,7 +182,7 @@ def _has_values(sub: pd.DataFrame) -> bool:
 # ------------------------------------------------------------------ figure names
 
 def draw(name: str, df: pd.DataFrame, datasets: dict | None = None) -> plt.Figure:
-    """The figure called ``name`` (:func:`scziva_bench.figure_list.figure_names`) drawn
+    """The figure called ``name`` (:func:`scziva_bench.catalog.figures.figure_names`) drawn
     from the tidy metrics table; ``datasets`` (name -> description, e.g. the simulation
     regime, from the config) is written next to each dataset. ValueError for a name it
     does not know."""
@@ -292,7 +299,7 @@ def plot_metric(df: pd.DataFrame, metric: str, ncols: int = 3,
         ax.set_title(f"{ds} - {scenario_ids.label_of(grp)}", fontsize=10)
     for ax in axes[: len(panels)][:: max(1, min(ncols, len(panels)))]:
         ax.set_ylabel(metric)
-    title = (f"{metric} ({ranking.direction_label(metric)}); bars: {_seeds_note(d)}, "
+    title = (f"{metric} ({metric_specs.spec(metric).direction_label}); bars: {_seeds_note(d)}, "
              "dots: single seeds")
     if skipped:
         title += "\nnot applicable, not drawn: " + ", ".join(
@@ -428,7 +435,7 @@ def plot_rates(df: pd.DataFrame, dataset: str, metrics=None, ncols: int = 4,
                 ax.plot(100 * x[bad.astype(bool)], np.full(int(bad.sum()), 0.03), "x",
                         color=FAILED_COLOR, mew=2, transform=trans, clip_on=False, gid="failed")
         _limit_to_lines(ax)
-        ax.set_title(f"{met} {ranking.direction_arrow(met)}", fontsize=9)
+        ax.set_title(f"{met} {metric_specs.spec(met).arrow}", fontsize=9)
         ax.set_xticks([100 * r for r in rates])
         ax.tick_params(labelsize=7.5)
         ax.grid(alpha=0.3)
@@ -467,7 +474,7 @@ def family_scores(df: pd.DataFrame) -> pd.DataFrame:
     worse than no imputation. Metrics where ``perfect`` is missing or does not beat
     ``no_imputation`` (no scale to measure on) are left out; failed runs give NaN."""
     d = ranking.tidy(df)
-    d = d[d["metric"].map(lambda m: m not in RESOURCE_METRICS and ranking.is_ranked(m))]
+    d = d[d["metric"].map(lambda m: m not in RESOURCE_METRICS and metric_specs.spec(m).ranked)]
     d = d[d["status"] != "not_applicable"]
     key = ["dataset", "scenario", "metric"]
     base = d[d["method"] == BASELINE].set_index(key)["value"]
@@ -477,8 +484,8 @@ def family_scores(df: pd.DataFrame) -> pd.DataFrame:
     b = base.reindex(idx).to_numpy()
     r = ref.reindex(idx).to_numpy()
     v = d["value"].to_numpy()
-    sign = np.array([1.0 if ranking.maximize(m) is not False else -1.0 for m in d["metric"]])
-    zero = np.array([ranking.maximize(m) == "zero" for m in d["metric"]])
+    sign = np.array([1.0 if metric_specs.spec(m).maximize is not False else -1.0 for m in d["metric"]])
+    zero = np.array([metric_specs.spec(m).maximize == "zero" for m in d["metric"]])
     v, b, r = (np.where(zero, -np.abs(a), a * sign) for a in (v, b, r))
     gap = r - b  # > 0 where the truth scores better than doing nothing
     usable = np.isfinite(gap) & (gap > 1e-12)
@@ -487,7 +494,7 @@ def family_scores(df: pd.DataFrame) -> pd.DataFrame:
     d["score"] = score
     d["usable"] = usable
     d = d[d["usable"]]
-    d["family"] = d["metric"].map(ranking.family)
+    d["family"] = d["metric"].map(lambda m: metric_specs.spec(m).family)
     d["failed"] = d["status"] == "failed"
     return (d.groupby(["dataset", "family", "method", "seed"], sort=False)
             .agg(score=("score", "mean"), failed=("failed", "any")).reset_index())
@@ -603,7 +610,7 @@ def plot_paper(df: pd.DataFrame, dataset: str, metrics=PAPER_METRICS,
             _control_lines(ax, sub)
             _method_axis(ax, methods)
             ax.set_title(f"{scenario_ids.label_of(grp)}: {met} "
-                         f"{ranking.direction_arrow(met)}", fontsize=9)
+                         f"{metric_specs.spec(met).arrow}", fontsize=9)
     top = _header(fig, f"{_named(dataset, datasets)}: the paper's metrics (PCC, RMSE, MAE, "
                   f"log-MSE on the dropped entries, ARI, NMI), {_seeds_note(d)}; one row per "
                   "scenario")

@@ -2,7 +2,7 @@
 
 Kinds:
 
-- ``"dropout"``: logistic dropout (:func:`scziva_bench.simulate.add_dropout`) of a share
+- ``"dropout"``: logistic dropout (:func:`scziva_bench.data.simulate.add_dropout`) of a share
   ``rate`` (default 0.5) of the non-zero counts, in each cell's own expected counts as
   Splatter does: a simulation's pre-Poisson means (``layers["true_mean"]``) where the
   dataset has them, else a label-free kNN-smoothed estimate (:func:`knn_means`), which
@@ -15,7 +15,7 @@ Kinds:
   counts = train, truth = test (``train + test == x`` exactly), no mask;
 - ``"none"``: counts unchanged; truth = the dataset's own ``layers["truth"]`` (and its
   mask) where it has one, else truth = counts and no mask (a truth equal to the counts
-  is no truth: :mod:`scziva_bench.metrics` scores no truth-based metric on it).
+  is no truth: :mod:`scziva_bench.evaluation.metrics` scores no truth-based metric on it).
 
 A simulation's ``layers["true_mean"]`` (the denoising truth) is carried into every
 scenario as dense float32 (in MCV it is the mean of the whole count, of which the train
@@ -35,15 +35,14 @@ import scipy.sparse as sp
 from scziva.errors import InputError
 from scziva.validate import check_counts
 
-from . import scenario_ids, simulate
+from scziva_bench.catalog import scenarios as scenario_ids
+from scziva_bench.data import simulate
 
-__all__ = ["KINDS", "DEFAULT_RATE", "MCV_TRAIN_FRACTION", "make", "scenario_id", "parse_scenario_id"]
+__all__ = ["KINDS", "DEFAULT_RATE", "MCV_TRAIN_FRACTION", "make"]
 
 KINDS = scenario_ids.KINDS
 DEFAULT_RATE = {"dropout": 0.5, "mask": 0.1}
-#: share of each count's molecules that methods see in an MCV scenario (the rest is the
-#: test truth); every other place reads it from ``uns["scenario"]["train_fraction"]``
-MCV_TRAIN_FRACTION = 0.9
+MCV_TRAIN_FRACTION = scenario_ids.MCV_TRAIN_FRACTION
 
 
 def _rate_fraction(kind: str, rate) -> float:
@@ -73,32 +72,25 @@ def _check_seed(seed):
         raise InputError(f"scenario {exc}") from None
 
 
-def scenario_id(kind: str, rate=None, seed: int = 0) -> str:
-    """The scenario wildcard (:func:`scziva_bench.scenario_ids.format_id`): ``dropout50_s1``,
-    ``mask10_s1``, ``mcv_s1`` or ``none``; a missing rate is the kind's default."""
-    _check_kind(kind)
-    if kind == "none":
-        return "none"
-    seed = _check_seed(seed)
-    if kind in DEFAULT_RATE:
-        rate = _rate_fraction(kind, rate)
+def _format_id(kind: str, rate, seed: int) -> str:
+    """The id of a scenario made from a kind (``rate`` a fraction; None for mcv and none)."""
     try:
         return scenario_ids.format_id(kind, rate, seed)
     except ValueError as exc:
         raise InputError(f"scenario {kind}: {exc}") from None
 
 
-def parse_scenario_id(sid: str):
-    """Inverse of :func:`scenario_id`: ``(kind, rate, seed)``
-    (:func:`scziva_bench.scenario_ids.parse_id`, raising InputError).
-
-    ``rate`` is a fraction (``dropout50_s1`` -> ``("dropout", 0.5, 1)``), ``None`` for
-    ``mcv`` and ``none``; ``none`` has seed 0.
-    """
-    try:
-        return tuple(scenario_ids.parse_id(sid))
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+def _from_id(scenario, rate, seed):
+    """``(kind, rate, seed, id)`` of ``make``'s arguments: a scenario id carries its kind,
+    rate and seed (``rate`` and ``seed`` must then be left out); a kind takes them."""
+    if isinstance(scenario, str) and scenario != "none" and scenario_ids.is_id(scenario):
+        if rate is not None or seed not in (None, 0):
+            raise InputError(f"scenario {scenario!r}: an id carries its rate and seed; give "
+                             "either an id, or a kind with rate= and seed=")
+        sid = scenario_ids.parse_id(scenario)
+        return sid.kind, sid.rate, sid.seed, scenario
+    _check_kind(scenario)
+    return scenario, rate, _check_seed(0 if seed is None else seed), None
 
 
 def _counts(adata):
@@ -177,9 +169,14 @@ def _dropout_means(adata, X):
     return (M, "knn") if M is not None else (None, "rank1")
 
 
-def make(adata, kind: str, rate=None, seed: int = 0, train_fraction: float = MCV_TRAIN_FRACTION,
-         shape: float = -1.0):
+def make(adata, scenario: str, rate=None, seed: int = 0,
+         train_fraction: float = MCV_TRAIN_FRACTION, shape: float = -1.0):
     """Turn a dataset into a scenario (a new AnnData; the input is not modified).
+
+    ``scenario`` is a scenario id (``"dropout50_s1"``, ``"mask10_s2"``, ``"mcv_s3"``,
+    ``"none"``: kind, rate and seed come from it, as in the workflow) or a kind
+    (``"dropout"``, ``"mask"``, ``"mcv"``, ``"none"``) with ``rate`` (a fraction, or a
+    percent > 1; default :data:`DEFAULT_RATE`) and ``seed``.
 
     ``layers["counts"]`` (= ``X``) is what methods see, ``layers["truth"]`` the reference,
     ``layers["mask"]`` (dropout / mask only) the removed non-zeros, ``layers["true_mean"]``
@@ -189,8 +186,7 @@ def make(adata, kind: str, rate=None, seed: int = 0, train_fraction: float = MCV
     """
     import anndata as ad
 
-    _check_kind(kind)
-    seed = _check_seed(seed)
+    kind, rate, seed, given_id = _from_id(scenario, rate, seed)
     X = _counts(adata)
     rng = np.random.default_rng(seed)
     info = {"kind": kind, "seed": seed}
@@ -233,7 +229,7 @@ def make(adata, kind: str, rate=None, seed: int = 0, train_fraction: float = MCV
         if "mask" in adata.layers and adata.layers["mask"].sum() > 0:
             mask = sp.csr_matrix(adata.layers["mask"], dtype=bool)
         info["rate"] = float("nan")
-    info["id"] = scenario_id(kind, info["rate"] if kind in DEFAULT_RATE else None, seed)
+    info["id"] = given_id or _format_id(kind, info["rate"] if kind in DEFAULT_RATE else None, seed)
     # order the keys as the contract lists them
     info = {k: info[k] for k in ("id", "kind", "rate", "seed", "train_fraction", "realised_rate", "shape",
                                  "means") if k in info}

@@ -3,7 +3,7 @@
 The Snakefile turns its (schema-validated) config into lists of targets and rule
 settings with these functions. Nothing here imports numpy, anndata or torch, so that
 parsing the workflow (``snakemake -n``, ``--lint``) stays fast. Scenario ids follow the
-one grammar of :mod:`scziva_bench.scenario_ids`.
+one grammar of :mod:`scziva_bench.catalog.scenarios`.
 """
 
 from __future__ import annotations
@@ -11,36 +11,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from . import scenario_ids as scenario_ids_mod
+from scziva_bench.catalog import methods as method_catalog
+from scziva_bench.catalog import scenarios as scenario_ids_mod
 
-# conda environment (file name in envs/, without .yaml) of each method family
-METHOD_ENVS = {
-    "scziva": "torch",
-    "scziva_authors": "torch",
-    "scziva_denoise": "torch",
-    "dca": "torch",
-    "deepimpute": "torch",
-    "scvi": "scvi",
-    "magic": "magic",
-}
-
-
-DEFAULT_ENV = "bench"
-#: the conda environment files shipped in envs/
-ENV_FAMILIES = ("bench", "torch", "scvi", "magic")
+#: the conda environment files shipped in envs/ and the one of a method without its own
+#: (:mod:`scziva_bench.catalog.methods`)
+ENV_FAMILIES = method_catalog.ENVS
+DEFAULT_ENV = method_catalog.DEFAULT_ENV
 
 
 _NEVER = "(?!x)x"  # a regular expression that matches nothing
-
-
-def scenario_id(kind: str, rate: float | None = None, seed: int | None = None) -> str:
-    """The ``{scenario}`` wildcard (:func:`scziva_bench.scenario_ids.format_id`)."""
-    return scenario_ids_mod.format_id(kind, rate, seed)
-
-
-def scenario_ids(spec: dict) -> list[str]:
-    """Every scenario id of one ``scenarios:`` block of the config, in a stable order."""
-    return scenario_ids_mod.ids_from_spec(spec)
 
 
 def scenario_spec(config: dict, dataset: str) -> dict:
@@ -51,23 +31,15 @@ def scenario_spec(config: dict, dataset: str) -> dict:
 
 def dataset_scenarios(config: dict, dataset: str) -> list[str]:
     """Scenario ids for one dataset."""
-    return scenario_ids(scenario_spec(config, dataset))
+    return scenario_ids_mod.ids_from_spec(scenario_spec(config, dataset))
 
 
-def scenario_params(config: dict, dataset: str, scenario: str) -> dict:
-    """``kind``, ``rate``, ``seed`` (and the block's extra keys, e.g. ``train_fraction``)
-    for ``scenarios.make``, from an id; the rate is the configured value it came from."""
-    sid = scenario_ids_mod.parse_id(scenario)
-    if sid.kind == "none":
-        return {"kind": "none", "rate": None, "seed": 0}
-    block = scenario_spec(config, dataset).get(sid.kind) or {}
-    extra = {k: v for k, v in block.items() if k not in ("rates", "seeds")}
-    rate = sid.rate
-    if sid.kind in scenario_ids_mod.RATED:
-        pct = scenario_ids_mod.rate_pct(rate)
-        rate = next((float(r) for r in block.get("rates") or []
-                     if scenario_ids_mod.rate_pct(r) == pct), rate)
-    return {"kind": sid.kind, "rate": rate, "seed": sid.seed, **extra}
+def scenario_options(config: dict, dataset: str, scenario: str) -> dict:
+    """The keyword options of ``scenarios.make(adata, scenario, **options)`` beyond the
+    id, from the scenario kind's config block (e.g. ``train_fraction``, ``shape``)."""
+    kind = scenario_ids_mod.parse_id(scenario).kind
+    block = scenario_spec(config, dataset).get(kind) or {}
+    return {k: v for k, v in block.items() if k not in ("rates", "seeds")}
 
 
 def datasets_by_source(config: dict, source: str) -> list[str]:
@@ -92,7 +64,8 @@ def method_env(name: str, config: dict | None = None) -> str:
     env = None
     if config is not None:
         env = (config.get("methods", {}).get(name) or {}).get("conda_env")
-    env = env or METHOD_ENVS.get(name, DEFAULT_ENV)
+    row = method_catalog.row(name)
+    env = env or (row.env if row is not None else DEFAULT_ENV)
     if env in ENV_FAMILIES:
         return f"../../envs/{env}.yaml"
     if str(env).endswith((".yaml", ".yml")):
@@ -101,8 +74,12 @@ def method_env(name: str, config: dict | None = None) -> str:
 
 
 def method_resources(config: dict, name: str) -> dict:
-    """threads, mem_mb, runtime (minutes), gpu of a method: its own over ``default_resources``."""
-    res = {"threads": 1, "mem_mb": 4000, "runtime": 60, "gpu": 0}
+    """threads, mem_mb, runtime (minutes), gpu of a method: its own over
+    ``default_resources``; ``gpu`` defaults to the catalog's ``uses_gpu`` (1 for a
+    built-in method that can use a GPU)."""
+    row = method_catalog.row(name)
+    res = {"threads": 1, "mem_mb": 4000, "runtime": 60,
+           "gpu": int(bool(row is not None and row.uses_gpu))}
     res.update(config.get("default_resources") or {})
     res.update((config.get("methods", {}).get(name) or {}).get("resources") or {})
     return res
@@ -142,9 +119,9 @@ def umap_target(config: dict):
 
 def figure_names(config: dict) -> list[str]:
     """Base names (no extension) of the figures in ``results/figures/``
-    (:func:`scziva_bench.figure_list.figure_names`); the paper-layout figures per dataset
+    (:func:`scziva_bench.catalog.figures.figure_names`); the paper-layout figures per dataset
     only where ``figures.paper`` is set (config/paper.yaml)."""
-    from . import figure_list
+    from scziva_bench.catalog import figures as figure_list
 
     umap = umap_target(config)
     return figure_list.figure_names(
@@ -179,9 +156,9 @@ def _dataset_line(name: str, ds: dict, config: dict) -> str:
 def describe_config(config: dict) -> str:
     """Plain-text summary of the data, protocol and seeds a config asks for (figure
     captions, report): one sentence per line, every line passed through
-    :func:`scziva_bench.textsafe.one_line` (user text cannot start a new line). Captions
+    :func:`scziva_bench.report.textsafe.one_line` (user text cannot start a new line). Captions
     show it as a literal block, the HTML report escapes it."""
-    from .textsafe import one_line
+    from scziva_bench.report.textsafe import one_line
 
     lines = [_dataset_line(name, ds, config) for name, ds in config.get("datasets", {}).items()]
     lines.append("Scenario ids: dropoutNN_sS drops NN % of the non-zero counts (seed S), "
