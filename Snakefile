@@ -57,6 +57,7 @@ rule all:
     input:
         "results/metrics.tsv",
         "results/ranks.tsv",
+        "results/verdicts.md",
         FIGURES,
         "results/report.html",
         "results/provenance.yaml",

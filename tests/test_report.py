@@ -130,3 +130,47 @@ def test_report_renders_in_a_browser(tmp_path):
     assert img.shape == (3000, 1400)
     # something was drawn: not a blank page (text rows are darker than the background)
     assert (img < 128).mean() > 0.005 and img.std() > 10
+
+
+# ------------------------------------------------------------------ verdicts (the answer)
+
+def _dominated_table(n_seeds: int) -> pd.DataFrame:
+    """One dataset, one ranked metric: 'good' always first, 'bad' always last,
+    no_imputation in between, over ``n_seeds`` seeds."""
+    rows = []
+    for s in range(1, n_seeds + 1):
+        for m, v in (("good", 0.9), ("mid", 0.5 + 0.01 * s), ("no_imputation", 0.4),
+                     ("bad", 0.1), ("perfect", 1.0)):
+            rows.append(("d", f"dropout50_s{s}", m, "ari_kmeans", v, "ok"))
+    return pd.DataFrame(rows, columns=["dataset", "scenario", "method", "metric", "value",
+                                       "status"])
+
+
+def test_verdicts_name_the_winner_and_who_beats_doing_nothing():
+    from scziva_bench.evaluation import ranking
+    from scziva_bench.report import verdicts
+
+    rows = verdicts.verdict_rows(ranking.summary(_dominated_table(8)))
+    (r,) = rows.itertuples(index=False)
+    assert r.winner == "good" and r.mean == 1.0 and r.separable
+    assert "bad" in r.below_baseline and "good" in r.beat_baseline
+    assert r.reference_means == {"perfect": 1.0}
+    md = verdicts.markdown(rows, "# Verdicts: t")
+    assert "| d | clustering | good 1.00" in md and "good, mid" in md
+
+
+def test_verdicts_with_one_seed_say_they_cannot_tell():
+    from scziva_bench.evaluation import ranking
+    from scziva_bench.report import verdicts
+
+    rows = verdicts.verdict_rows(ranking.summary(_dominated_table(1)))
+    (r,) = rows.itertuples(index=False)
+    assert r.winner == "good" and not r.separable and r.beat_baseline == []
+    md = verdicts.markdown(rows)
+    assert "one seed: cannot tell apart" in md and "cannot tell (one seed)" in md
+
+
+def test_report_opens_with_the_answer():
+    html = report.build_report(_dominated_table(3), [], {}, "t", "d", tier="toy size")
+    assert html.index("id='answer'") < html.index("id='what'") < html.index("id='flags'")
+    assert "toy size" in html and "<b>good</b>" in html

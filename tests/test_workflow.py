@@ -42,12 +42,13 @@ def _snakemake_exe() -> str:
     return found
 
 
-def run_snakemake(*args, cwd: Path, env_extra=None, timeout=1800):
+def run_snakemake(*args, cwd: Path, env_extra=None, timeout=1800, snakefile=None):
     env = dict(os.environ)
     env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                 "PYTHONUNBUFFERED": "1"})
     env.update(env_extra or {})
-    cmd = [_snakemake_exe(), "-s", str(SNAKEFILE), "--directory", str(cwd), *map(str, args)]
+    cmd = [_snakemake_exe(), "-s", str(snakefile or SNAKEFILE), "--directory", str(cwd),
+           *map(str, args)]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -168,8 +169,15 @@ def test_dataset_regex_and_resources():
     rx = targets.name_regex(["a", "a_b"])
     assert re.fullmatch(rx, "a_b") and re.fullmatch(rx, "a") and not re.fullmatch(rx, "b")
     assert not re.fullmatch(targets.name_regex([]), "")
-    cfg = {"default_resources": {"threads": 2}, "methods": {"scvi": {"resources": {"gpu": 1}}}}
-    assert targets.method_resources(cfg, "scvi") == {"threads": 2, "mem_mb": 4000, "runtime": 60, "gpu": 1}
+    from snakemake.utils import validate
+
+    cfg = {"datasets": {"d": {"source": "local", "path": "x.h5ad"}},
+           "default_resources": {"threads": 2},
+           "methods": {"scvi": {"resources": {"gpu": 0}}, "dca": {}, "alra": {}}}
+    validate(cfg, str(SCHEMA))  # fills the defaults, as the Snakefile does
+    assert targets.method_resources(cfg, "scvi") == {"threads": 2, "mem_mb": 4000, "runtime": 60, "gpu": 0}
+    assert targets.method_resources(cfg, "dca")["gpu"] == 1  # the catalog: it can use a GPU
+    assert targets.method_resources(cfg, "alra")["gpu"] == 0
     assert targets.method_env("scziva") == "../../envs/torch.yaml"
     assert targets.method_env("alra") == "../../envs/bench.yaml"
 

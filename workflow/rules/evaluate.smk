@@ -32,10 +32,13 @@ rule aggregate:
             category="Tables",
         ),
         "results/ranks.tsv",
+        "results/verdicts.md",
     log:
         "results/logs/aggregate.log",
     params:
         describe=ct.describe_config(config),
+        title=config["report"]["title"],
+        tier=config["report"].get("tier", ""),
     conda:
         "../../envs/bench.yaml"
     script:

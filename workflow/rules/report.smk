@@ -70,6 +70,7 @@ rule report:
         "results/logs/report.log",
     params:
         title=config["report"]["title"],
+        tier=config["report"].get("tier", ""),
         describe=ct.describe_config(config),
     conda:
         "../../envs/bench.yaml"

@@ -21,6 +21,6 @@ tables = [pd.read_csv(p, sep="\t") for d in sm.input.imputed
           if (p := Path(d) / "messages.tsv").is_file() and p.stat().st_size]
 messages = pd.concat(tables, ignore_index=True) if tables else None
 page = build_report(df, list(sm.input.figures), prov, sm.params.title, sm.params.describe,
-                    messages=messages)
+                    messages=messages, tier=sm.params.tier)
 write_text_atomic(page, sm.output[0])
 log.info("wrote %s (%d figures)", sm.output[0], len(sm.input.figures))

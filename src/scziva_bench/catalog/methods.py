@@ -80,6 +80,7 @@ _ROWS = (
     Method("scziva_denoise", "scziva", "builtin", "scZiva (denoise)",
            "scziva (this repository), denoising output", env="torch", uses_gpu=True,
            color="#17becf"),
+    # new methods above this line (docs/contributing.md, "Adding a method")
 )
 
 #: name -> row, in the order above

@@ -70,6 +70,10 @@ class MetricSpec:
     ranked: bool
     description: str
     unranked_because: str = ""
+    #: ``"package.module:function"`` of a metric computed by its own function
+    #: (``function(inputs) -> float``, see :class:`scziva_bench.evaluation.metrics.Inputs`);
+    #: "" for the metrics of :func:`scziva_bench.evaluation.metrics.evaluate`'s groups
+    compute: str = ""
 
     @property
     def direction_label(self) -> str:
@@ -88,12 +92,14 @@ class MetricSpec:
         return self.maximize is True
 
 
-def _row(name, maximize, family, group, needs, ranked, description, unranked_because=""):
+def _row(name, maximize, family, group, needs, ranked, description, unranked_because="",
+         compute=""):
     assert maximize in (True, False, "zero"), name
     assert family in FAMILIES and group in GROUPS and set(needs) <= set(NEEDS), name
     assert bool(ranked) != bool(unranked_because) or group == "resources", name
+    assert not compute or ":" in compute, name
     return MetricSpec(name, maximize, family, group, tuple(needs), bool(ranked), description,
-                      unranked_because)
+                      unranked_because, compute)
 
 
 # why the pooled entry errors on the dropped entries are not ranked (measured with the
@@ -196,6 +202,7 @@ _LIST = (
         _row("trajectory_spearman", True, "trajectory", "trajectory", ("pseudotime",), True,
               "Spearman correlation of diffusion pseudotime (scanpy dpt on the PCA of the "
               "log-normalised output, rooted at the truly earliest cell) with the true order"),
+        # new metrics above this line (docs/contributing.md, "Adding a metric")
         _row("runtime_s", False, "resources", "resources", (), False,
               "wall-clock seconds of the impute job"),
         _row("max_rss_mb", False, "resources", "resources", (), False,

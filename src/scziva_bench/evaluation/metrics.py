@@ -15,6 +15,7 @@ every truth-scored metric; :func:`no_imputation` is the observed counts.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -775,6 +776,40 @@ def _entries(Ximp, A, T, avail) -> dict:
     return {k: v for k, v in vals.items() if not (k.startswith("pearson") and np.isnan(v))}
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What a metric with its own function (``MetricSpec.compute``) is given.
+
+    ``imputed``: the method's output, dense float32 on the count scale; ``log``: its
+    log-normalised form (:func:`lognorm`); ``truth_log`` / ``true_mean_log``: the same of
+    the scenario's truth and (simulations) true means, or None; ``labels``: the cell
+    labels (an object array of strings, None where a cell has none), or None where
+    there are fewer than two; ``scenario``: the scenario AnnData (with the truth
+    and mask layers); ``seed``: the evaluation seed.
+    """
+
+    scenario: object
+    imputed: np.ndarray
+    log: np.ndarray
+    truth_log: np.ndarray | None
+    true_mean_log: np.ndarray | None
+    labels: np.ndarray | None
+    seed: int
+
+
+def _own_functions(names) -> dict:
+    """``{metric: function}`` of the requested metrics whose spec names a function."""
+    import importlib
+
+    out = {}
+    for m in names:
+        target = metric_specs.SPECS[m].compute
+        if target:
+            module, _, attr = target.partition(":")
+            out[m] = getattr(importlib.import_module(module), attr)
+    return out
+
+
 def evaluate(scenario_adata, imputed, dataset, scenario, method, which=None, seed: int = 0) -> pd.DataFrame:
     """Score ``imputed`` (dense, count scale, cells x genes as the scenario) on a scenario.
 
@@ -797,8 +832,9 @@ def evaluate(scenario_adata, imputed, dataset, scenario, method, which=None, see
         vals.update(_entries(Ximp, A, T, avail))
     if "mcv" in groups and avail["mcv"]:
         vals.update(mcv_metrics(Ximp, T, info.get("train_fraction", MCV_TRAIN_FRACTION)))
-    if any(g in groups for g in ("entries", "denoising", "clustering", "de", "genecorr",
-                                 "trajectory")):
+    own = _own_functions(names)
+    if own or any(g in groups for g in ("entries", "denoising", "clustering", "de", "genecorr",
+                                        "trajectory")):
         L = lognorm(Ximp)
         T_log = lognorm(T) if avail["truth"] else None
         M_log = lognorm(A.layers["true_mean"]) if avail["true_mean"] else None
@@ -821,6 +857,15 @@ def evaluate(scenario_adata, imputed, dataset, scenario, method, which=None, see
             vals.update(_genecorr(L, R_log))
         if "trajectory" in groups and avail["pseudotime"]:
             vals.update(_trajectory(L, true_order(A), seed))
+        if own:
+            inputs = Inputs(A, Ximp, L, T_log, M_log, labels, seed)
+            for m, fn in own.items():
+                if all(avail[n] for n in metric_specs.SPECS[m].needs):
+                    try:
+                        vals[m] = float(fn(inputs))
+                    except Exception as exc:  # the metric failed on this output
+                        warnings.warn(f"metric {m}: {type(exc).__name__}: {exc}")
+                        vals[m] = float("nan")
     status = {}
     for m in names:
         needs_met = all(avail[n] for n in metric_specs.SPECS[m].needs)

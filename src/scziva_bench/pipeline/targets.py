@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from scziva_bench.catalog import methods as method_catalog
+from scziva_bench.catalog import metrics as metric_catalog
 from scziva_bench.catalog import scenarios as scenario_ids_mod
 
 #: the conda environment files shipped in envs/ and the one of a method without its own
@@ -75,12 +76,12 @@ def method_env(name: str, config: dict | None = None) -> str:
 
 def method_resources(config: dict, name: str) -> dict:
     """threads, mem_mb, runtime (minutes), gpu of a method: its own over
-    ``default_resources``; ``gpu`` defaults to the catalog's ``uses_gpu`` (1 for a
-    built-in method that can use a GPU)."""
+    ``default_resources`` (whose defaults the schema fills in: ``config`` is a validated
+    config); ``gpu`` defaults to the catalog's ``uses_gpu`` (1 for a built-in method that
+    can use a GPU)."""
     row = method_catalog.row(name)
-    res = {"threads": 1, "mem_mb": 4000, "runtime": 60,
-           "gpu": int(bool(row is not None and row.uses_gpu))}
-    res.update(config.get("default_resources") or {})
+    res = {"gpu": int(bool(row is not None and row.uses_gpu))}
+    res.update(config["default_resources"])  # threads, mem_mb, runtime: schema defaults
     res.update((config.get("methods", {}).get(name) or {}).get("resources") or {})
     return res
 
@@ -125,7 +126,7 @@ def figure_names(config: dict) -> list[str]:
 
     umap = umap_target(config)
     return figure_list.figure_names(
-        config.get("metrics", []),
+        config.get("metrics") or metric_catalog.names(),  # none given: every metric
         {ds: dataset_scenarios(config, ds) for ds in config.get("datasets", {})},
         umap=umap is not None,
         hexbin=umap is not None and scenario_ids_mod.parse_id(umap[1]).rate is not None,

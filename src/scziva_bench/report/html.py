@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from scziva_bench.catalog import figures as figure_list
+from scziva_bench.report import verdicts
 from scziva_bench.catalog import metrics as metric_specs
 from scziva_bench.evaluation import ranking
 from scziva_bench.catalog import scenarios as scenario_ids
@@ -36,7 +37,7 @@ pre{background:#f7f7f7;padding:1em;overflow-x:auto;font-size:0.8em}
 figure{margin:1em 0 2.5em} figcaption{font-size:0.9em;color:#444;max-width:60em}
 .flag{background:#fff3f0;border-left:4px solid #c00;padding:0.4em 0.8em;margin:0.3em 0}
 .note{background:#f4f7fb;border-left:4px solid #5577aa;padding:0.5em 1em}
-.tied{font-weight:bold}
+.tied{font-weight:bold} table.answer td{text-align:left}
 """
 
 #: what each rank means (report, README, docs)
@@ -399,8 +400,45 @@ def _provenance_section(prov) -> list[str]:
             + esc(yaml.safe_dump(prov.get("config"), sort_keys=False)) + "</pre>"]
 
 
+def _answer_section(summary: pd.DataFrame, tier: str) -> list[str]:
+    """The first screen: who wins where, by how much, how sure (report.verdicts rows)."""
+    rows = verdicts.verdict_rows(summary)
+    parts = ["<h2 id='answer'>The answer</h2>"]
+    if tier:
+        parts.append(f"<p class='note'>{esc(tier)}</p>")
+    if rows.empty:
+        return parts + ["<p>No ranked metric has values.</p>"]
+    parts.append("<p>Per dataset and metric family: the method with the best mean family "
+                 "rank (1 = best) [95 % interval over seeds], the methods that cannot be "
+                 "told apart from it, and the methods ahead of no_imputation beyond noise "
+                 "(paired test over seeds, Holm-corrected). Details below.</p>")
+    head = ("<table class='answer'><tr><th>dataset</th><th>family</th>"
+            "<th>winner, mean rank [95 %]</th>"
+            "<th>tied with the winner</th><th>beats no_imputation beyond noise</th>"
+            "<th>references</th></tr>")
+    body = []
+    for r in rows.itertuples(index=False):
+        win = f"<b>{esc(r.winner)}</b> {esc(verdicts._fmt_rank(r.mean, r.lo, r.hi))}"
+        if not r.separable:
+            tied = "one seed: cannot tell"
+        else:
+            tied = esc(", ".join(r.tied)) if r.tied else "none: apart from all"
+        refs = "; ".join(f"{m} {v:.2f}" for m, v in r.reference_means.items()) or "n/a"
+        fam = ranking.FAMILY_LABELS.get(r.family, r.family)
+        body.append(f"<tr><td>{esc(str(r.dataset))}</td><td>{esc(fam)}</td><td>{win}</td>"
+                    f"<td>{tied}</td><td>{esc(verdicts.baseline_text(r))}</td>"
+                    f"<td>{esc(refs)}</td></tr>")
+    return parts + [head + "".join(body) + "</table>"]
+
+
+_TOC = (("answer", "The answer"), ("what", "What was run"), ("reading", "How to read it"),
+        ("verdicts", "Verdicts in words"), ("ranks", "Family ranks"),
+        ("failures", "Failed runs and messages"), ("flags", "Flags"),
+        ("values", "All values"), ("figures", "Figures"), ("provenance", "Provenance"))
+
+
 def build_report(metrics_df: pd.DataFrame, figures, provenance: dict, title: str,
-                 describe: str, messages: pd.DataFrame | None = None) -> str:
+                 describe: str, messages: pd.DataFrame | None = None, tier: str = "") -> str:
     """The report page as one HTML string.
 
     ``metrics_df``: the tidy metrics table; ``figures``: PNG paths, embedded in order;
@@ -421,17 +459,32 @@ def build_report(metrics_df: pd.DataFrame, figures, provenance: dict, title: str
              f"</title><style>{CSS}</style></head><body>",
              f"<h1>{esc(title)}</h1>",
              f"<p>Made {esc(str(prov.get('created_utc')))} from git commit "
-             f"<code>{esc(str(prov.get('git_commit')))}</code>.</p>",
-             "<h2>What was run</h2><ul>"]
+             f"<code>{esc(str(prov.get('git_commit')))}</code>. Contents: "
+             + " &middot; ".join(f"<a href='#{a}'>{esc(n)}</a>" for a, n in _TOC) + "</p>"]
+    parts += _answer_section(summary, tier)
+    parts.append("<h2 id='what'>What was run</h2><ul>")
     parts += [f"<li>{esc(line)}</li>" for line in str(describe).splitlines()]
     parts.append("</ul>")
-    parts += _reading_section(d, prov)
-    parts += _flags_section(df, prov)
-    parts += _verdicts_section(summary, prov)
-    parts += _ranks_section(summary)
-    parts += _failures_section(df, messages)
-    parts += _values_section(d)
-    parts += _figures_section(figures)
-    parts += _provenance_section(prov)
+    parts += _anchored(_reading_section(d, prov), "reading")
+    parts += _anchored(_verdicts_section(summary, prov), "verdicts")
+    parts += _anchored(_ranks_section(summary), "ranks")
+    parts += _anchored(_failures_section(df, messages), "failures")
+    flags = _flags_section(df, prov)
+    parts += _anchored(flags[:1], "flags")
+    if len(flags) > 2:  # the flag lines folded: one click shows them
+        parts += [flags[1], f"<details><summary>show the {len(flags) - 2} flag line(s)"
+                  "</summary>"] + flags[2:] + ["</details>"]
+    else:
+        parts += flags[1:]
+    parts += _anchored(_values_section(d), "values")
+    parts += _anchored(_figures_section(figures), "figures")
+    parts += _anchored(_provenance_section(prov), "provenance")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _anchored(parts: list, anchor: str) -> list:
+    """The section with an id on its heading (the table of contents links to it)."""
+    if parts and parts[0].startswith("<h2>"):
+        parts = [f"<h2 id='{anchor}'>" + parts[0][len("<h2>"):]] + list(parts[1:])
+    return parts
