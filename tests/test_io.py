@@ -555,3 +555,25 @@ def test_atomic_write_helper(tmp_path):
     with atomic_write(tmp_path / "sub" / "b.txt", make_parents=True) as tmp:
         tmp.write_text("b")
     assert (tmp_path / "sub" / "b.txt").read_text() == "b"
+
+
+def test_open_problems_dataset_file(tmp_path):
+    """A file in Open Problems' dataset format (raw counts in layers["counts"], log-normalised
+    values in layers["normalized"], X empty, their obs/var/uns fields) reads as a dataset:
+    the counts from the counts layer, the cell types as labels."""
+    rng = np.random.default_rng(0)
+    counts = sp.csr_matrix(rng.poisson(0.8, (30, 12)).astype(np.float32))
+    norm = counts.copy()
+    norm.data = np.log1p(norm.data)
+    a = ad.AnnData(X=None, obs=pd.DataFrame({"cell_type": ["t"] * 15 + ["b"] * 15,
+                                             "batch": ["1"] * 30},
+                                            index=[f"c{i}" for i in range(30)]),
+                   var=pd.DataFrame({"feature_name": [f"G{j}" for j in range(12)]},
+                                    index=[f"ENSG{j:011d}" for j in range(12)]),
+                   layers={"counts": counts, "normalized": norm},
+                   uns={"dataset_id": "op/toy", "dataset_name": "toy", "normalization_id": "log_cp10k"})
+    path = tmp_path / "dataset.h5ad"
+    a.write_h5ad(path)
+    d = io.read_counts(path, label_column="cell_type")
+    assert (d.layers["counts"] != counts).nnz == 0
+    assert list(d.obs["cell_type"][:2]) == ["t", "t"] and d.uns["dataset_id"] == "op/toy"

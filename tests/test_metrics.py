@@ -510,3 +510,64 @@ def test_silhouette_gap_is_the_distance_to_the_truths(sim_scenario):
     sm = _values(metrics.evaluate(s, _group_mean(s, T), "d", "x", "sm", which="clustering"))
     assert sm["silhouette"] > vt["silhouette"] + 0.2
     assert sm["silhouette_gap"] == pytest.approx(sm["silhouette"] - vt["silhouette"])
+
+
+# ------------------------------------------------------------------ Open Problems' metrics
+
+def _op_inputs(scen, Y):
+    return metrics.Inputs(scen, np.asarray(Y, dtype=np.float32), None, None, None, None, 0)
+
+
+def test_open_problems_metrics_by_hand():
+    """A 2 x 2 MCV split worked by hand: train [[1, 0], [3, 1]], test [[1, 0], [0, 1]]."""
+    from scziva_bench.evaluation import openproblems as op
+
+    train = sp.csr_matrix(np.array([[1.0, 0.0], [3.0, 1.0]], dtype=np.float32))
+    test = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32))
+    scen = ad.AnnData(X=train, layers={"counts": train, "truth": test})
+    Y = np.array([[2.0, 2.0], [2.0, 2.0]])
+    # rescaled by sum(test) / sum(train) = 2 / 5: every prediction 0.8
+    pred = 0.8
+    want = np.mean([pred - 1 * math.log(pred + 1e-6), pred, pred,
+                    pred - 1 * math.log(pred + 1e-6)])
+    assert op.poisson(_op_inputs(scen, Y)) == pytest.approx(want)
+    swapped = np.mean([1 - pred * math.log(1 + 1e-6), -pred * math.log(1e-6),
+                       -pred * math.log(1e-6), 1 - pred * math.log(1 + 1e-6)])
+    assert op.poisson_swapped(_op_inputs(scen, Y)) == pytest.approx(swapped)
+    # log-CP10k: each cell of Y is half / half -> log1p(5000); the test's cells one-hot
+    a, b = math.log1p(5000.0), math.log1p(10000.0)
+    assert op.mse(_op_inputs(scen, Y)) == pytest.approx(np.mean([(b - a) ** 2, a ** 2,
+                                                                 a ** 2, (b - a) ** 2]))
+
+
+def test_open_problems_poisson_order_matters():
+    """The numbers docs/metrics.md quotes: on an MCV split of a UMI-like simulation,
+    Batson's order puts the oracle (the true means) ahead of an all-zero output; Open
+    Problems' swapped call ranks the all-zero output ahead of the oracle."""
+    from scziva_bench.evaluation import openproblems as op
+
+    ds = simulate.splat(**simulate.regime("umi", n_cells=100, n_genes=200, n_groups=3, seed=1))
+    s = scenarios.make(ds, "mcv_s1")
+    oracle = _op_inputs(s, methods.run("oracle", s))
+    zeros = _op_inputs(s, np.zeros(s.shape))
+    right = (op.poisson(oracle), op.poisson(zeros))
+    swapped = (op.poisson_swapped(oracle), op.poisson_swapped(zeros))
+    assert right[0] < right[1] and swapped[1] < swapped[0]
+    assert right == pytest.approx((0.261, 2.439), abs=5e-4)  # docs/metrics.md
+    assert swapped == pytest.approx((1.351, 0.177), abs=5e-4)
+
+
+def test_open_problems_scaled_scores_put_the_controls_at_0_and_1():
+    from scziva_bench.evaluation import openproblems as op
+
+    rows = []
+    for m, v in (("no_imputation", 2.0), ("perfect", 0.5), ("x", 1.0), ("broken", np.nan)):
+        st = "failed" if m == "broken" else "ok"
+        rows.append(("d", "mcv_s1", m, "op_poisson", v, st))
+        rows.append(("d", "mcv_s1", m, "op_poisson_scaled", np.nan, "not_applicable"))
+    t = op.add_scaled(pd.DataFrame(rows, columns=["dataset", "scenario", "method", "metric",
+                                                  "value", "status"]))
+    got = t[t.metric == "op_poisson_scaled"].set_index("method")
+    assert got.loc["no_imputation", "value"] == 0.0 and got.loc["perfect", "value"] == 1.0
+    assert got.loc["x", "value"] == pytest.approx(2 / 3)
+    assert got.loc["broken", "status"] == "failed"

@@ -174,3 +174,29 @@ def test_report_opens_with_the_answer():
     html = report.build_report(_dominated_table(3), [], {}, "t", "d", tier="toy size")
     assert html.index("id='answer'") < html.index("id='what'") < html.index("id='flags'")
     assert "toy size" in html and "<b>good</b>" in html
+
+
+def test_figures_are_embedded_at_screen_resolution(tmp_path):
+    """A 2,400-pixel-wide figure goes into the page at most SCREEN_WIDTH wide (the file in
+    results/figures/ keeps its resolution)."""
+    import base64
+    import io
+    import re
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    fig, ax = plt.subplots(figsize=(16, 8))
+    ax.plot([0, 1], [0, 1])
+    path = tmp_path / "ranks.png"
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    assert Image.open(path).width > report.SCREEN_WIDTH
+    html = report.build_report(_dominated_table(3), [path], {}, "t", "d")
+    data = re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html).group(1)
+    shown = Image.open(io.BytesIO(base64.b64decode(data)))
+    assert shown.width == report.SCREEN_WIDTH
+    assert len(data) * 3 / 4 < path.stat().st_size

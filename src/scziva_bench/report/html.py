@@ -378,14 +378,39 @@ def _caption(stem: str) -> str:
     return text
 
 
+#: widest figure embedded in the page, in pixels (the page is 1250 px wide; the files in
+#: results/figures/ keep their full resolution, and a PDF beside each)
+SCREEN_WIDTH = 1250
+
+
+def _screen_png(path: Path) -> bytes:
+    """The PNG at screen resolution: at most :data:`SCREEN_WIDTH` pixels wide (Pillow,
+    which matplotlib brings), so that the self-contained page stays a few MB."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.width <= SCREEN_WIDTH:
+            return path.read_bytes()
+        small = im.convert("RGB").resize(
+            (SCREEN_WIDTH, round(im.height * SCREEN_WIDTH / im.width)), Image.LANCZOS)
+        buf = io.BytesIO()
+        # a palette of 256 colours: plots have few, and the file shrinks about 3x
+        small = small.quantize(colors=256, method=Image.Quantize.FASTOCTREE)
+        small.save(buf, format="PNG")
+        return buf.getvalue()
+
+
 def _figures_section(figures) -> list[str]:
     parts = ["<h2>Figures</h2>"]
     for path in figures:
         p = Path(path)
-        data = base64.b64encode(p.read_bytes()).decode("ascii")
+        data = base64.b64encode(_screen_png(p)).decode("ascii")
         parts.append(f"<figure id='fig-{esc(p.stem)}'><img alt='{esc(p.stem)}' "
                      f"src='data:image/png;base64,{data}'><figcaption><b>{esc(p.name)}"
-                     f"</b>: {esc(_caption(p.stem))}</figcaption></figure>")
+                     f"</b> (full resolution and PDF in results/figures/): "
+                     f"{esc(_caption(p.stem))}</figcaption></figure>")
     return parts
 
 

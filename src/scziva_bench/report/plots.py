@@ -533,9 +533,12 @@ def plot_families(df: pd.DataFrame, clip=(-1.0, 1.2),
                 if np.isfinite(half) and shown == mean:
                     ax.errorbar(x, mean, yerr=half, color="k", linewidth=0.8, capsize=1.5,
                                 zorder=3)
-                if shown != mean:  # beyond the axis: a triangle at the edge
+                if shown != mean:  # beyond the axis: a triangle at the edge, and the value
                     ax.plot(x, shown, marker="^" if mean > 0 else "v", color="k",
                             markersize=4, zorder=4, clip_on=False)
+                    ax.text(x, shown + (0.07 if mean > 0 else -0.07), f"{mean:.3g}",
+                            rotation=90, fontsize=5.5, ha="center",
+                            va="bottom" if mean > 0 else "top", clip_on=False, zorder=5)
                 if g["failed"].any():
                     ax.text(x, max(shown, 0) + 0.03, "F", color=FAILED_COLOR, fontsize=7,
                             ha="center", va="bottom", fontweight="bold")
@@ -544,7 +547,7 @@ def plot_families(df: pd.DataFrame, clip=(-1.0, 1.2),
         ax.set_xticks(range(len(fams)))
         ax.set_xticklabels([ranking.FAMILY_SHORT.get(f, f) for f in fams], fontsize=7.5)
         ax.set_xlim(-0.5, len(fams) - 0.5)
-        ax.set_ylim(clip[0] - 0.1, clip[1] + 0.15)
+        ax.set_ylim(clip[0] - 0.45, clip[1] + 0.5)  # room for the values of cut bars
         ax.set_title(_named(ds, datasets), fontsize=9.5)
         ax.set_ylabel("0 = no_imputation, 1 = perfect", fontsize=8)
         ax.grid(axis="y", alpha=0.3, zorder=0)
@@ -555,7 +558,7 @@ def plot_families(df: pd.DataFrame, clip=(-1.0, 1.2),
     handles.append(plt.Line2D([], [], color=FAILED_COLOR, marker="$F$", linestyle="none",
                               label="some run failed"))
     handles.append(plt.Line2D([], [], color="k", marker="^", linestyle="none", markersize=4,
-                              label=f"beyond {clip[0]:g} / {clip[1]:g}"))
+                              label=f"cut at {clip[0]:g} / {clip[1]:g}: value written"))
     top = _header(fig, "Summary by metric family: mean over the family's ranked metrics of "
                   "the score scaled to no_imputation = 0, perfect = 1 (below 0: worse than "
                   f"no imputation)\n{_seeds_note(ranking.tidy(df))}; failed runs left out "
