@@ -200,3 +200,16 @@ def test_figures_are_embedded_at_screen_resolution(tmp_path):
     shown = Image.open(io.BytesIO(base64.b64decode(data)))
     assert shown.width == report.SCREEN_WIDTH
     assert len(data) * 3 / 4 < path.stat().st_size
+
+
+def test_readme_verdicts_are_the_committed_generated_file():
+    """README's verdict section is a run's results/verdicts.md, kept as
+    docs/verdicts_default.md (benchmarks/readme_verdicts.py copies it): never typed."""
+    repo = Path(__file__).resolve().parents[1]
+    readme = (repo / "README.md").read_text()
+    start = readme.index("<!-- verdicts:start")
+    block = readme[readme.index("-->", start) + 3:readme.index("<!-- verdicts:end -->")]
+    kept = (repo / "docs" / "verdicts_default.md").read_text()
+    assert block.strip() == kept.strip()
+    assert "| dataset | family | winner, mean rank [95 %], tie group |" in kept
+    assert "Made by `make run` at commit" in kept

@@ -179,7 +179,7 @@ def test_benchmark_on_slurm_matches_the_local_run(cluster, tmp_path):
 @pytest.mark.slow
 @pytest.mark.slurm
 def test_gpu_profile_sends_gpu_methods_to_the_gpu_partition_with_a_gpu(cluster, tmp_path):
-    """profiles/slurm: a GPU-tagged impute job (config resources.gpu = 1) is submitted to
+    """profiles/slurm: a GPU-tagged impute job (gpu = 1, the catalog's default for scZiva) is submitted to
     $SCZIVA_SLURM_GPU_PARTITION with --gpus=1. This node has no GPU, so sbatch refuses it
     at submission, which shows the request without running anything."""
     reason = runs.workflow_missing()
@@ -188,7 +188,9 @@ def test_gpu_profile_sends_gpu_methods_to_the_gpu_partition_with_a_gpu(cluster, 
     from slurm.cluster import GPU_PARTITION
 
     cfg = runs.mini_config(methods=("scziva",))
-    assert cfg["methods"]["scziva"]["resources"]["gpu"] == 1
+    from scziva_bench.catalog import methods as catalog
+
+    assert catalog.row("scziva").uses_gpu  # its jobs ask for a GPU by default
     cfgfile = runs.write_config(cfg, tmp_path / "config.yaml")
     wd = tmp_path / "run"
     # the job's input, so that the impute job is the only one (it never starts)

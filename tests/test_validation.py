@@ -13,6 +13,7 @@ from scziva_bench.evaluation import metrics
 from scziva_bench.data import simulate
 from scziva_bench.data import scenarios
 from scziva_bench.evaluation import validation
+from scziva_bench.methods import controls
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,7 @@ def test_rules_catch_a_bad_metric():
 def test_oracle_is_the_true_means_at_the_observed_depth():
     ds = simulate.splat(n_cells=60, n_genes=80, n_groups=2, seed=4)
     s = scenarios.make(ds, "dropout", rate=0.5, seed=1)
-    O = validation.oracle(s).astype(np.float64)
+    O = controls.oracle_means(s).astype(np.float64)
     C = s.layers["counts"].toarray().astype(np.float64)
     np.testing.assert_allclose(O.sum(axis=1), C.sum(axis=1), rtol=1e-5)
     # proportional to the true means in every cell

@@ -152,6 +152,7 @@ def test_scenario_ids_follow_the_contract():
     cfg["scenarios"]["mcv"]["train_fraction"] = 0.8
     assert targets.scenario_options(cfg, "d", "mcv_s4") == {"train_fraction": 0.8}
     assert targets.scenario_options(cfg, "d", "dropout05_s2") == {}
+    assert targets.scenario_options(cfg, "d", "none") == {}
 
 
 def test_read_benchmark(tmp_path):
@@ -415,7 +416,9 @@ def check_tiny_run(tmp_path: Path, cfg_path: Path):
 
 
 def test_h5_safe_and_gpu_detection(monkeypatch):
-    assert job.h5_safe({"a": None, "b": (64, 32), "c": [1, "x"], "d": 1.5}) == {
+    from scziva_bench.data.io import h5_safe
+
+    assert h5_safe({"a": None, "b": (64, 32), "c": [1, "x"], "d": 1.5}) == {
         "a": "None", "b": [64, 32], "c": "[1, 'x']", "d": 1.5}
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert provenance.nvidia_gpu_present() is False

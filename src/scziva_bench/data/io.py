@@ -35,6 +35,7 @@ from scziva.validate import check_counts, check_names
 
 __all__ = [
     "OrientationWarning",
+    "h5_safe",
     "read_counts",
     "read_labels",
     "qc",
@@ -308,3 +309,21 @@ def read_h5ad(path) -> ad.AnnData:
     if "notes" in adata.uns:
         adata.uns["notes"] = [str(n) for n in np.atleast_1d(adata.uns["notes"])]
     return adata
+
+
+def h5_safe(value):
+    """A copy of ``value`` that h5ad can store in ``uns`` (None -> "None", tuples -> lists,
+    anything unusual -> its repr)."""
+    if isinstance(value, dict):
+        return {str(k): h5_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [h5_safe(v) for v in value]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items) or \
+                all(isinstance(v, str) for v in items):
+            return items
+        return repr(list(value))
+    if value is None:
+        return "None"
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)

@@ -44,9 +44,10 @@ import scipy.sparse as sp
 
 from scziva.errors import InputError
 
+from scziva_bench.methods import controls
 from scziva_bench.catalog import metrics as metric_specs
 
-__all__ = ["PANEL", "BAD", "TOL", "TOL_ORACLE", "LABELS_RECOVERED", "oracle", "reference_outputs", "violations",
+__all__ = ["PANEL", "BAD", "TOL", "TOL_ORACLE", "LABELS_RECOVERED", "reference_outputs", "violations",
            "degenerate_no_imputation", "oracle_exempt", "panel_scenarios", "score_panel",
            "check_table"]
 
@@ -64,20 +65,6 @@ LABELS_RECOVERED = 0.9
 
 def _dense(M):
     return (M.toarray() if sp.issparse(M) else np.asarray(M)).astype(np.float64)
-
-
-def oracle(scenario_adata) -> np.ndarray:
-    """The simulation's pre-Poisson means (``layers["true_mean"]``), each cell scaled to
-    its observed total count: the expected counts given the cell's observed depth (for MCV,
-    the depth of the train molecules the methods see). Dense float32."""
-    if "true_mean" not in scenario_adata.layers:
-        raise InputError("oracle: the scenario has no layers['true_mean'] (simulations only)")
-    mu = _dense(scenario_adata.layers["true_mean"])
-    C = scenario_adata.layers["counts"] if "counts" in scenario_adata.layers else scenario_adata.X
-    depth = np.asarray(C.sum(axis=1)).ravel().astype(np.float64)
-    tot = mu.sum(axis=1)
-    scale = np.divide(depth, tot, out=np.zeros_like(depth), where=tot > 0)
-    return (mu * scale[:, None]).astype(np.float32)
 
 
 def _knn_average(C, k=15, n_pcs=30, seed=0):
@@ -107,7 +94,7 @@ def reference_outputs(scenario_adata, seed: int = 0) -> dict:
     share = C.sum(axis=0) / max(C.sum(), 1.0)
     out = {}
     if "true_mean" in A.layers:
-        out["oracle"] = oracle(A)
+        out["oracle"] = controls.oracle_means(A)
     out["no_imputation"] = C
     out["constant"] = np.full(C.shape, C.mean())
     out["zeros_to_one"] = np.where(C == 0, 1.0, C)

@@ -2,7 +2,7 @@
 ``oracle`` (a simulation's pre-Poisson means at each cell's observed depth).
 
 ``oracle`` is the known-good output of every simulated metric
-(:func:`scziva_bench.evaluation.validation.oracle`); like ``perfect`` it is a reference, shown apart
+(:func:`oracle_means`, also the validation panel's known-good output); like ``perfect`` it is a reference, shown apart
 and never ranked among the methods. It exists only where the scenario has
 ``layers["true_mean"]`` (simulations); elsewhere the workflow records it as not
 applicable (:func:`scziva_bench.methods.runner.impute_scenario`).
@@ -47,10 +47,23 @@ def _perfect(counts, *, seed, device, adata):
     return truth.astype(np.float32)
 
 
-def _oracle(counts, *, seed, device, adata):
-    from scziva_bench.evaluation.validation import oracle
+def oracle_means(scenario_adata) -> np.ndarray:
+    """The simulation's pre-Poisson means (``layers["true_mean"]``), each cell scaled to
+    its observed total count: the expected counts given the cell's observed depth (for MCV,
+    the depth of the train molecules the methods see). Dense float32."""
+    if "true_mean" not in scenario_adata.layers:
+        raise InputError("oracle: the scenario has no layers['true_mean'] (simulations only)")
+    tm = scenario_adata.layers["true_mean"]
+    mu = np.asarray(tm.toarray() if sp.issparse(tm) else tm, dtype=np.float64)
+    C = scenario_adata.layers["counts"] if "counts" in scenario_adata.layers else scenario_adata.X
+    depth = np.asarray(C.sum(axis=1)).ravel().astype(np.float64)
+    tot = mu.sum(axis=1)
+    scale = np.divide(depth, tot, out=np.zeros_like(depth), where=tot > 0)
+    return (mu * scale[:, None]).astype(np.float32)
 
-    out = oracle(adata)
+
+def _oracle(counts, *, seed, device, adata):
+    out = oracle_means(adata)
     if out.shape != counts.shape:
         raise InputError(f"method 'oracle': layers['true_mean'] has shape {out.shape}, "
                          f"layers['counts'] has {counts.shape}")

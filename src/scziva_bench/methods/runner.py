@@ -42,7 +42,7 @@ from scziva.errors import InputError
 
 from scziva_bench import methods
 from scziva_bench.methods.external import ExternalMethod, MethodFailure, _one_line
-from scziva_bench.pipeline.job import h5_safe
+from scziva_bench.data.io import h5_safe
 
 __all__ = ["impute_scenario", "check_output", "success_record", "failure_record",
            "record_messages", "messages_tsv", "MESSAGE_COLUMNS", "injected_failure",

@@ -1,8 +1,8 @@
 """The start and the records of one workflow job (used by workflow/scripts/*.py).
 
 :func:`start_script` caps thread pools, sends output to the job's log and turns bad
-user input into one log line; :func:`h5_safe` makes values storable in ``uns``;
-:func:`read_benchmark` reads Snakemake's ``benchmark:`` files.
+user input into one log line; :func:`read_benchmark` reads Snakemake's ``benchmark:``
+files.
 
 Failure handling (see docs/workflow.md): an impute job whose method raises catches the
 exception, writes it to the job's log and writes the method's output anyway, as an
@@ -19,24 +19,6 @@ import csv
 import math
 import os
 from pathlib import Path
-
-def h5_safe(value):
-    """A copy of ``value`` that h5ad can store in ``uns`` (None -> "None", tuples -> lists,
-    anything unusual -> its repr)."""
-    if isinstance(value, dict):
-        return {str(k): h5_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        items = [h5_safe(v) for v in value]
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items) or \
-                all(isinstance(v, str) for v in items):
-            return items
-        return repr(list(value))
-    if value is None:
-        return "None"
-    if isinstance(value, (bool, int, float, str)):
-        return value
-    return repr(value)
-
 
 def _one_line_input_errors(logger) -> None:
     """Bad user input (:class:`scziva.errors.InputError`) that escapes a script ends it

@@ -39,7 +39,9 @@ def scenario_options(config: dict, dataset: str, scenario: str) -> dict:
     """The keyword options of ``scenarios.make(adata, scenario, **options)`` beyond the
     id, from the scenario kind's config block (e.g. ``train_fraction``, ``shape``)."""
     kind = scenario_ids_mod.parse_id(scenario).kind
-    block = scenario_spec(config, dataset).get(kind) or {}
+    block = scenario_spec(config, dataset).get(kind)
+    if not isinstance(block, dict):  # `none: true` has no options
+        return {}
     return {k: v for k, v in block.items() if k not in ("rates", "seeds")}
 
 
