@@ -47,7 +47,7 @@ def _table(ari_bad):
 def test_report_flags_ari_below_no_imputation():
     page = report.build_report(_table(ari_bad=True), [], PROV, "T <&>", "line 1\nline 2")
     assert page.startswith("<!DOCTYPE html>") and "T &lt;&amp;&gt;" in page
-    flags = page.split("Flags")[1].split("Verdicts")[0]
+    flags = page.split("<h2 id='flags'>")[1].split("<h2 id='values'>")[0]
     # the flag names the dataset's description (the regime) and the split
     assert ("<b>bad</b> on sim (Splat, UMI droplet-like regime; tuning split): dropout 50 % "
             "(ARI kmeans 0.120 vs 0.320, lower in 3/3 seeds)") in flags
@@ -55,7 +55,7 @@ def test_report_flags_ari_below_no_imputation():
     assert "<b>good</b>" not in flags
     # failed method: flagged, listed, counted last
     assert "<b>broken</b> on sim" in flags and "ARI kmeans failed in 1/1 seeds" in flags
-    assert "broken" in page.split("Failed runs")[1]
+    assert "broken" in page.split("<h2 id='failures'>")[1]
     # seeds and what a rank means
     assert "with 3 seed(s)" in page and report.RANK_TEXT[:60] in page
     assert "not stated" in page  # real has no split
@@ -73,7 +73,7 @@ def test_report_shows_each_failure_cause_and_the_methods_notes():
         ("sim", "dropout50_s2", "good", "note", "output equals the input: scored as no_imputation"),
     ], columns=["dataset", "scenario", "method", "level", "message"])
     page = report.build_report(_table(ari_bad=False), [], PROV, "T", "", messages=msgs)
-    failed = page.split("Failed runs")[1]
+    failed = page.split("<h2 id='failures'>")[1]
     assert "command exited with status 1; last output line: boom &lt;x&gt;" in failed
     notes = page.split("Warnings and notes from the methods")[1]
     assert "dropout50_s1, dropout50_s2" in notes and "scored as no_imputation" in notes
