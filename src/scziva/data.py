@@ -109,6 +109,41 @@ def log_normalise(X, totals):
     return np.log1p(X * scale[:, None].astype(np.float32))
 
 
+#: :func:`sampling_zero_share` looks at most this many cells (a seeded sample).
+SHARE_MAX_CELLS = 20000
+
+
+def sampling_zero_share(X, library, gene_totals, seed: int = 0, max_cells: int = SHARE_MAX_CELLS) -> float:
+    """The share of the observed zeros that Poisson sampling alone would produce.
+
+    Each entry's expected count under "no dropout, no over-dispersion" is its cell's
+    library size times its gene's share of all counts, ``l_c p_g``, and a Poisson count of
+    that mean is zero with probability ``exp(-l_c p_g)``. The share is the sum of those
+    probabilities over the entries divided by the number of observed zeros: near 1 when
+    the zeros are what shallow sampling gives (UMI data), small when most zeros are in
+    places that sampling would have filled (dropout on deep data, or over-dispersion).
+    ``X``: cells x genes counts (dense or CSR) whose cells have the totals ``library`` and
+    whose genes have the totals ``gene_totals`` (over all cells; ``X`` may be a sample of
+    the rows). At most ``max_cells`` rows are used (a seeded sample). 0 when there are no
+    zeros.
+    """
+    n = X.shape[0]
+    rows = np.arange(n)
+    if n > max_cells:
+        rows = np.sort(np.random.default_rng(seed).choice(n, max_cells, replace=False))
+    gene_share = np.asarray(gene_totals, dtype=np.float64)
+    gene_share = gene_share / max(gene_share.sum(), 1.0)
+    library = np.asarray(library, dtype=np.float64)
+    expected = observed = 0.0
+    for start in range(0, rows.size, 1024):
+        r = rows[start:start + 1024]
+        block = X[r]
+        nonzero = block.count_nonzero() if sp.issparse(block) else np.count_nonzero(block)
+        observed += r.size * X.shape[1] - nonzero
+        expected += float(np.exp(-np.outer(library[r], gene_share)).sum())
+    return expected / observed if observed else 0.0
+
+
 class Batches:
     """Rows of a dense array or a CSR matrix, densified one mini-batch at a time."""
 
