@@ -220,13 +220,12 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
         out = M.toarray() if sp.issparse(M) else M.copy()
         return _wrap(out.astype(np.float32), frame_labels), None
     del M  # our own validated copy; from here on only the prepared matrix (and the output) are held
-    s, rule = rule_pi_ridge(s, prepared.matrix, prepared.library, verbose=verbose)
     model, plan, data = fit(prepared, s, dev, verbose=verbose, progress=progress)
     out, params = impute_batches(model, data, prepared, s, return_params=return_params)
     fitted = FittedZIVA(module=model, gene_order=prepared.full_gene_order(), mode=s.mode,
                         history=plan.history, device=str(dev), train_seconds=plan.train_seconds,
                         stopped_epoch=plan.stopped_epoch, **params,
-                        config=plan.s.recorded(), pi_ridge_selection=rule or plan.pi_ridge_selection)
+                        config=plan.s.recorded(), pi_ridge_selection=plan.pi_ridge_selection)
     return _wrap(out, frame_labels), fitted
 
 
@@ -258,7 +257,9 @@ def fit(prepared: PreparedData, s: ZivaSettings, dev: torch.device, *, verbose=F
         data=None):
     """Build the network and train it with the plan of ``s.mode``; returns (model, plan, batches).
 
-    ``s.pi_ridge == "rule"`` (``"auto"``) must be resolved first (:func:`rule_pi_ridge`).
+    With ``s.pi_ridge == "rule"`` (``"auto"``): one fit, the penalty from
+    :func:`rule_pi_ridge` on ``prepared.matrix`` (``plan.s`` holds it, ``plan.pi_ridge_selection``
+    the statistic); streamed data (no matrix) must resolve it first.
     With ``s.pi_ridge == "select"`` (``"heldout"``): one fit per ``PI_RIDGE_CANDIDATES`` value (same seed,
     hence the same held-out cells), and the one with the lowest held-out negative ELBO is
     returned; ``plan.s`` holds its settings, ``plan.pi_ridge_selection`` every candidate's
@@ -269,13 +270,18 @@ def fit(prepared: PreparedData, s: ZivaSettings, dev: torch.device, *, verbose=F
     """
     if progress is None:
         progress = bool(verbose) or _stderr_is_terminal()
+    rule = None
     if s.pi_ridge == "rule":
-        raise ValueError("pi_ridge='auto' is resolved from the data before fitting (rule_pi_ridge)")
+        if prepared.matrix is None:  # streamed data: the caller resolves it on its sample
+            raise ValueError("pi_ridge='auto' needs the matrix in memory; resolve it with rule_pi_ridge first")
+        s, rule = rule_pi_ridge(s, prepared.matrix, prepared.library, verbose=verbose)
     candidates = PI_RIDGE_CANDIDATES if s.pi_ridge == "select" else (None,)
     report = Reporter(s.num_epochs, verbose, progress, n_fits=len(candidates))
     try:
         if candidates == (None,):
-            return _fit_one(prepared, s, dev, report, data=data)
+            fitted = _fit_one(prepared, s, dev, report, data=data)
+            fitted[1].pi_ridge_selection = rule
+            return fitted
         best, losses, seconds = None, {}, 0.0
         for k, ridge in enumerate(candidates):
             report.start_fit(k, f"pi_ridge={ridge:g}")
