@@ -26,6 +26,11 @@ held-out losses, the statistic, choices and times.
 ``--mcv goolam,islam,...`` does the same on real data sets (``scziva_tuning.py mcv``'s protocol
 and cache keys, ``--data`` or ``$SCZIVA_DATA``; no warm continuation): the fixed fits, the
 held-out selection and the rule, scored by MCV Poisson loss.
+
+``--cluster-shares`` fits nothing: it prints, per scenario (or ``--mcv`` data set), the share
+of sampling zeros pooled over all cells and with each cell's gene shares taken from the
+other cells of its k-means cluster (k = 5 and 10 on 20 principal components of the
+log-normalised counts; the idea measured in docs/scziva.md, not adopted).
 """
 
 from __future__ import annotations
@@ -66,6 +71,32 @@ def continue_penalised(model, plan0, s, data, fraction, ridge=1.0):
     return 0.0, losses
 
 
+def cluster_shares(X, ks=(5, 10)):
+    """Share of sampling zeros with leave-one-out gene shares within k-means clusters."""
+    import scipy.sparse as sp
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+    X = sp.csr_matrix(X).astype(np.float64)
+    X = X[np.asarray(X.sum(1)).ravel() > 0][:, np.asarray(X.sum(0)).ravel() > 0]
+    n, g = X.shape
+    lib = np.asarray(X.sum(1)).ravel()
+    D = X.toarray()
+    P = PCA(20, random_state=0).fit_transform(np.log1p(D / lib[:, None] * np.median(lib)))
+    out = []
+    for k in ks:
+        lab = KMeans(k, n_init=4, random_state=0).fit_predict(P)
+        expected = 0.0
+        for c in np.unique(lab):
+            Dc, lc = D[lab == c], lib[lab == c]
+            if Dc.shape[0] < 2:
+                expected += np.exp(-np.outer(lc, D.sum(0) / D.sum())).sum()
+                continue
+            share_loo = (Dc.sum(0)[None, :] - Dc) / (Dc.sum() - lc)[:, None]
+            expected += np.exp(-lc[:, None] * share_loo).sum()
+        out.append(expected / (n * g - X.nnz))
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--regime", default="splat", choices=["splat", "umi", "fulllength"])
@@ -78,6 +109,7 @@ def main():
     p.add_argument("--tag", default="i25")
     p.add_argument("--mcv", default="", help="comma-separated real data sets: MCV instead of simulations")
     p.add_argument("--data", default=None, help="folder of the .h5ad files (--mcv)")
+    p.add_argument("--cluster-shares", action="store_true", help="print the shares only (no fits)")
     a = p.parse_args()
     if a.data:
         T.DATA = Path(a.data)
@@ -111,6 +143,11 @@ def main():
         t0 = time.perf_counter()
         s_rule, rule = core.rule_pi_ridge(s, prepared.matrix, prepared.library)
         rule_sec = time.perf_counter() - t0
+        if a.cluster_shares:
+            k5, k10 = cluster_shares(M)
+            print(json.dumps(dict(data=name, rate=rate, seed=seed, pooled=rule["sampling_zero_share"],
+                                  cluster_k5=k5, cluster_k10=k10)), flush=True)
+            continue
         rec = dict(regime=name, rate=rate, seed=seed, share=rule["sampling_zero_share"],
                    rule=s_rule.pi_ridge, rule_sec=rule_sec)
         res = {}

@@ -264,6 +264,11 @@ def test_sampling_zero_share_tells_sampling_zeros_from_dropouts():
     # a seeded sample of the cells gives about the same share
     assert sampling_zero_share(shallow, shallow.sum(1), shallow.sum(0), max_cells=60) == pytest.approx(share(shallow), rel=0.15)
     assert sampling_zero_share(np.ones((3, 4)), np.full(3, 4.0), np.full(4, 3.0)) == 0.0  # no zeros
+    # rarely detected genes added to deep data do not move it: only the highest-total genes count
+    rng = np.random.default_rng(1)
+    wide = np.hstack([deep, (rng.random((deep.shape[0], 400)) < 0.01).astype(np.float32)])
+    with_rare = sampling_zero_share(wide, wide.sum(1), wide.sum(0), max_genes=deep.shape[1])
+    assert with_rare < 0.2 and sampling_zero_share(wide, wide.sum(1), wide.sum(0)) > 0.5
 
 
 def test_pi_ridge_auto_is_one_fit_with_the_penalty_chosen_from_the_data(monkeypatch):
