@@ -358,10 +358,13 @@ def test_one_labelled_progress_bar_for_the_whole_fit(monkeypatch):
 
     monkeypatch.setattr(tqdm.auto, "tqdm", Recording)
     X = _counts(n_cells=60)
-    ZIVAimpute(X, num_epochs=3, hidden_dim=8, latent_dim=4, progress=True)  # pi_ridge="auto": two fits
+    ZIVAimpute(X, num_epochs=3, hidden_dim=8, latent_dim=4, progress=True, pi_ridge="heldout")  # two fits
     assert len(bars) == 1
     assert bars[0].descs == ["scZiva fit 1/2 (pi_ridge=0)", "scZiva fit 2/2 (pi_ridge=1)"]
     assert bars[0].total == 6 and bars[0].n == 6
+    bars.clear()
+    ZIVAimpute(X, num_epochs=3, hidden_dim=8, latent_dim=4, progress=True)  # pi_ridge="auto": one fit
+    assert len(bars) == 1 and bars[0].total == 3 and bars[0].n == 3
     bars.clear()
     ZIVAimpute(X, num_epochs=3, hidden_dim=8, latent_dim=4)  # not a terminal (pytest): no bar
     assert bars == []

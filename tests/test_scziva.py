@@ -226,9 +226,9 @@ def test_gene_dispersion_is_learned_on_small_data():
     assert over < 1.0 and poissonish > 3.0 and poissonish / over > 4
 
 
-def test_pi_ridge_auto_keeps_the_fit_with_the_lower_held_out_loss():
+def test_pi_ridge_heldout_keeps_the_fit_with_the_lower_held_out_loss():
     X, _ = small_counts()
-    Y, model = ZIVAimpute(X, seed=3, return_params=True, **FAST)
+    Y, model = ZIVAimpute(X, seed=3, return_params=True, pi_ridge="heldout", **FAST)
     sel = model.pi_ridge_selection
     assert set(sel) == {0.0, 1.0} and all(np.isfinite(v) for v in sel.values())
     kept = min(sel, key=sel.get)
@@ -242,11 +242,69 @@ def test_pi_ridge_auto_keeps_the_fit_with_the_lower_held_out_loss():
     assert np.nanmean(m5.pi) < np.nanmean(m0.pi)
 
 
+def _shallow_and_deep(seed=0):
+    """Shallow Poisson counts without dropout (most zeros are sampling zeros) and deep
+    counts with half of the non-zeros dropped (most zeros are not)."""
+    rng = np.random.default_rng(seed)
+    n, g = 120, 50
+    rate = rng.gamma(1.0, 0.6, g)[None, :] * rng.lognormal(0, 0.3, n)[:, None]
+    shallow = rng.poisson(rate).astype(np.float32)
+    deep = rng.poisson(rate * 60).astype(np.float32)
+    deep[rng.random(deep.shape) < 0.5] = 0
+    return shallow, deep
+
+
+def test_sampling_zero_share_tells_sampling_zeros_from_dropouts():
+    from scziva.data import sampling_zero_share
+    shallow, deep = _shallow_and_deep()
+    share = lambda X: sampling_zero_share(X, X.sum(1), X.sum(0))  # noqa: E731
+    assert 0.8 < share(shallow) < 1.2  # Poisson counts: the zeros are the sampling zeros
+    assert share(deep) < 0.2
+    assert share(sp.csr_matrix(shallow)) == pytest.approx(share(shallow), rel=1e-12)
+    # a seeded sample of the cells gives about the same share
+    assert sampling_zero_share(shallow, shallow.sum(1), shallow.sum(0), max_cells=60) == pytest.approx(share(shallow), rel=0.15)
+    assert sampling_zero_share(np.ones((3, 4)), np.full(3, 4.0), np.full(4, 3.0)) == 0.0  # no zeros
+    # rarely detected genes added to deep data do not move it: only the highest-total genes count
+    rng = np.random.default_rng(1)
+    wide = np.hstack([deep, (rng.random((deep.shape[0], 400)) < 0.01).astype(np.float32)])
+    with_rare = sampling_zero_share(wide, wide.sum(1), wide.sum(0), max_genes=deep.shape[1])
+    assert with_rare < 0.2 and sampling_zero_share(wide, wide.sum(1), wide.sum(0)) > 0.5
+
+
+def test_pi_ridge_auto_is_one_fit_with_the_penalty_chosen_from_the_data(monkeypatch):
+    from scziva import core
+    shallow, deep = _shallow_and_deep()
+    calls = []
+    real = core._fit_one
+
+    def counting(*a, **k):
+        calls.append(a[1].pi_ridge)
+        return real(*a, **k)
+
+    for X, want in ((shallow, 1.0), (deep, 0.0)):
+        calls.clear()
+        with monkeypatch.context() as m:
+            m.setattr(core, "_fit_one", counting)
+            Y, model = ZIVAimpute(X, seed=3, **FAST)
+        assert calls == [want]  # one fit, with the rule's penalty
+        share = model.pi_ridge_selection["sampling_zero_share"]
+        assert (share > 0.5) == (want == 1.0)
+        assert model.config["pi_ridge"] == want
+        assert len(model.history) <= FAST["num_epochs"]
+        # the same output as that penalty given explicitly, bit for bit
+        Y_fixed, m_fixed = ZIVAimpute(X, seed=3, pi_ridge=want, **FAST)
+        assert np.array_equal(Y, Y_fixed) and m_fixed.pi_ridge_selection is None
+
+
 def test_pi_ridge_resolution_and_bad_values():
     X, _ = small_counts()
-    for kw in (dict(impute_value="denoise"), dict(validation_fraction=0.0)):
-        _, m = ZIVAimpute(X, seed=3, **kw, **FAST)
-        assert m.config["pi_ridge"] == 0.0 and m.pi_ridge_selection is None
+    _, m = ZIVAimpute(X, seed=3, impute_value="denoise", **FAST)
+    assert m.config["pi_ridge"] == 0.0 and m.pi_ridge_selection is None
+    # the rule needs no held-out cells; the held-out selection does
+    _, m = ZIVAimpute(X, seed=3, validation_fraction=0.0, **FAST)
+    assert m.config["pi_ridge"] in (0.0, 1.0) and set(m.pi_ridge_selection) == {"sampling_zero_share"}
+    _, m = ZIVAimpute(X, seed=3, validation_fraction=0.0, pi_ridge="heldout", **FAST)
+    assert m.config["pi_ridge"] == 0.0 and m.pi_ridge_selection is None
     _, m = ZIVAimpute(X, seed=3, mode="authors", num_epochs=2)
     assert m.config["pi_ridge"] == 0.0
     for bad in (-1, float("nan"), "big", [1]):
@@ -644,8 +702,9 @@ def test_denoise_is_the_zinb_posterior_mean_of_every_entry():
     np.testing.assert_allclose(Yz[modelled], ((1 - model_z.pi) * model_z.mu)[modelled], rtol=1e-6)
     nz = X > 0
     assert not np.array_equal(Y[nz], X[nz])          # observed non-zeros are replaced too
-    # the same fit as the default: only the output rule differs
-    Yd, model_d = ZIVAimpute(X, seed=3, return_params=True, impute_value="mu", dispersion="gene-cell", **FAST)
+    # the same fit as an imputing one without the penalty (the denoisers use none): only the output rule differs
+    Yd, model_d = ZIVAimpute(X, seed=3, return_params=True, impute_value="mu", dispersion="gene-cell",
+                             pi_ridge=0, **FAST)
     assert np.array_equal(model_d.mu, model.mu, equal_nan=True)
     assert np.array_equal(Yd[nz], X[nz])              # the default keeps them bit for bit
 

@@ -67,6 +67,17 @@ def test_streamed_run_is_reproducible_and_close_to_the_in_memory_one(tmp_path):
     assert r > 0.8, r
 
 
+def test_streamed_default_chooses_the_penalty_as_the_in_memory_call(tmp_path):
+    X = _counts(n=200, g=30, seed=4)  # shallow Poisson counts: most zeros are sampling zeros
+    src = _write(tmp_path / "in.h5ad", X)
+    model = impute_h5ad(src, tmp_path / "out.h5ad", block_cells=64, seed=2, **FAST)
+    _, mem = ZIVAimpute(X, seed=2, **FAST)
+    share = model.pi_ridge_selection["sampling_zero_share"]
+    assert share == pytest.approx(mem.pi_ridge_selection["sampling_zero_share"], rel=1e-6)
+    assert share > 0.5 and model.config["pi_ridge"] == mem.config["pi_ridge"] == 1.0
+    assert ad.read_h5ad(tmp_path / "out.h5ad").uns["scziva"]["sampling_zero_share"] == pytest.approx(share)
+
+
 def test_reads_one_block_at_a_time(tmp_path, monkeypatch):
     X = _counts(n=200)
     src = _write(tmp_path / "in.h5ad", X)

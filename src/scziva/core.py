@@ -40,11 +40,13 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .data import Batches, PreparedData, prepare_data
 import torch.nn.functional as F
 
+from .data import Batches, PreparedData, prepare_data, sampling_zero_share
+
 from .module import THETA_MAX, THETA_MIN, ZIVAE, Log1pNBTable, expected_log1p_nb
-from .settings import IMPUTE_VALUES, MODES, PI_RIDGE_CANDIDATES, ZivaSettings  # noqa: F401  (re-exported)
+from .settings import (IMPUTE_VALUES, MODES, PI_RIDGE_CANDIDATES, PI_RIDGE_RULE_VALUE,  # noqa: F401  (re-exported)
+                       SAMPLING_ZERO_MAJORITY, ZivaSettings)
 from .training import AuthorsPlan, MiniBatchPlan, Reporter
 from .validate import check_counts
 
@@ -100,8 +102,10 @@ class FittedZIVA:
     mu: np.ndarray | None = None
     latent: np.ndarray | None = None
     theta: np.ndarray | None = None
-    # pi_ridge="auto": the held-out negative ELBO of each candidate's fit ({ridge: loss});
-    # config["pi_ridge"] is the one kept. None when no selection was made.
+    # How config["pi_ridge"] was chosen: pi_ridge="auto", {"sampling_zero_share": s} (the
+    # statistic of scziva.data.sampling_zero_share; the penalty is used when s > 0.5);
+    # pi_ridge="heldout", the held-out negative ELBO of each candidate's fit ({ridge: loss}).
+    # None when no choice was made.
     pi_ridge_selection: dict | None = None
 
     # Allow `model.eval()` / `model(x)` habits from the authors' code (their second return
@@ -153,15 +157,21 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
         authors' design). Chosen on tuning data: gene-wise for imputed zeros, cell-gene
         for the denoisers (docs/scziva.md).
     pi_ridge : weight of a ridge penalty ``pi_ridge * sum(pi^2)`` per cell on the dropout
-        probabilities (a number >= 0), or ``"auto"`` (default): for the imputed output, fit
-        once with each of ``PI_RIDGE_CANDIDATES`` (0 and 1) and keep the fit whose held-out
-        cells have the lower negative ELBO (the penalty itself not counted), so training
-        takes about twice as long; 0 for ``"denoise"`` / ``"zinb_mean"``, for
-        ``mode="authors"``, and without held-out cells. On shallow counts a zero is
-        explained almost as well by a low mean as by a high mean with a high ``pi``; the
-        penalty prefers the first, and the held-out likelihood says whether the data agree
-        (docs/scziva.md). The choice is in ``model.config["pi_ridge"]``, the losses in
-        ``model.pi_ridge_selection``.
+        probabilities (a number >= 0), ``"auto"`` (default) or ``"heldout"``. On shallow
+        counts a zero is explained almost as well by a low mean as by a high mean with a high
+        ``pi``; the penalty prefers the first, which helps shallow (UMI) data and breaks deep
+        data with many dropouts (docs/scziva.md). ``"auto"``, for the imputed output: one
+        fit, with the penalty 1 when more than half of the observed zeros are what Poisson
+        sampling at the observed depth gives (the expected number of zeros of a Poisson
+        with mean library size x the gene's share of all counts, over the observed number;
+        :func:`scziva.data.sampling_zero_share`), else 0; that share is in
+        ``model.pi_ridge_selection["sampling_zero_share"]``. ``"heldout"`` (the default
+        until 2026-12-03): one fit with each of ``PI_RIDGE_CANDIDATES`` (0 and 1), keeping
+        the fit whose held-out cells have the lower negative ELBO (the penalty not counted),
+        so training takes twice as long; the losses are in ``model.pi_ridge_selection``,
+        and without held-out cells it is 0. Both are 0 for ``"denoise"`` /
+        ``"zinb_mean"`` and for ``mode="authors"``. The value used is in
+        ``model.config["pi_ridge"]``.
     zero_inflation : ``"free"`` (default: the decoder outputs a dropout probability for every
         cell and gene, the authors' design) or ``"curve"``: a dropout curve,
         ``logit(pi) = a + b log(mu)`` with two learned numbers shared by all cells and genes
@@ -219,11 +229,38 @@ def ZIVAimpute(X, seed=1, device=None, num_epochs=200, lr=1e-3, hidden_dim=128, 
     return _wrap(out, frame_labels), fitted
 
 
+def rule_pi_ridge(s: ZivaSettings, X, library, gene_totals=None, verbose=False):
+    """Resolve ``pi_ridge="auto"`` (``s.pi_ridge == "rule"``) to a number from the data.
+
+    The penalty ``PI_RIDGE_RULE_VALUE`` is used when more than half of the observed zeros
+    are what Poisson sampling at the observed depth would produce
+    (:func:`scziva.data.sampling_zero_share` > ``SAMPLING_ZERO_MAJORITY``): then a zero is
+    explained about as well by a low mean as by a dropout, and the penalty prefers the low
+    mean. Otherwise most zeros sit where sampling would have given counts, and ``pi`` is
+    left free to explain them. Returns the settings with the number and
+    ``{"sampling_zero_share": share}``, or ``(s, None)`` for any other ``pi_ridge``.
+    ``X``: the modelled cells x genes (or a sample of its rows with their ``library``;
+    ``gene_totals`` over all cells then, default: ``X``'s column sums).
+    """
+    if s.pi_ridge != "rule":
+        return s, None
+    if gene_totals is None:
+        gene_totals = np.asarray(X.sum(axis=0)).ravel()
+    share = sampling_zero_share(X, library, gene_totals, seed=s.seed)
+    ridge = PI_RIDGE_RULE_VALUE if share > SAMPLING_ZERO_MAJORITY else 0.0
+    if verbose:
+        print(f"pi_ridge: {share:.1%} of the zeros are Poisson sampling zeros; pi_ridge={ridge:g}")
+    return replace(s, pi_ridge=ridge), {"sampling_zero_share": share}
+
+
 def fit(prepared: PreparedData, s: ZivaSettings, dev: torch.device, *, verbose=False, progress=None,
         data=None):
     """Build the network and train it with the plan of ``s.mode``; returns (model, plan, batches).
 
-    With ``s.pi_ridge == "select"``: one fit per ``PI_RIDGE_CANDIDATES`` value (same seed,
+    With ``s.pi_ridge == "rule"`` (``"auto"``): one fit, the penalty from
+    :func:`rule_pi_ridge` on ``prepared.matrix`` (``plan.s`` holds it, ``plan.pi_ridge_selection``
+    the statistic); streamed data (no matrix) must resolve it first.
+    With ``s.pi_ridge == "select"`` (``"heldout"``): one fit per ``PI_RIDGE_CANDIDATES`` value (same seed,
     hence the same held-out cells), and the one with the lowest held-out negative ELBO is
     returned; ``plan.s`` holds its settings, ``plan.pi_ridge_selection`` every candidate's
     loss, ``plan.train_seconds`` the time of all fits. Without held-out cells (too few
@@ -233,11 +270,18 @@ def fit(prepared: PreparedData, s: ZivaSettings, dev: torch.device, *, verbose=F
     """
     if progress is None:
         progress = bool(verbose) or _stderr_is_terminal()
+    rule = None
+    if s.pi_ridge == "rule":
+        if prepared.matrix is None:  # streamed data: the caller resolves it on its sample
+            raise ValueError("pi_ridge='auto' needs the matrix in memory; resolve it with rule_pi_ridge first")
+        s, rule = rule_pi_ridge(s, prepared.matrix, prepared.library, verbose=verbose)
     candidates = PI_RIDGE_CANDIDATES if s.pi_ridge == "select" else (None,)
     report = Reporter(s.num_epochs, verbose, progress, n_fits=len(candidates))
     try:
         if candidates == (None,):
-            return _fit_one(prepared, s, dev, report, data=data)
+            fitted = _fit_one(prepared, s, dev, report, data=data)
+            fitted[1].pi_ridge_selection = rule
+            return fitted
         best, losses, seconds = None, {}, 0.0
         for k, ridge in enumerate(candidates):
             report.start_fit(k, f"pi_ridge={ridge:g}")

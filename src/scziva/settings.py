@@ -18,9 +18,15 @@ IMPUTE_VALUES = ("log_mean", "log_posterior", "pi_mu", "mu", "posterior", "denoi
 # Outputs that score every entry as an expected count (molecular cross-validation): on the
 # tuning data these fit better with a cell-gene dispersion; the imputed zeros with a gene-wise one.
 _DENOISERS = ("denoise", "zinb_mean")
-# pi_ridge="auto" on the imputed output: fit once per candidate, keep the fit with the lower
-# held-out negative ELBO (docs/scziva.md, "Zero-inflation penalty chosen by held-out likelihood").
+# pi_ridge="heldout" (the default until 2026-12-03): fit once per candidate, keep the fit with
+# the lower held-out negative ELBO (docs/scziva.md, "Zero-inflation penalty chosen by held-out
+# likelihood").
 PI_RIDGE_CANDIDATES = (0.0, 1.0)
+# pi_ridge="auto" on the imputed output: one fit, with the penalty PI_RIDGE_RULE_VALUE when more
+# than SAMPLING_ZERO_MAJORITY of the observed zeros are what Poisson sampling at the observed
+# depth gives (scziva.data.sampling_zero_share), else without (docs/scziva.md, "One fit").
+PI_RIDGE_RULE_VALUE = 1.0
+SAMPLING_ZERO_MAJORITY = 0.5
 
 #: Seeds feed numpy, torch and scikit-learn; the last takes 0 .. 2**32 - 1.
 MAX_SEED = 2 ** 32 - 1
@@ -103,7 +109,9 @@ class ZivaSettings:
     impute_value: str = "auto"  # resolved: "log_mean", or "pi_mu" in the authors' mode
     aux_scale: float = 0.1
     dispersion: str = "auto"  # resolved: "gene", or "gene-cell" for the denoisers and the authors' mode
-    pi_ridge: Any = "auto"  # resolved: "select" (among PI_RIDGE_CANDIDATES) for the imputed output, else 0.0
+    # resolved: "rule" (scziva.core.rule_pi_ridge) for the imputed output, else 0.0; "heldout":
+    # "select" (among PI_RIDGE_CANDIDATES) for the imputed output with held-out cells, else 0.0
+    pi_ridge: Any = "auto"
     zero_inflation: str = "free"  # or "curve" (module.ZERO_INFLATIONS)
 
     def __post_init__(self):
@@ -118,12 +126,17 @@ class ZivaSettings:
         if isinstance(self.dispersion, str) and self.dispersion == "auto":
             cell = self.mode == "authors" or self.impute_value in _DENOISERS
             object.__setattr__(self, "dispersion", "gene-cell" if cell else "gene")
-        bad_ridge = f"pi_ridge must be 'auto' or a number >= 0, got {self.pi_ridge!r}"
+        bad_ridge = f"pi_ridge must be 'auto', 'heldout' or a number >= 0, got {self.pi_ridge!r}"
         if isinstance(self.pi_ridge, str):
-            if self.pi_ridge not in ("auto", "select"):  # "select": already resolved (dataclasses.replace)
+            # "rule" and "select": already resolved (dataclasses.replace)
+            if self.pi_ridge not in ("auto", "heldout", "rule", "select"):
                 raise ValueError(bad_ridge)
-            select = not self.authors and self.impute_value not in _DENOISERS and self.validation_fraction > 0
-            object.__setattr__(self, "pi_ridge", "select" if select else 0.0)
+            imputed = not self.authors and self.impute_value not in _DENOISERS
+            if self.pi_ridge in ("auto", "rule"):
+                resolved = "rule" if imputed else 0.0
+            else:
+                resolved = "select" if imputed and self.validation_fraction > 0 else 0.0
+            object.__setattr__(self, "pi_ridge", resolved)
         else:
             try:
                 value = float(self.pi_ridge)

@@ -233,7 +233,7 @@ def impute_h5ad(input, output, *, layer: str | None = None, block_cells: int = B
     :func:`scziva.ZIVAimpute` (``num_epochs``, ``impute_value``, ...). Returns the fitted
     model (:class:`scziva.core.FittedZIVA`, without ``pi`` / ``mu`` matrices).
     """
-    from .core import FittedZIVA, fit, resolve_device
+    from .core import FittedZIVA, fit, resolve_device, rule_pi_ridge
     from .data import ORDER_MAX_CELLS, PreparedData, log_normalise
     from .fileio import atomic_write, check_free_space, check_writable
     from .ordering import order_genes
@@ -268,6 +268,8 @@ def impute_h5ad(input, output, *, layer: str | None = None, block_cells: int = B
         sample = sc.sample[sc.cell_totals[sc.sample_rows] > 0][:, keep_genes]
         lib_sample = sc.cell_totals[sc.sample_rows][sc.cell_totals[sc.sample_rows] > 0]
         order = order_genes(log_normalise(sp.csr_matrix(sample), lib_sample), method=s.gene_order, seed=s.seed)
+        # pi_ridge="auto": the rule's statistic from the scan's sample of cells
+        s, rule = rule_pi_ridge(s, sample, lib_sample, sc.gene_totals[keep_genes], verbose=verbose)
         library = sc.cell_totals[keep_cells].astype(np.float32)
         prepared = PreparedData(matrix=None, keep_cells=keep_cells, keep_genes=keep_genes, order=order,
                                 library=library, shape=(n, g))
@@ -277,6 +279,8 @@ def impute_h5ad(input, output, *, layer: str | None = None, block_cells: int = B
         uns = {**{k: v for k, v in plan.s.recorded().items() if v is not None},
                "epochs_trained": int(plan.stopped_epoch), "train_seconds": float(plan.train_seconds),
                "device": str(dev), "layer": layer if layer is not None else "X", "streamed": True}
+        if rule is not None:
+            uns["sampling_zero_share"] = float(rule["sampling_zero_share"])
         uns["gene_order"] = "auto" if isinstance(s.gene_order, str) else "given"
         t0 = time.perf_counter()
         with atomic_write(out, suffix=".h5ad") as tmp:
@@ -287,7 +291,8 @@ def impute_h5ad(input, output, *, layer: str | None = None, block_cells: int = B
                 f.close()
         return FittedZIVA(module=model, gene_order=prepared.full_gene_order(), mode=s.mode, history=plan.history,
                           device=str(dev), train_seconds=plan.train_seconds, stopped_epoch=plan.stopped_epoch,
-                          config={**plan.s.recorded(), "write_seconds": time.perf_counter() - t0})
+                          config={**plan.s.recorded(), "write_seconds": time.perf_counter() - t0},
+                          pi_ridge_selection=rule)
     finally:
         rows.close()
 

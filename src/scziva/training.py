@@ -116,7 +116,7 @@ def validation_loss(model, data: Batches, idx_all: np.ndarray) -> float:
 
 class Reporter:
     """One progress bar for a whole :func:`scziva.core.fit` (every candidate fit of
-    ``pi_ridge="auto"`` in turn, labelled), and the every-20-epochs loss line of ``verbose``.
+    ``pi_ridge="heldout"`` in turn, labelled), and the every-20-epochs loss line of ``verbose``.
 
     ``total`` is the number of epochs of one fit, ``n_fits`` how many fits the bar spans;
     :meth:`start_fit` labels the next one, and a fit that stops early has the bar moved on
