@@ -137,28 +137,28 @@ _LIST = (
        for m, (mx, d) in _ENTRY.items()]
     + [
         _row("zeros_gene_pearson", True, "accuracy_imputation", "entries", ("truth", "mask"),
-              True, "mean over genes of the Pearson correlation across the cells observed as "
-              "zero, log-normalised imputed vs truth (dropped and real zeros)"),
+             True, "mean over genes of the Pearson correlation across the cells observed as "
+             "zero, log-normalised imputed vs truth (dropped and real zeros)"),
         _row("denoise_log_mse", False, "accuracy_denoising", "denoising", ("true_mean",), False,
-              "MSE of log-normalised imputed vs the simulation's pre-Poisson means, all "
-              "entries (not ranked)",
-              "a rank-one depth x gene share output (no cell signal) beats no_imputation and "
-              "a kNN average (UMI 50 %: 0.92 against 2.51 and 1.09)"),
+             "MSE of log-normalised imputed vs the simulation's pre-Poisson means, all "
+             "entries (not ranked)",
+             "a rank-one depth x gene share output (no cell signal) beats no_imputation and "
+             "a kNN average (UMI 50 %: 0.92 against 2.51 and 1.09)"),
         _row("denoise_pearson", True, "accuracy_denoising", "denoising", ("true_mean",), True,
-              "mean over genes of the Pearson correlation across cells, log-normalised imputed "
-              "vs pre-Poisson means"),
+             "mean over genes of the Pearson correlation across cells, log-normalised imputed "
+             "vs pre-Poisson means"),
         _row("mcv_mse", False, "mcv", "mcv", ("mcv",), False,
-              "MSE of log-normalised imputed train vs test molecules (not ranked)",
-              "the log of a 10 % split is not the log of its expectation: the oracle loses "
-              "to no_imputation (UMI: 3.58 against 3.32)"),
+             "MSE of log-normalised imputed train vs test molecules (not ranked)",
+             "the log of a 10 % split is not the log of its expectation: the oracle loses "
+             "to no_imputation (UMI: 3.58 against 3.32)"),
         _row("mcv_poisson", False, "mcv", "mcv", ("mcv",), False,
-              "Poisson NLL of the test molecules under the rescaled imputation (not ranked)",
-              "an observed zero predicts 0 test molecules, so no_imputation pays log(1e-6) "
-              "wherever a test molecule falls: a rank-one depth x gene share output beats it "
-              "and a kNN average (UMI: 0.302 against 0.423 and 0.308)"),
+             "Poisson NLL of the test molecules under the rescaled imputation (not ranked)",
+             "an observed zero predicts 0 test molecules, so no_imputation pays log(1e-6) "
+             "wherever a test molecule falls: a rank-one depth x gene share output beats it "
+             "and a kNN average (UMI: 0.302 against 0.423 and 0.308)"),
         _row("mcv_gene_pearson", True, "mcv", "mcv", ("mcv",), True,
-              "mean over genes of the Pearson correlation across cells, log-normalised "
-              "imputed train vs test molecules"),
+             "mean over genes of the Pearson correlation across cells, log-normalised "
+             "imputed train vs test molecules"),
         # Open Problems' denoising task (scziva_bench.evaluation.openproblems): reported
         # for comparison with its leaderboard, not ranked (the MSE of logs is mcv_mse's
         # problem; the scaled scores are those two against the controls)
@@ -182,53 +182,53 @@ _LIST = (
              "(filled in when the run's tables are aggregated; not ranked)",
              "a rescaling of op_poisson, which is not ranked"),
         _row("ari_kmeans", True, "clustering", "clustering", ("labels",), True,
-              "adjusted Rand index of k-means clusters vs the labels"),
+             "adjusted Rand index of k-means clusters vs the labels"),
         _row("nmi_kmeans", True, "clustering", "clustering", ("labels",), True,
-              "normalised mutual information of k-means clusters vs the labels"),
+             "normalised mutual information of k-means clusters vs the labels"),
         _row("ari_leiden", True, "clustering", "clustering", ("labels",), True,
-              "adjusted Rand index of Leiden clusters vs the labels"),
+             "adjusted Rand index of Leiden clusters vs the labels"),
         _row("nmi_leiden", True, "clustering", "clustering", ("labels",), True,
-              "normalised mutual information of Leiden clusters vs the labels"),
+             "normalised mutual information of Leiden clusters vs the labels"),
         # over-smoothing raises the raw silhouette above the truth's: not ranked
         _row("silhouette", True, "clustering", "clustering", ("labels",), False,
-              "silhouette width of the labels on the PCA of the imputed data (not ranked)",
-              "over-smoothing raises it far above the truth's (a kNN average beats the oracle)"),
+             "silhouette width of the labels on the PCA of the imputed data (not ranked)",
+             "over-smoothing raises it far above the truth's (a kNN average beats the oracle)"),
         _row("silhouette_gap", False, "clustering", "clustering", ("labels", "truth"), False,
-              "|silhouette(imputed) - silhouette(truth)| of the labels (0 best; not ranked)",
-              "against the noisy truth counts no_imputation beats the oracle (UMI 20 %: 0.010 "
-              "against 0.089); against the true means a constant (gap = the truth's own "
-              "silhouette, 0.04 in the full-length regime) beats a kNN average that "
-              "exaggerates the separation"),
+             "|silhouette(imputed) - silhouette(truth)| of the labels (0 best; not ranked)",
+             "against the noisy truth counts no_imputation beats the oracle (UMI 20 %: 0.010 "
+             "against 0.089); against the true means a constant (gap = the truth's own "
+             "silhouette, 0.04 in the full-length regime) beats a kNN average that "
+             "exaggerates the separation"),
         _row("de_auroc", True, "de", "de", ("labels", "de_truth"), True,
-              "AUROC of |Wilcoxon z| for each group's true DE genes"),
+             "AUROC of |Wilcoxon z| for each group's true DE genes"),
         _row("de_auprc", True, "de", "de", ("labels", "de_truth"), True,
-              "average precision of |Wilcoxon z| for each group's true DE genes"),
+             "average precision of |Wilcoxon z| for each group's true DE genes"),
         _row("de_jaccard_top100", True, "de", "de", ("labels", "truth"), True,
-              "Jaccard index of the top-100 DE genes per group, imputed vs the true means "
-              "(simulations; the truth counts elsewhere)"),
+             "Jaccard index of the top-100 DE genes per group, imputed vs the true means "
+             "(simulations; the truth counts elsewhere)"),
         _row("de_null_fpr", False, "de", "de", ("labels", "de_truth"), False,
-              "share of genes not DE between two groups (simulation truth) that are called DE "
-              "(BH p < 0.05) between them after imputation (not ranked; read with de_pair_f1)",
-              "a specificity alone: a constant, noise or a rank-one output call nothing and "
-              "score 0, the best value"),
+             "share of genes not DE between two groups (simulation truth) that are called DE "
+             "(BH p < 0.05) between them after imputation (not ranked; read with de_pair_f1)",
+             "a specificity alone: a constant, noise or a rank-one output call nothing and "
+             "score 0, the best value"),
         _row("de_pair_f1", True, "de", "de", ("labels", "de_truth"), True,
-              "F1 of DE calls (BH p < 0.05) between pairs of groups against the simulated "
-              "DE genes (calling nothing scores 0)"),
+             "F1 of DE calls (BH p < 0.05) between pairs of groups against the simulated "
+             "DE genes (calling nothing scores 0)"),
         _row("genecorr_agreement", True, "genecorr", "genecorr", ("truth",), True,
-              "Pearson correlation of gene-gene correlations, imputed vs the true means "
-              "(simulations; the truth counts elsewhere)"),
+             "Pearson correlation of gene-gene correlations, imputed vs the true means "
+             "(simulations; the truth counts elsewhere)"),
         _row("genecorr_inflation", "zero", "genecorr", "genecorr", ("truth",), False,
-              "mean |gene-gene correlation| imputed minus reference (0 best; not ranked)",
-              "a constant or noise removes all correlation and scores -mean|C|, which beats "
-              "any method that inflates by more (a kNN average, every regime)"),
+             "mean |gene-gene correlation| imputed minus reference (0 best; not ranked)",
+             "a constant or noise removes all correlation and scores -mean|C|, which beats "
+             "any method that inflates by more (a kNN average, every regime)"),
         _row("trajectory_spearman", True, "trajectory", "trajectory", ("pseudotime",), True,
-              "Spearman correlation of diffusion pseudotime (scanpy dpt on the PCA of the "
-              "log-normalised output, rooted at the truly earliest cell) with the true order"),
+             "Spearman correlation of diffusion pseudotime (scanpy dpt on the PCA of the "
+             "log-normalised output, rooted at the truly earliest cell) with the true order"),
         # new metrics above this line (docs/contributing.md, "Adding a metric")
         _row("runtime_s", False, "resources", "resources", (), False,
-              "wall-clock seconds of the impute job"),
+             "wall-clock seconds of the impute job"),
         _row("max_rss_mb", False, "resources", "resources", (), False,
-              "peak resident memory of the impute job, MB"),
+             "peak resident memory of the impute job, MB"),
     ]
 )
 
