@@ -213,3 +213,18 @@ def test_readme_verdicts_are_the_committed_generated_file():
     assert block.strip() == kept.strip()
     assert "| dataset | family | winner, mean rank [95 %], tie group |" in kept
     assert "Made by `make run` at commit" in kept
+
+
+def test_report_shows_runtime_and_memory_per_method_and_dataset():
+    t = _dominated_table(3)
+    rows = []
+    for m, sec, mb in (("good", 12.0, 900.0), ("bad", 0.5, 150.0)):
+        for s in (1, 2, 3):
+            rows.append(("d", f"dropout50_s{s}", m, "runtime_s", sec * s, "ok"))
+            rows.append(("d", f"dropout50_s{s}", m, "max_rss_mb", mb + s, "ok"))
+    page = report.build_report(pd.concat([t, pd.DataFrame(rows, columns=t.columns)]), [], {},
+                               "t", "d")
+    cost = page.split("<h2 id='cost'>")[1].split("<h2 id='what'>")[0]
+    # median seconds per scenario / peak memory; the faster method first
+    assert "1.00 s / 153 MB" in cost and "24 s / 903 MB" in cost
+    assert cost.index("bad") < cost.index("good")

@@ -456,7 +456,34 @@ def _answer_section(summary: pd.DataFrame, tier: str) -> list[str]:
     return parts + [head + "".join(body) + "</table>"]
 
 
-_TOC = (("answer", "The answer"), ("what", "What was run"), ("reading", "How to read it"),
+def _cost_section(df: pd.DataFrame) -> list[str]:
+    """Runtime and peak memory of each method's impute jobs per dataset: the median over
+    the dataset's scenarios of ``runtime_s`` (wall-clock seconds per scenario, reading and
+    writing included) and the largest ``max_rss_mb``."""
+    parts = ["<h2 id='cost'>Runtime and memory</h2>"]
+    res = df[df["metric"].isin(["runtime_s", "max_rss_mb"])].copy()
+    res["value"] = pd.to_numeric(res["value"], errors="coerce")
+    if res.empty or not res["value"].notna().any():
+        return parts + ["<p>No runtime or memory was recorded.</p>"]
+    parts.append("<p>Per method (rows) and dataset (columns): median seconds per scenario "
+                 "(the impute job's wall clock, reading and writing included) / peak "
+                 "resident memory of the job. Measured on the machine of the provenance "
+                 "section, at this run's sizes.</p>")
+    cells = {}
+    for (m, ds), g in res.groupby(["method", "dataset"], sort=False):
+        sec = g.loc[g["metric"] == "runtime_s", "value"].median()
+        mb = g.loc[g["metric"] == "max_rss_mb", "value"].max()
+        txt = ("n/a" if not np.isfinite(sec) else f"{sec:.2f} s" if sec < 10 else
+               f"{sec:,.0f} s") + " / " + \
+            ("n/a" if not np.isfinite(mb) else f"{mb:,.0f} MB")
+        cells.setdefault(m, {})[str(ds)] = txt
+    order = sorted(cells, key=lambda m: res[(res["method"] == m) & (res["metric"] == "runtime_s")]
+                   ["value"].median())
+    frame = pd.DataFrame.from_dict({m: cells[m] for m in order}, orient="index")
+    return parts + [frame.to_html(border=0, escape=True, na_rep="n/a")]
+
+
+_TOC = (("answer", "The answer"), ("cost", "Runtime and memory"), ("what", "What was run"), ("reading", "How to read it"),
         ("verdicts", "Verdicts in words"), ("ranks", "Family ranks"),
         ("failures", "Failed runs and messages"), ("flags", "Flags"),
         ("values", "All values"), ("figures", "Figures"), ("provenance", "Provenance"))
@@ -487,6 +514,7 @@ def build_report(metrics_df: pd.DataFrame, figures, provenance: dict, title: str
              f"<code>{esc(str(prov.get('git_commit')))}</code>. Contents: "
              + " &middot; ".join(f"<a href='#{a}'>{esc(n)}</a>" for a, n in _TOC) + "</p>"]
     parts += _answer_section(summary, tier)
+    parts += _cost_section(df)
     parts.append("<h2 id='what'>What was run</h2><ul>")
     parts += [f"<li>{esc(line)}</li>" for line in str(describe).splitlines()]
     parts.append("</ul>")
