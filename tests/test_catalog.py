@@ -157,7 +157,8 @@ def test_metric_facts_are_on_the_spec():
 
 
 def test_every_figure_kind_has_one_caption_and_its_template_shows_it():
-    kinds = {"ranks", "families", "rates", "paper", "metric", "resources", "umap", "hexbin"}
+    kinds = {"ranks", "families", "cost", "rates", "paper", "metric", "resources", "umap",
+             "hexbin"}
     assert set(figure_catalog.CAPTIONS) == kinds
     for kind in kinds:
         rst = (REPO / "workflow" / "report" / f"{kind}.rst").read_text()

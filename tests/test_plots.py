@@ -167,7 +167,7 @@ def test_every_figure_draws_with_one_seed_and_failed_rows(seeds):
                     nan={("magic", "ari_kmeans")})
     scen = {ds: list(dict.fromkeys(df[df.dataset == ds].scenario)) for ds in ("splat_a", "real_b")}
     names = figure_list.from_tables(figure_list.figure_names(FEW, scen))
-    assert names[:3] == ["ranks", "families", "rates_splat_a"]
+    assert names[:4] == ["ranks", "families", "cost", "rates_splat_a"]
     assert "rates_real_b" not in names and {"paper_splat_a", "paper_real_b"} <= set(names)
     for name in names:
         if name.startswith("metric_") and name != "metric_pearson_dropped":
@@ -188,7 +188,7 @@ def test_every_figure_draws_with_one_seed_and_failed_rows(seeds):
 def test_figure_names():
     scen = {"sim": ["dropout20_s1", "dropout50_s1", "dropout20_s2"], "real": ["mask10_s1", "mcv_s1"]}
     names = figure_list.figure_names(["pearson_dropped"], scen, umap=True, hexbin=True)
-    assert names == ["ranks", "families", "rates_sim", "paper_sim", "paper_real",
+    assert names == ["ranks", "families", "cost", "rates_sim", "paper_sim", "paper_real",
                      "metric_pearson_dropped", "resources", "umap", "hexbin"]
     assert figure_list.from_tables(names)[-1] == "resources"
 

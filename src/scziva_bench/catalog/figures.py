@@ -9,6 +9,7 @@ Names (files ``results/figures/<name>.<ext>``):
 - ``metric_<metric>``: every configured metric, methods side by side;
 - ``ranks``: family ranks per dataset with intervals and ties;
 - ``families``: summary by metric family per dataset (0 = no_imputation, 1 = perfect);
+- ``cost``: accuracy against runtime, one panel per dataset;
 - ``rates_<dataset>``: every metric against the dropout rate (datasets with >= 2 rates);
 - ``paper_<dataset>``: the scZiva paper's layout (PCC, RMSE, MAE, log-MSE, ARI, NMI);
 - ``resources``: runtime and memory;
@@ -51,6 +52,11 @@ CAPTIONS = {
     "metric": "One metric, methods side by side, one panel per dataset and scenario: bars "
               "mean over seeds, whiskers 95 % interval, dots single seeds; no_imputation "
               "(dashed) and perfect (dotted) are reference lines; red cross: failed.",
+    "cost": "Accuracy against cost, one panel per dataset: each method's mean family rank "
+            "(mean over the dataset's ranked families of its mean rank over seeds; 1 = "
+            "best) against the median wall-clock seconds of its impute jobs (log scale). "
+            "Lower left is better; the dashed line is no_imputation's rank. Failed or NaN "
+            "entries count as last.",
     "resources": "Runtime and peak memory of each impute job (Snakemake benchmark files), "
                  "log scale; dots single jobs, bar median, red crosses failed jobs.",
     "umap": "UMAPs of the truth, the observed counts and each method's imputation of one "
@@ -84,7 +90,7 @@ def figure_names(metrics, scenarios: dict, umap: bool = False, hexbin: bool = Fa
     paper-layout figures. Rule ``figures`` writes every name not in
     :data:`IMPUTED_FIGURES`.
     """
-    names = ["ranks", "families"]
+    names = ["ranks", "families", "cost"]
     names += [f"rates_{ds}" for ds, ids in scenarios.items() if len(rated(ids)) >= 2]
     if paper:
         names += [f"paper_{ds}" for ds in scenarios]

@@ -56,7 +56,7 @@ __all__ = [
     "CONTROLS", "RESOURCE_METRICS", "PAPER_METRICS", "method_color", "method_colors",
     "method_label", "method_order", "higher_is_better", "mean_ci", "figure_names", "draw",
     "plot_metric", "plot_ranks", "plot_rates", "plot_families", "plot_paper", "plot_hexbin",
-    "plot_resources",
+    "plot_resources", "plot_cost",
     "draw_imputed",
     "umap_embedding", "plot_umaps", "save_figure",
 ]
@@ -196,6 +196,8 @@ def draw(name: str, df: pd.DataFrame, datasets: dict | None = None) -> plt.Figur
         return (plot_ranks if name == "ranks" else plot_families)(df, datasets=datasets)
     if name == "resources":
         return plot_resources(df)
+    if name == "cost":
+        return plot_cost(df, datasets=datasets)
     raise ValueError(f"no figure called {name!r} is drawn from the metrics table")
 
 
@@ -728,6 +730,48 @@ def plot_resources(df: pd.DataFrame) -> plt.Figure:
     fig.suptitle("Runtime and peak memory per method and job (Snakemake benchmark files)",
                  fontsize=11, x=0.02, ha="left")
     fig.tight_layout(rect=(0, 0, 1, 0.94))
+    return fig
+
+
+def plot_cost(df: pd.DataFrame, datasets: dict | None = None) -> plt.Figure:
+    """Accuracy against runtime per dataset: x = median ``runtime_s`` of a method's impute
+    jobs (log scale), y = its mean family rank (mean over the dataset's ranked families of
+    :func:`scziva_bench.evaluation.ranking.summary`'s mean rank; 1 = best). References
+    (perfect, oracle) are left out: they cost nothing and are not competitors."""
+    summ = ranking.summary(df)
+    d = df.copy()
+    d["value"] = pd.to_numeric(d["value"], errors="coerce")
+    secs = d[d["metric"] == "runtime_s"].groupby(["dataset", "method"])["value"].median()
+    if summ.empty or secs.dropna().empty:
+        return _empty("no ranked metric or no runtime recorded: nothing to draw")
+    comp = summ[~summ["reference"]]
+    dsets = list(dict.fromkeys(comp["dataset"]))
+    ncols = min(3, len(dsets))
+    fig, axes = _grid(len(dsets), ncols, 4.6, 3.6)
+    for ax, ds in zip(axes, dsets):
+        rank = comp[comp["dataset"] == ds].groupby("method", sort=False)["mean"].mean()
+        for m, r in rank.items():
+            x = secs.get((ds, m), np.nan)
+            if not np.isfinite(x):
+                continue
+            x = max(float(x), 1e-2)
+            ax.scatter(x, r, s=36, color=method_color(m), zorder=3)
+            ax.annotate(method_label(m), (x, r), xytext=(4, 3), textcoords="offset points",
+                        fontsize=6.5)
+            if m == BASELINE:
+                ax.axhline(r, **CONTROL_STYLE[BASELINE])
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.invert_yaxis()  # rank 1 at the top
+        ax.set_xlabel("median seconds per scenario (log)", fontsize=8)
+        ax.set_ylabel("mean family rank (1 = best)", fontsize=8)
+        ax.set_title(_named(ds, datasets), fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(dsets):]:
+        ax.set_visible(False)
+    fig.suptitle("Accuracy against cost: mean family rank vs runtime (better: up and left)",
+                 fontsize=11, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig
 
 
