@@ -25,10 +25,11 @@ log.info("%d rows from %d files; %d failed (dataset, scenario, method) runs",
 for row in failed_runs.itertuples(index=False):
     log.warning("failed: %s / %s / %s", *row)
 metrics.write_tsv_atomic(table, sm.output[0])
-ranks = ranking.ranks_tsv(table)
+summary = ranking.summary(table)  # once, for ranks.tsv and verdicts.md
+ranks = ranking.ranks_tsv(table, summary_table=summary)
 log.info("%d family-rank rows", len(ranks))
 metrics.write_tsv_atomic(ranks, sm.output[1])
-rows = verdicts.verdict_rows(ranking.summary(table))
+rows = verdicts.verdict_rows(summary)
 heading = f"**Verdicts: {sm.params.title}.** {sm.params.tier}".rstrip()
 write_text_atomic(verdicts.markdown(rows, heading), sm.output[2])
 log.info("%d verdict rows", len(rows))

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
+
+from scziva_bench.evaluation.metrics import _dense, lognorm
 
 __all__ = ["log_cp10k", "mse", "poisson", "poisson_swapped", "add_scaled", "SCALED"]
 
@@ -37,21 +38,16 @@ SCALED = {"op_mse_scaled": "op_mse", "op_poisson_scaled": "op_poisson"}
 _BASELINE, _PERFECT = "no_imputation", "perfect"
 
 
-def _dense(M) -> np.ndarray:
-    return np.asarray(M.toarray() if sp.issparse(M) else M, dtype=np.float64)
-
-
 def log_cp10k(X) -> np.ndarray:
-    """``log1p`` of each cell normalised to 10,000 counts (cells without counts stay 0),
-    as scanpy's ``normalize_total(target_sum=1e4)`` then ``log1p``."""
-    X = _dense(X)
-    s = X.sum(axis=1, keepdims=True)
-    return np.log1p(np.divide(X * 1e4, s, out=np.zeros_like(X), where=s > 0))
+    """``log1p`` of each cell normalised to 10,000 counts (cells without counts stay 0), as
+    scanpy's ``normalize_total(target_sum=1e4)`` then ``log1p``: the benchmark's own
+    :func:`~scziva_bench.evaluation.metrics.lognorm`, in float64."""
+    return lognorm(X, target_sum=1e4, dtype=np.float64)
 
 
 def _split(inputs):
-    test = _dense(inputs.scenario.layers["truth"])
-    train_sum = float(_dense(inputs.scenario.layers["counts"]).sum())
+    test = _dense(inputs.scenario.layers["truth"], np.float64)
+    train_sum = float(inputs.scenario.layers["counts"].sum(dtype=np.float64))
     return test, train_sum
 
 

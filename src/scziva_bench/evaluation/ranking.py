@@ -340,12 +340,13 @@ def rank_table(df: pd.DataFrame, metrics=None, by_dataset: bool = True):
 RANKS_COLUMNS = ["dataset", "family", "method", "mean_rank", "ci_low", "ci_high", "n_seeds"]
 
 
-def ranks_tsv(df: pd.DataFrame, metrics=None) -> pd.DataFrame:
+def ranks_tsv(df: pd.DataFrame, metrics=None, summary_table=None) -> pd.DataFrame:
     """The machine-readable verdicts (``results/ranks.tsv``): one row per (dataset, family,
     method) of :func:`summary`, competitors by place, then the references (``perfect``,
     ``oracle``: their reference ranks). ``ci_low``/``ci_high``: the 95 % t-interval over
-    seeds (empty with one seed); ``n_seeds``: the seeds behind the mean."""
-    s = summary(df, metrics)
+    seeds (empty with one seed); ``n_seeds``: the seeds behind the mean.
+    ``summary_table``: :func:`summary` of ``df`` when the caller has it already."""
+    s = summary(df, metrics) if summary_table is None else summary_table
     out = pd.DataFrame({"dataset": s["dataset"], "family": s["family"], "method": s["method"],
                         "mean_rank": s["mean"], "ci_low": s["lo"], "ci_high": s["hi"],
                         "n_seeds": s["n_seeds"]}, columns=RANKS_COLUMNS)

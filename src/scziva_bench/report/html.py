@@ -222,40 +222,33 @@ def _flags_section(df, prov) -> list[str]:
 
 
 def _verdicts_section(summary: pd.DataFrame, prov) -> list[str]:
+    """The verdict rows (:func:`scziva_bench.report.verdicts.verdict_rows`) in words."""
     parts = ["<h2>Verdicts by dataset and metric family</h2>"]
-    if summary.empty:
+    rows = verdicts.verdict_rows(summary)
+    if rows.empty:
         return parts + ["<p>No ranked metric has values.</p>"]
-    for ds, g in summary.groupby("dataset", sort=False):
+    for ds, g in rows.groupby("dataset", sort=False):
         parts.append(f"<h3>{esc(_where(ds, prov))}</h3><ul>")
-        for fam, f in g.groupby("family", sort=False):
-            comp = f[~f["reference"]].sort_values("place")
-            best = comp.iloc[0]
-            label = ranking.FAMILY_LABELS.get(fam, fam)
-            if not best["separable"]:
-                txt = (f"{esc(best['method'])} has the best mean rank "
-                       f"({best['mean']:.2f}) but one seed cannot separate it from the "
-                       "others")
+        for r in g.itertuples(index=False):
+            label = ranking.FAMILY_LABELS.get(r.family, r.family)
+            if not r.separable:
+                txt = (f"{esc(r.winner)} has the best mean rank ({r.mean:.2f}) but one seed "
+                       "cannot separate it from the others")
             else:
-                tied = comp[comp["tied_best"] & (comp["method"] != best["method"])]
-                lo, hi = max(1.0, best["lo"]), min(best["n"] + 1.0, best["hi"])
-                txt = (f"best: <b>{esc(best['method'])}</b> (mean rank {best['mean']:.2f} "
-                       f"[{lo:.2f}, {hi:.2f}], {int(best['n_seeds'])} seeds)")
-                txt += ("; tied with it within noise: " + esc(", ".join(tied["method"]))
-                        if len(tied) else "; ahead of every other method beyond noise")
-            base = comp[comp["method"] == ranking.BASELINE]
-            if len(base):
-                worse = comp[comp["mean"] > float(base["mean"].iloc[0])]["method"].tolist()
-                if worse:
-                    txt += ("; ranked below no_imputation: "
-                            f"<span class='failed'>{esc(', '.join(worse))}</span>")
-            for r in f[f["reference"]].itertuples(index=False):
-                if r.mean > 1.5:
-                    what = "the truth" if r.method == ranking.REFERENCE else "the true means"
-                    txt += (f"; note: {esc(r.method)}'s reference rank is {r.mean:.1f}, so "
-                            f"this family rewards something other than closeness to {what}")
-            bad = comp[(comp["failed"] > 0) | (comp["missing"] > 0)]["method"].tolist()
-            if bad:
-                txt += f"; failed or NaN entries counted as last: {esc(', '.join(bad))}"
+                txt = (f"best: <b>{esc(r.winner)}</b> (mean rank {r.mean:.2f} "
+                       f"[{r.lo:.2f}, {r.hi:.2f}], {r.n_seeds} seeds)")
+                txt += ("; tied with it within noise: " + esc(", ".join(r.tied))
+                        if r.tied else "; ahead of every other method beyond noise")
+            if r.below_baseline:
+                txt += ("; ranked below no_imputation: "
+                        f"<span class='failed'>{esc(', '.join(r.below_baseline))}</span>")
+            for m, v in r.reference_means.items():
+                if v > 1.5:
+                    what = "the truth" if m == ranking.REFERENCE else "the true means"
+                    txt += (f"; note: {esc(m)}'s reference rank is {v:.1f}, so this family "
+                            f"rewards something other than closeness to {what}")
+            if r.failed:
+                txt += f"; failed or NaN entries counted as last: {esc(', '.join(r.failed))}"
             parts.append(f"<li><b>{esc(label)}</b>: {txt}.</li>")
         parts.append("</ul>")
     return parts
@@ -272,9 +265,7 @@ def _ranks_section(summary: pd.DataFrame) -> list[str]:
     order = comp.groupby("method", sort=False)["mean"].mean().sort_values().index.tolist()
     cells = {}
     for r in summary.itertuples(index=False):
-        txt = f"{r.mean:.2f}"
-        if np.isfinite(r.lo):
-            txt += f" [{max(1.0, r.lo):.2f}, {min(r.n + 1.0, r.hi):.2f}]"
+        txt = verdicts.rank_text(r.mean, *verdicts.clipped_interval(r.lo, r.hi, r.n))
         if r.failed or r.missing:
             txt += " (F)"
         txt = esc(txt)
@@ -443,16 +434,15 @@ def _answer_section(summary: pd.DataFrame, tier: str) -> list[str]:
             "<th>references</th></tr>")
     body = []
     for r in rows.itertuples(index=False):
-        win = f"<b>{esc(r.winner)}</b> {esc(verdicts._fmt_rank(r.mean, r.lo, r.hi))}"
+        win = f"<b>{esc(r.winner)}</b> {esc(verdicts.rank_text(r.mean, r.lo, r.hi))}"
         if not r.separable:
             tied = "one seed: cannot tell"
         else:
             tied = esc(", ".join(r.tied)) if r.tied else "none: apart from all"
-        refs = "; ".join(f"{m} {v:.2f}" for m, v in r.reference_means.items()) or "n/a"
         fam = ranking.FAMILY_LABELS.get(r.family, r.family)
         body.append(f"<tr><td>{esc(str(r.dataset))}</td><td>{esc(fam)}</td><td>{win}</td>"
                     f"<td>{tied}</td><td>{esc(verdicts.baseline_text(r))}</td>"
-                    f"<td>{esc(refs)}</td></tr>")
+                    f"<td>{esc(verdicts.references_text(r.reference_means))}</td></tr>")
     return parts + [head + "".join(body) + "</table>"]
 
 

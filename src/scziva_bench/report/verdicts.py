@@ -20,15 +20,17 @@ import pandas as pd
 from scziva_bench.catalog import metrics as metric_specs
 from scziva_bench.evaluation import ranking
 
-__all__ = ["verdict_rows", "markdown", "COLUMNS"]
+__all__ = ["verdict_rows", "markdown", "COLUMNS", "clipped_interval", "rank_text",
+           "references_text", "winner_text", "baseline_text"]
 
 COLUMNS = ["dataset", "family", "winner", "mean", "lo", "hi", "n_seeds", "n_methods",
            "separable", "tied", "beat_baseline", "below_baseline", "baseline_mean",
            "reference_means", "failed"]
 
 
-def _interval(lo, hi, n) -> tuple[float, float]:
-    """The 95 % t-interval clipped to the possible ranks (1 .. n + 1)."""
+def clipped_interval(lo, hi, n) -> tuple[float, float]:
+    """The 95 % t-interval clipped to the possible ranks (1 .. n + 1); NaN where there is
+    none (one seed)."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return math.nan, math.nan
     return max(1.0, lo), min(float(n) + 1.0, hi)
@@ -48,7 +50,7 @@ def verdict_rows(summary: pd.DataFrame) -> pd.DataFrame:
         if comp.empty:
             continue
         best = comp.iloc[0]
-        lo, hi = _interval(best["lo"], best["hi"], best["n"])
+        lo, hi = clipped_interval(best["lo"], best["hi"], best["n"])
         tied = comp[comp["tied_best"] & (comp["method"] != best["method"])]["method"].tolist()
         base = comp[comp["method"] == ranking.BASELINE]
         beat, below, base_mean = [], [], math.nan
@@ -74,7 +76,8 @@ def verdict_rows(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _fmt_rank(mean, lo, hi) -> str:
+def rank_text(mean, lo, hi) -> str:
+    """``1.61 [1.00, 2.94]`` (no interval where there is none)."""
     txt = f"{mean:.2f}"
     if math.isfinite(lo):
         txt += f" [{lo:.2f}, {hi:.2f}]"
@@ -83,7 +86,7 @@ def _fmt_rank(mean, lo, hi) -> str:
 
 def winner_text(r) -> str:
     """The winner cell: name, mean rank [interval], and how sure."""
-    txt = f"{r.winner} {_fmt_rank(r.mean, r.lo, r.hi)}"
+    txt = f"{r.winner} {rank_text(r.mean, r.lo, r.hi)}"
     if not r.separable:
         return txt + "; one seed: cannot tell apart"
     if r.tied:
@@ -104,6 +107,11 @@ def baseline_text(r) -> str:
     return f"{', '.join(r.beat_baseline)} (no_imputation {r.baseline_mean:.2f})"
 
 
+def references_text(reference_means: dict) -> str:
+    """``perfect 1.00; oracle 1.31``, or ``n/a`` without references."""
+    return "; ".join(f"{m} {v:.2f}" for m, v in reference_means.items()) or "n/a"
+
+
 def markdown(rows: pd.DataFrame, heading: str = "") -> str:
     """``results/verdicts.md``: a heading paragraph, then one table row per (dataset,
     family): the winner with its interval and tie group, who beats no_imputation, the
@@ -122,8 +130,8 @@ def markdown(rows: pd.DataFrame, heading: str = "") -> str:
               "beyond noise | below no_imputation | references (perfect / oracle) |",
               "|---|---|---|---|---|---|"]
     for r in rows.itertuples(index=False):
-        refs = "; ".join(f"{m} {v:.2f}" for m, v in r.reference_means.items()) or "n/a"
         fam = metric_specs.FAMILY_LABELS.get(r.family, r.family)
         lines.append("| " + " | ".join([str(r.dataset), fam, winner_text(r), baseline_text(r),
-                                        ", ".join(r.below_baseline) or "none", refs]) + " |")
+                                        ", ".join(r.below_baseline) or "none",
+                                        references_text(r.reference_means)]) + " |")
     return "\n".join(lines) + "\n"
