@@ -27,7 +27,7 @@ $(error TORCH must be cpu or cuda (or set TORCH_INDEX=URL), got '$(TORCH)')
 endif
 TORCH_PIP := $(if $(strip $(TORCH_INDEX)),--extra-index-url $(TORCH_INDEX))
 
-.PHONY: run test venv clean lint lock
+.PHONY: run test standard venv clean lint lock
 
 venv: $(STAMP)
 
@@ -43,6 +43,11 @@ $(STAMP): pyproject.toml $(LOCK)
 
 run: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile config.yaml --workflow-profile profiles/default
+
+# the standard tier (config/standard.yaml: >= 1,000 cells, 5 seeds, package defaults;
+# its header says what it took); writes results/ like `make run`
+standard: $(STAMP)
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/standard.yaml --workflow-profile profiles/default
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -2,14 +2,16 @@
 
 Scores the reference-output panel of :mod:`scziva_bench.evaluation.validation` (oracle,
 no_imputation, kNN average, constant, rank-one depth x gene share, Poisson noise at the
-gene means, zeros set to 1) with every metric on both simulated regimes (dropout 20, 50,
-80 % and MCV), for several data seeds, checks the rules, and writes the table between the
+gene means, zeros set to 1) with every metric on every regime of
+``validation.PANEL_REGIMES`` (Splat UMI, droplet-like and full-length, two paths, and
+Deng's reads binomially downsampled; no dropout, dropout 20, 50, 80 % and MCV), for
+several data seeds, checks the rules, and writes the table between the
 markers of docs/metrics.md (or prints it with --print).
 
     .venv/bin/python benchmarks/metric_validation.py                 # seeds 1 2 3, writes docs/metrics.md
     .venv/bin/python benchmarks/metric_validation.py --seeds 1 --print
 
-About 15 s per seed on one core.
+About 20 s per seed on 2 cores.
 """
 
 from __future__ import annotations
@@ -52,10 +54,12 @@ def table(scores: pd.DataFrame) -> str:
     d["group"] = d["scenario"].map(_group)
     seeds = sorted(d["data_seed"].unique())
     lines = [f"Data seeds {', '.join(map(str, seeds))} (a new simulation per seed, "
-             "200 cells x 500 genes, 4 groups). Each cell: mean over the seeds of the "
-             "metric's value; the last column counts the seeds on which every rule held "
-             "(rule 1 waived where marked `*`: a label metric whose oracle does not find "
-             "the groups).", ""]
+             "200 cells x 500 genes, 4 groups; `downsampled`: Deng's 268 cells x 500 most "
+             "variable genes, a new binomial downsample per seed, its stage labels as "
+             "groups). Scenario `sampling`: no dropout on top. Each cell: mean over the "
+             "seeds of the metric's value; the last column counts the seeds on which every "
+             "rule held (rule 1 waived where marked `*`: a label or DE metric whose oracle "
+             "does not find the groups or the DE genes).", ""]
     cols = list(validation.PANEL)
     head = ["metric", "regime", "scenario"] + [SHORT[c] for c in cols] + ["rules hold"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

@@ -53,6 +53,27 @@ def test_top_genes_ties_go_to_the_earlier_gene_and_small_inputs_pass_through():
     assert datasets.top_genes(a, None) is a
 
 
+def test_variable_genes_keeps_the_variable_not_the_abundant():
+    """hvg: genes that are on in half of the cells (and off in the rest) are kept over
+    Poisson genes of any mean, the most abundant ones included (which top_genes keeps);
+    the genes kept stay in their original order."""
+    rng = np.random.default_rng(0)
+    n, g = 100, 300
+    X = rng.poisson(rng.gamma(1.0, 3.0, size=g), size=(n, g))
+    X[:, :5] = rng.poisson(150, size=(n, 5))            # abundant, flat
+    on = [40, 120, 200, 250, 290]
+    X[:, on] = np.where(np.arange(n)[:, None] < n // 2, rng.poisson(12, size=(n, 5)), 0)
+    a = _adata(X)
+    out = datasets.variable_genes(a, 10)
+    kept = [int(v[1:]) for v in out.var_names]
+    assert set(on) <= set(kept) and not set(range(5)) & set(kept) and kept == sorted(kept)
+    assert datasets.top_genes(a, 5).var_names.tolist() == [f"g{j}" for j in range(5)]
+    assert datasets.variable_genes(a, None) is a and datasets.variable_genes(a, 500) is a
+    assert "most variable" in out.uns["notes"][-1]
+    prepared = datasets.prepare(a, {"hvg": 10})  # after QC, as the workflow does
+    assert prepared.n_vars == 10 and {f"g{j}" for j in on} <= set(prepared.var_names)
+
+
 def test_subsample_cells_is_seeded_and_keeps_file_order():
     a = _adata(np.arange(1, 61).reshape(30, 2))
     s1 = datasets.subsample_cells(a, 12, seed=0)

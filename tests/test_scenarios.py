@@ -24,6 +24,7 @@ def _dense(M):
                                                 ("dropout", 0.05, 0, "dropout05_s0"),
                                                 ("mask", None, 1, "mask10_s1"),
                                                 ("mcv", None, 2, "mcv_s2"),
+                                                ("sampling", None, 3, "sampling_s3"),
                                                 ("none", None, 0, "none")])
 def test_a_kind_and_its_id_make_the_same_scenario(ds, kind, rate, seed, sid):
     """make(adata, id) equals make(adata, kind, rate, seed) and records that id."""
@@ -200,3 +201,49 @@ def test_dropout_uses_each_cells_own_means():
     assert a.uns["scenario"]["means"] == "knn" and "true_mean" not in a.layers
     assert (a.layers["mask"] != b.layers["mask"]).nnz == 0
     assert abs(a.uns["scenario"]["realised_rate"] - 0.5) < 0.02
+
+
+def test_sampling_scenario_has_no_entry_truth_but_the_true_means(ds):
+    """No dropout on top: the counts as given, no mask, and no entry-wise truth (a truth
+    equal to the counts scores nothing); the denoising truth comes along."""
+    from scziva_bench.evaluation import metrics
+
+    s = scenarios.make(ds, "sampling_s1")
+    C = ds.layers["counts"]
+    assert (sp.csr_matrix(s.layers["counts"]) != sp.csr_matrix(C, dtype=np.float32)).nnz == 0
+    assert "mask" not in s.layers
+    av = metrics.available(s)
+    assert not av["truth"] and not av["mask"] and av["true_mean"] and av["labels"]
+    np.testing.assert_allclose(s.layers["true_mean"], _dense(ds.layers["true_mean"]), rtol=1e-6)
+
+
+def test_downsample_is_binomial_thinning_of_the_full_depth():
+    """simulate.downsample: counts <= full counts entry by entry, the mean of the kept
+    counts is p x full (checked against the closed form over many seeds), true_mean is
+    exactly p x full, the median depth lands near the target, seeds reproduce and differ."""
+    rng = np.random.default_rng(0)
+    full = sp.csr_matrix(rng.poisson(rng.gamma(0.5, 40.0, size=(60, 80))).astype(np.float32))
+    import anndata as ad
+    a = ad.AnnData(X=full.copy(), layers={"counts": full.copy()})
+    a.obs["cell_type"] = ["a", "b"] * 30
+    med = float(np.median(np.asarray(full.sum(axis=1)).ravel()))
+    d = simulate.downsample(a, depth=med / 10, seed=3)
+    p = d.uns["downsample"]["p"]
+    assert p == pytest.approx(0.1)
+    F, D = full.toarray(), _dense(d.layers["counts"])
+    assert (D <= F).all() and (D >= 0).all() and np.array_equal(D, np.rint(D))
+    np.testing.assert_allclose(d.layers["true_mean"], F * p, rtol=1e-6)
+    assert np.median(D.sum(axis=1)) == pytest.approx(med / 10, rel=0.15)
+    assert list(d.obs["cell_type"]) == list(a.obs["cell_type"])
+    assert np.array_equal(_dense(simulate.downsample(a, med / 10, seed=3).layers["counts"]), D)
+    assert not np.array_equal(_dense(simulate.downsample(a, med / 10, seed=4).layers["counts"]), D)
+    mean = np.mean([_dense(simulate.downsample(a, med / 10, seed=s).layers["counts"]).sum()
+                    for s in range(20)])
+    # Binomial: E = p x total, sd of the mean over 20 draws = sqrt(p(1-p) total / 20)
+    assert abs(mean - p * F.sum()) < 4 * np.sqrt(p * (1 - p) * F.sum() / 20)
+    assert np.array_equal(_dense(a.layers["counts"]), F)  # the input is untouched
+    # depth above the median total: everything kept
+    assert np.array_equal(_dense(simulate.downsample(a, med * 10, seed=1).layers["counts"]), F)
+    for bad in (0, -1, float("nan"), "x"):
+        with pytest.raises(InputError, match="depth"):
+            simulate.downsample(a, bad)

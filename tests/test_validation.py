@@ -39,8 +39,13 @@ def test_ranked_metric_passes_the_panel(panel, metric):
         assert validation.violations(metric, vals) == [], (regime, sid, vals)
     # checked on every regime where it applies (the trajectory: the path simulation)
     regimes = set(d.loc[d["method"] == "oracle", "regime"])
-    want = {"umi_path"} if metric_specs.SPECS[metric].family == "trajectory" else \
-        {"umi", "fulllength"}
+    spec = metric_specs.SPECS[metric]
+    if spec.family == "trajectory":
+        want = {"umi_path", "droplet_path"}
+    else:
+        want = {"umi", "droplet", "fulllength"}
+        if not set(spec.needs) & {"truth", "mask", "mcv", "de_truth"}:
+            want.add("downsampled")  # the generator that is not ZINB-shaped
     assert checked > 0 and want <= regimes, (metric, regimes)
 
 
@@ -64,6 +69,9 @@ def test_rules_catch_a_bad_metric():
     # a label metric where even the oracle does not find the groups: rule 1 waived
     assert validation.violations("ari_kmeans", {**good, "oracle": 0.3, "knn_average": 0.4}) == []
     assert validation.violations("ari_kmeans", {**good, "oracle": 0.9, "knn_average": 0.95})
+    # the same for a DE metric where the oracle does not find the DE genes; not for others
+    assert validation.violations("de_pair_f1", {**good, "oracle": 0.58, "knn_average": 0.6}) == []
+    assert validation.violations("denoise_pearson", {**good, "oracle": 0.58, "knn_average": 0.6})
 
 
 def test_oracle_is_the_true_means_at_the_observed_depth():
@@ -89,11 +97,20 @@ def test_gene_pearson_by_hand():
     W = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 0]], dtype=bool)
     assert metrics.gene_pearson(L, R, where=W, min_cells=2) == pytest.approx((1 + 1) / 2)
     assert np.isnan(metrics.gene_pearson(L, np.ones_like(R)))
+    # an output flat up to float32 rounding (depth x gene share, normalised) scores 0,
+    # not the correlation of its rounding noise with the truth
+    rng = np.random.default_rng(0)
+    depth = rng.integers(20, 400, size=(300, 1)).astype(np.float32)
+    share = rng.dirichlet(np.ones(50)).astype(np.float32)[None, :]
+    truth = rng.gamma(1.0, 1.0, size=(300, 50))
+    rank_one = metrics.lognorm((depth * share).astype(np.float32))
+    assert metrics.gene_pearson(rank_one, metrics.lognorm(truth)) == 0.0
 
 
 def test_validation_config_uses_the_default_runs_simulations():
     """examples/validation.yaml (issue 22's check with user methods that carry no
-    biology) scores the default run's simulated datasets, not others."""
+    biology) scores the default run's datasets with a known truth (simulated or
+    downsampled), not others."""
     from pathlib import Path
 
     import yaml
@@ -102,8 +119,10 @@ def test_validation_config_uses_the_default_runs_simulations():
     default = yaml.safe_load((repo / "config.yaml").read_text())
     val = yaml.safe_load((repo / "examples" / "validation.yaml").read_text())
     from snakemake.utils import validate
-    validate(dict(val), str(repo / "workflow" / "schemas" / "config.schema.yaml"))
-    sims = {k: v for k, v in default["datasets"].items() if v["source"] == "simulate"}
+    import copy
+    validate(copy.deepcopy(val), str(repo / "workflow" / "schemas" / "config.schema.yaml"))
+    sims = {k: v for k, v in default["datasets"].items()
+            if v["source"] == "simulate" or "downsample" in v}  # those with a known truth
     assert val["datasets"] == sims and val["scenarios"] == default["scenarios"]
     assert val["metrics"] == default["metrics"]
     assert {"oracle", "no_imputation", "knn_smoothing", "constant", "zeros_to_one",

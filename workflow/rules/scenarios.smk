@@ -14,6 +14,8 @@ rule make_scenario:
         ),
         # simulations: each scenario seed simulates its own dataset (simulate.data_seed)
         simulate=lambda wildcards: config["datasets"][wildcards.dataset].get("simulate"),
+        # downsampled real data: each scenario seed draws its own counts (simulate.downsample)
+        downsample=lambda wildcards: config["datasets"][wildcards.dataset].get("downsample"),
     conda:
         "../../envs/bench.yaml"
     script:

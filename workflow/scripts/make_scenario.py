@@ -2,7 +2,9 @@
 
 For a simulated dataset, a scenario with a seed perturbs its own new simulation (the
 dataset's parameters, data seed :func:`scziva_bench.data.simulate.data_seed`), so that the
-seeds replicate the data, not only the dropout mask."""
+seeds replicate the data, not only the dropout mask. A dataset with ``downsample:`` is
+binomially downsampled first (:func:`scziva_bench.data.simulate.downsample`), with the
+same data seed, so that each seed draws new counts from the full-depth data."""
 import sys
 from pathlib import Path
 
@@ -31,6 +33,12 @@ if sim and seed:
     params["seed"] = simulate.data_seed(params.get("seed", 0), seed)
     adata = simulate.splat(**params, dropout_share=None, dataset_id=sm.wildcards.dataset)
     log.info("scenario seed %d: new simulation with data seed %d", seed, params["seed"])
+down = sm.params.downsample
+if down:
+    dseed = simulate.data_seed(0, seed)
+    adata = simulate.downsample(adata, down["depth"], seed=dseed)
+    log.info("downsampled to a median of %s counts per cell (p = %.4g, data seed %d)",
+             down["depth"], adata.uns["downsample"]["p"], dseed)
 scen = scenarios.make(adata, sid, **dict(sm.params.options))
 log.info("scenario %s of %s: %s", sid, sm.wildcards.dataset, dict(scen.uns["scenario"]))
 io.write_h5ad_atomic(scen, sm.output[0])

@@ -19,7 +19,7 @@ from scziva.errors import InputError
 
 from scziva_bench.data import io
 
-__all__ = ["counts_of", "subsample_cells", "top_genes", "drop_empty_cells", "prepare", "md5sum",
+__all__ = ["counts_of", "subsample_cells", "top_genes", "variable_genes", "drop_empty_cells", "prepare", "md5sum",
            "is_integer_counts"]
 
 
@@ -69,8 +69,36 @@ def top_genes(adata: ad.AnnData, n: int | None) -> ad.AnnData:
     return out
 
 
+def variable_genes(adata: ad.AnnData, n: int | None) -> ad.AnnData:
+    """The ``n`` most variable genes, in their original order (scanpy's
+    ``highly_variable_genes``, flavour ``seurat``: dispersion normalised within bins of
+    mean expression, on ``log1p`` of the counts scaled to 10,000 per cell; ties by the
+    original gene order). Unlike :func:`top_genes` it does not keep only the most
+    expressed genes, so the scores see lowly expressed, sparse genes too. Returns
+    ``adata`` itself when it has at most ``n`` genes (or ``n`` is None/0), else a copy
+    with a note.
+    """
+    import scanpy as sc
+
+    if not n or adata.n_vars <= n:
+        return adata
+    if n < 1:
+        raise InputError(f"hvg must be >= 1, got {n!r}")
+    tmp = ad.AnnData(X=sp.csr_matrix(counts_of(adata), dtype=np.float64))
+    sc.pp.normalize_total(tmp, target_sum=1e4)
+    sc.pp.log1p(tmp)
+    hv = sc.pp.highly_variable_genes(tmp, flavor="seurat", n_top_genes=int(n), inplace=False)
+    disp = np.nan_to_num(np.asarray(hv["dispersions_norm"], dtype=np.float64), nan=-np.inf)
+    keep = np.sort(np.argsort(-disp, kind="stable")[: int(n)])
+    out = adata[:, keep].copy()
+    out.uns["notes"] = _notes(adata) + [
+        f"kept the {n} of {adata.n_vars} most variable genes (scanpy highly_variable_genes, seurat)"]
+    return out
+
+
 def prepare(adata: ad.AnnData, spec: dict | None = None, dataset_id: str | None = None) -> ad.AnnData:
-    """Apply a dataset's config entry: ``max_cells``, then ``qc``, then ``top_genes``.
+    """Apply a dataset's config entry: ``max_cells``, then ``qc``, then ``top_genes``,
+    then ``hvg`` (:func:`variable_genes`).
 
     ``spec`` is the dataset's entry of ``config["datasets"]`` (other keys are ignored).
     The cell subset is drawn first so that QC sees the cells that will be used; the
@@ -82,6 +110,7 @@ def prepare(adata: ad.AnnData, spec: dict | None = None, dataset_id: str | None 
     adata = subsample_cells(adata, spec.get("max_cells"), seed=0)
     adata = io.qc(adata, **(spec.get("qc") or {}))
     adata = top_genes(adata, spec.get("top_genes"))
+    adata = variable_genes(adata, spec.get("hvg"))
     adata = drop_empty_cells(adata)
     if dataset_id is not None:
         adata.uns["dataset_id"] = str(dataset_id)

@@ -13,6 +13,10 @@ Kinds:
 - ``"mcv"``: molecular cross-validation (Batson, Royer & Webber 2019): each count is
   split binomially, ``train ~ Binomial(x, train_fraction)``, ``test = x - train``;
   counts = train, truth = test (``train + test == x`` exactly), no mask;
+- ``"sampling"``: counts unchanged, no dropout on top: the sampling noise of the data is
+  the only perturbation (for a simulation or a downsampled dataset, whose workflow step
+  draws new counts per seed; truth = ``layers["true_mean"]``, scored by the denoising,
+  clustering, DE, gene-gene and trajectory families, no mask);
 - ``"none"``: counts unchanged; truth = the dataset's own ``layers["truth"]`` (and its
   mask) where it has one, else truth = counts and no mask (a truth equal to the counts
   is no truth: :mod:`scziva_bench.evaluation.metrics` scores no truth-based metric on it).
@@ -221,6 +225,10 @@ def make(adata, scenario: str, rate=None, seed: int = 0,
         truth.eliminate_zeros()
         info["rate"] = float("nan")
         info["train_fraction"] = p
+    elif kind == "sampling":
+        counts = X
+        truth = X.copy()  # equal to the counts: no entry-wise truth (metrics.available)
+        info["rate"] = float("nan")
     else:
         # A dataset that brings its own truth (e.g. the authors' SplatDrop files, dropout
         # made elsewhere) keeps it, with its mask; otherwise truth = counts.
