@@ -1,6 +1,9 @@
 # Two entry points for a fresh machine:
 #   make run   -> create .venv if needed, run the default benchmark (offline, config.yaml)
 #   make test  -> create .venv if needed, run the test suite
+# and one more measurement:
+#   make scaling -> time and peak memory of every method against the number of cells
+#                   (config/scaling.yaml; extra options: make scaling SCALING_ARGS="--methods alra")
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -27,7 +30,7 @@ $(error TORCH must be cpu or cuda (or set TORCH_INDEX=URL), got '$(TORCH)')
 endif
 TORCH_PIP := $(if $(strip $(TORCH_INDEX)),--extra-index-url $(TORCH_INDEX))
 
-.PHONY: run test venv clean lint lock
+.PHONY: run test scaling venv clean lint lock
 
 venv: $(STAMP)
 
@@ -46,6 +49,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# time and peak memory of every method against the number of cells -> results_scaling/
+scaling: $(STAMP)
+	$(VENV)/bin/python benchmarks/scaling.py --config config/scaling.yaml $(SCALING_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/snakemake --lint
