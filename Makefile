@@ -1,6 +1,10 @@
 # Two entry points for a fresh machine:
 #   make run   -> create .venv if needed, run the default benchmark (offline, config.yaml)
 #   make test  -> create .venv if needed, run the test suite
+# and one more measurement:
+#   make standard -> the standard tier (config/standard.yaml; README's verdicts come from it)
+#   make scaling -> time and peak memory of every method against the number of cells
+#                   (config/scaling.yaml; extra options: make scaling SCALING_ARGS="--methods alra")
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -27,7 +31,7 @@ $(error TORCH must be cpu or cuda (or set TORCH_INDEX=URL), got '$(TORCH)')
 endif
 TORCH_PIP := $(if $(strip $(TORCH_INDEX)),--extra-index-url $(TORCH_INDEX))
 
-.PHONY: run test standard venv clean lint lock
+.PHONY: run test standard scaling venv clean lint lock
 
 venv: $(STAMP)
 
@@ -51,6 +55,10 @@ standard: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# time and peak memory of every method against the number of cells -> results_scaling/
+scaling: $(STAMP)
+	$(VENV)/bin/python benchmarks/scaling.py --config config/scaling.yaml $(SCALING_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/snakemake --lint
