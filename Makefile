@@ -45,13 +45,18 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m pip install --quiet -c $(LOCK) -e ".[bench,test]"
 	@touch $@
 
+# The profile lets one GPU-tagged job run at a time (one GPU). The CPU build has no GPU
+# to share, so there the GPU-tagged jobs may use every core at once.
+GPU_SLOTS ?= $(if $(filter cpu,$(TORCH)),$(CORES),1)
+SMK := $(VENV)/bin/snakemake --cores $(CORES) --workflow-profile profiles/default --resources gpu=$(GPU_SLOTS)
+
 run: $(STAMP)
-	$(VENV)/bin/snakemake --cores $(CORES) --configfile config.yaml --workflow-profile profiles/default
+	$(SMK) --configfile config.yaml
 
 # the standard tier (config/standard.yaml: >= 1,000 cells, 5 seeds, package defaults;
 # its header says what it took); writes results/ like `make run`
 standard: $(STAMP)
-	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/standard.yaml --workflow-profile profiles/default
+	$(SMK) --configfile config/standard.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest -q
