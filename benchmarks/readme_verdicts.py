@@ -1,7 +1,9 @@
 """README's verdict section: a run's results/verdicts.md, kept in docs/ and quoted in README.
 
-    .venv/bin/python benchmarks/readme_verdicts.py --name default \\
-        --command "make run"                          # results/ -> docs/verdicts_default.md + README
+    .venv/bin/python benchmarks/readme_verdicts.py --name standard \\
+        --command "make standard"                     # results/ -> docs/verdicts_standard.md + README
+    .venv/bin/python benchmarks/readme_verdicts.py --name default --command "make run" \\
+        --no-readme                                   # results/ -> docs/verdicts_default.md only
     .venv/bin/python benchmarks/readme_verdicts.py --print
 
 The workflow writes results/verdicts.md from the run's ranks (rule aggregate,
@@ -51,6 +53,8 @@ def main(argv=None):
     ap.add_argument("--name", default="default", help="docs/verdicts_<name>.md")
     ap.add_argument("--command", default="make run", help="the command that made the run")
     ap.add_argument("--print", action="store_true")
+    ap.add_argument("--no-readme", action="store_true",
+                    help="write docs/verdicts_<name>.md only (README quotes the standard tier)")
     a = ap.parse_args(argv)
     text = stamped(Path(a.results), a.command)
     if a.print:
@@ -58,6 +62,9 @@ def main(argv=None):
         return
     doc = REPO / "docs" / f"verdicts_{a.name}.md"
     doc.write_text(text)
+    if a.no_readme:
+        print(f"wrote {doc} ({len(text.splitlines())} lines)")
+        return
     replace_between(REPO / "README.md", START, END, text)
     print(f"wrote {doc} and README's verdict section ({len(text.splitlines())} lines)")
 

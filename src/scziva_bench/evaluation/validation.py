@@ -155,7 +155,8 @@ PANEL_REGIMES = {
     "fulllength": ("fulllength", {}, SCENARIOS),
     # trajectories (groups are consecutive steps of one path; obs["pseudotime"])
     "umi_path": ("umi", {"path": True}, (("dropout", 0.5),)),
-    "droplet_path": ("droplet", {"path": True}, (("sampling", None), ("dropout", 0.5))),
+    "droplet_path": ("droplet", {"path": True, "de_loc": 2.0},  # as the default run's sim_path
+                     (("sampling", None), ("dropout", 0.5))),
     # Deng's reads downsampled to a median of 500 per cell (the default run's deng)
     "downsampled": ("downsample", {"file": "deng.h5ad", "hvg": 500, "depth": 500},
                     (("sampling", None), ("dropout", 0.5))),
