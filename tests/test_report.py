@@ -203,16 +203,19 @@ def test_figures_are_embedded_at_screen_resolution(tmp_path):
 
 
 def test_readme_verdicts_are_the_committed_generated_file():
-    """README's verdict section is a run's results/verdicts.md, kept as
-    docs/verdicts_default.md (benchmarks/readme_verdicts.py copies it): never typed."""
+    """README's verdict section is the standard run's results/verdicts.md, kept as
+    docs/verdicts_standard.md (benchmarks/readme_verdicts.py copies it): never typed. The
+    default run's verdicts are kept beside it, made the same way."""
     repo = Path(__file__).resolve().parents[1]
     readme = (repo / "README.md").read_text()
     start = readme.index("<!-- verdicts:start")
     block = readme[readme.index("-->", start) + 3:readme.index("<!-- verdicts:end -->")]
-    kept = (repo / "docs" / "verdicts_default.md").read_text()
+    kept = (repo / "docs" / "verdicts_standard.md").read_text()
     assert block.strip() == kept.strip()
-    assert "| dataset | family | winner, mean rank [95 %], tie group |" in kept
-    assert "Made by `make run` at commit" in kept
+    for text, command in ((kept, "make standard"),
+                          ((repo / "docs" / "verdicts_default.md").read_text(), "make run")):
+        assert "| dataset | family | winner, mean rank [95 %], tie group |" in text
+        assert f"Made by `{command}` at commit" in text
 
 
 def test_report_shows_runtime_and_memory_per_method_and_dataset():
