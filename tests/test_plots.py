@@ -52,8 +52,9 @@ def _seeded(values):
 def test_tied_within_noise_is_shown_as_tied():
     # a and b swap places from seed to seed: tied; c is always behind both (by 1 or 2
     # places: a paired t-test separates it after Holm over the 6 pairs); no_imputation
-    # is always last, but one place behind c on every seed: zero variance alone never
-    # separates (sign test, 5 seeds: p = 0.0625)
+    # is always last, one place behind c on every seed: with the differences' sd floored
+    # at half a rank, t = 1 / (0.5 / sqrt 5) = 4.5, df 4, p = 0.011, x 3 by Holm (the
+    # third smallest of 6): apart
     df = _seeded({"a": [0.9, 0.7, 0.9, 0.7, 0.9], "b": [0.8, 0.8, 0.7, 0.8, 0.7],
                   "c": [0.5, 0.6, 0.5, 0.6, 0.5], "no_imputation": [0.1] * 5,
                   "perfect": [1] * 5})
@@ -61,7 +62,7 @@ def test_tied_within_noise_is_shown_as_tied():
     assert s.loc["a", "tied_best"] and s.loc["b", "tied_best"]
     assert not s.loc["c", "tied_best"] and not s.loc["no_imputation", "tied_best"]
     assert "b" in s.loc["a", "tied_with"] and "c" not in s.loc["a", "tied_with"]
-    assert "no_imputation" in s.loc["c", "tied_with"]
+    assert "no_imputation" not in s.loc["c", "tied_with"]
     assert s.loc["no_imputation", "mean"] == 4 and s.loc["perfect", "reference"]
     assert np.isfinite(s.loc["a", "lo"]) and s.loc["a", "n_seeds"] == 5
     fig = plots.plot_ranks(df)
@@ -78,12 +79,18 @@ def test_tied_within_noise_is_shown_as_tied():
 
 
 def test_paired_test_holm_and_tolerance_by_hand():
-    # identical differences on 3 seeds: the sign test's 2 x 0.5^3 = 0.25, never "apart"
-    assert ranking.paired_p(np.array([1.0, 2.0, 1.0]), np.array([2.0, 3.0, 2.0])) == 0.25
-    # otherwise scipy's paired t-test: differences 1, 2, 3 -> t = 2 / (1 / sqrt 3), df 2
     from scipy import stats
+    # identical differences of one rank on 3 seeds: the sd is floored at half a rank,
+    # t = 1 / (0.5 / sqrt 3), df 2 -> p = 0.074: zero variance alone is not "apart"
+    p = ranking.paired_p(np.array([1.0, 2.0, 1.0]), np.array([2.0, 3.0, 2.0]))
+    assert p == pytest.approx(2 * stats.t.sf(1 / (0.5 / np.sqrt(3)), 2)) and p > 0.05
+    # nor is near-zero variance: 0.10, 0.11, 0.10 ranks
+    assert ranking.paired_p(np.array([1.10, 1.11, 1.10]), np.array([1.0, 1.0, 1.0])) > 0.5
+    # a gap of 7 ranks on each of 5 seeds is (an exact sign test could not go below 0.0625)
+    assert ranking.paired_p(np.full(5, 8.0), np.full(5, 1.0)) < 1e-4
+    # above the floor, scipy's paired t-test: differences 1, 2, 3 -> t = 2 / (1 / sqrt 3)
     p = ranking.paired_p(np.array([2.0, 4.0, 6.0]), np.array([1.0, 2.0, 3.0]))
-    assert p == pytest.approx(2 * stats.t.sf(2 / (1 / np.sqrt(3)), 2))
+    assert p == pytest.approx(stats.ttest_rel([2.0, 4.0, 6.0], [1.0, 2.0, 3.0]).pvalue)
     assert ranking.paired_p(np.array([1.0]), np.array([2.0])) == 1.0
     # Holm: sorted p x (m, m-1, ...), running maximum, capped at 1
     np.testing.assert_allclose(ranking.holm([0.01, 0.04, 0.03, 0.5]),
