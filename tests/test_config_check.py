@@ -26,7 +26,7 @@ def _check(cfg):
     return lines
 
 
-@pytest.mark.parametrize("path", [REPO / "config.yaml", *sorted((REPO / "config").glob("*.yaml"))],
+@pytest.mark.parametrize("path", [REPO / "config.yaml", *sorted(p for p in (REPO / "config").glob("*.yaml") if p.name != "scaling.yaml")],  # scaling.yaml: benchmarks/scaling.py's
                          ids=lambda p: p.name)
 def test_shipped_configs_have_no_problem(path):
     assert _check(yaml.safe_load(path.read_text())) == []
