@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from _configs import workflow_configs
 from scziva_bench.pipeline.config_check import problems
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,8 +27,7 @@ def _check(cfg):
     return lines
 
 
-@pytest.mark.parametrize("path", [REPO / "config.yaml", *sorted(p for p in (REPO / "config").glob("*.yaml") if p.name != "scaling.yaml")],  # scaling.yaml: benchmarks/scaling.py's
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize("path", workflow_configs(), ids=lambda p: p.name)
 def test_shipped_configs_have_no_problem(path):
     assert _check(yaml.safe_load(path.read_text())) == []
 

@@ -419,15 +419,11 @@ def test_ok_rows_are_never_nan(known_outputs):
 
 def test_statuses_follow_the_needs(known_outputs):
     from scziva_bench.catalog import metrics as ms
-    from scziva_bench.evaluation.openproblems import SCALED
 
     d = known_outputs["dropout", "no_imputation"].set_index("metric")["status"]
     m = known_outputs["mcv", "no_imputation"].set_index("metric")["status"]
     for name, spec in ms.SPECS.items():
         if spec.group == "resources":
-            continue
-        if name in SCALED:  # filled in from the controls' rows when the tables are aggregated
-            assert d[name] == m[name] == "not_applicable", name
             continue
         # no path simulation here: no true order of the cells
         assert d[name] == ("not_applicable" if {"mcv", "pseudotime"} & set(spec.needs) else "ok"), name
@@ -562,17 +558,21 @@ def test_open_problems_poisson_order_matters():
     assert swapped == pytest.approx((1.351, 0.177), abs=5e-4)
 
 
-def test_open_problems_scaled_scores_put_the_controls_at_0_and_1():
+def test_open_problems_scaled_scores_put_their_controls_at_0_and_1():
+    """Their no_denoising (the train counts) scores 0 and their perfect_denoising (the test
+    counts, unscaled) 1; our perfect (the test at the train depth) is 1 on the MSE of
+    log-CP10k (the scale cancels) and above 1 on the Poisson loss, which prefers it."""
     from scziva_bench.evaluation import openproblems as op
 
-    rows = []
-    for m, v in (("no_imputation", 2.0), ("perfect", 0.5), ("x", 1.0), ("broken", np.nan)):
-        st = "failed" if m == "broken" else "ok"
-        rows.append(("d", "mcv_s1", m, "op_poisson", v, st))
-        rows.append(("d", "mcv_s1", m, "op_poisson_scaled", np.nan, "not_applicable"))
-    t = op.add_scaled(pd.DataFrame(rows, columns=["dataset", "scenario", "method", "metric",
-                                                  "value", "status"]))
-    got = t[t.metric == "op_poisson_scaled"].set_index("method")
-    assert got.loc["no_imputation", "value"] == 0.0 and got.loc["perfect", "value"] == 1.0
-    assert got.loc["x", "value"] == pytest.approx(2 / 3)
-    assert got.loc["broken", "status"] == "failed"
+    ds = simulate.splat(**simulate.regime("umi", n_cells=80, n_genes=120, n_groups=3, seed=2))
+    s = scenarios.make(ds, "mcv_s1")
+    train, test = s.layers["counts"].toarray(), s.layers["truth"].toarray()
+    for f in (op.mse_scaled, op.poisson_scaled):
+        assert f(_op_inputs(s, train)) == pytest.approx(0.0, abs=1e-12)
+        assert f(_op_inputs(s, test)) == pytest.approx(1.0)
+    ours = _op_inputs(s, methods.run("perfect", s))
+    assert op.mse_scaled(ours) == pytest.approx(1.0)
+    assert op.poisson_scaled(ours) > 1.0
+    # a known-bad output: a constant scores below no denoising on both
+    const = _op_inputs(s, np.full(s.shape, train.mean()))
+    assert op.mse_scaled(const) < 0 and op.poisson_scaled(const) < 0

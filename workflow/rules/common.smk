@@ -116,18 +116,22 @@ def _local_path(path):
 
 
 def _dataset_files(wildcards):
-    """Counts file (and optional truth file) of a local or Zenodo dataset."""
+    """Counts file (and optional truth, MCV test half and labels files) of a local or Zenodo dataset."""
     ds = config["datasets"][wildcards.dataset]
     if ds["source"] == "zenodo":
         files = {"counts": f"resources/zenodo/{ds['record']}/{ds['file']}"}
         if ds.get("truth_file"):
             files["truth"] = f"resources/zenodo/{ds['record']}/{ds['truth_file']}"
+        if ds.get("test_file"):
+            files["test"] = f"resources/zenodo/{ds['record']}/{ds['test_file']}"
         if ds.get("labels_file"):
             files["labels"] = f"resources/zenodo/{ds['record']}/{ds['labels_file']}"
     else:
         files = {"counts": _local_path(ds["path"])}
         if ds.get("truth_path"):
             files["truth"] = _local_path(ds["truth_path"])
+        if ds.get("test_path"):
+            files["test"] = _local_path(ds["test_path"])
         if ds.get("labels_path"):
             files["labels"] = _local_path(ds["labels_path"])
     return files

@@ -12,12 +12,11 @@ from scziva_bench.pipeline.job import start_script, write_text_atomic  # noqa: E
 log = start_script(snakemake)  # noqa: F821
 
 from scziva_bench.evaluation import metrics  # noqa: E402
-from scziva_bench.evaluation import openproblems  # noqa: E402
 from scziva_bench.evaluation import ranking  # noqa: E402
 from scziva_bench.report import verdicts  # noqa: E402
 
 sm = snakemake  # noqa: F821
-table = openproblems.add_scaled(metrics.aggregate(list(sm.input)))  # op_*_scaled rows
+table = metrics.aggregate(list(sm.input))
 failed_runs = table.loc[table["status"] == "failed", ["dataset", "scenario", "method"]]
 failed_runs = failed_runs.drop_duplicates()
 log.info("%d rows from %d files; %d failed (dataset, scenario, method) runs",

@@ -26,6 +26,7 @@ adata = io.read_counts(
     orientation=spec.get("orientation", "cells_x_genes"),
     dataset_id=dataset,
     truth_path=inp.get("truth"),
+    test_path=inp.get("test"),
     labels_path=inp.get("labels"),
     label_column=spec.get("label_column"),
     layer=spec.get("layer"),

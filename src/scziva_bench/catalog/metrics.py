@@ -174,13 +174,18 @@ _LIST = (
              "pays log(1e-6) wherever one falls",
              compute="scziva_bench.evaluation.openproblems:poisson"),
         _row("op_mse_scaled", True, "mcv", "mcv", ("mcv",), False,
-             "op_mse scaled between the controls: 0 = no_imputation, 1 = perfect (filled "
-             "in when the run's tables are aggregated; not ranked)",
-             "a rescaling of op_mse, which is not ranked"),
+             "op_mse scaled between Open Problems' controls, computed from the scenario: "
+             "0 = the train counts returned (no_denoising), 1 = the test counts returned "
+             "(perfect_denoising; not ranked)",
+             "a rescaling of op_mse, which is not ranked",
+             compute="scziva_bench.evaluation.openproblems:mse_scaled"),
         _row("op_poisson_scaled", True, "mcv", "mcv", ("mcv",), False,
-             "op_poisson scaled between the controls: 0 = no_imputation, 1 = perfect "
-             "(filled in when the run's tables are aggregated; not ranked)",
-             "a rescaling of op_poisson, which is not ranked"),
+             "op_poisson scaled between Open Problems' controls, computed from the "
+             "scenario: 0 = the train counts returned (no_denoising), 1 = the test counts "
+             "returned unscaled (perfect_denoising; our perfect, the test at the train "
+             "depth, scores above 1; not ranked)",
+             "a rescaling of op_poisson, which is not ranked",
+             compute="scziva_bench.evaluation.openproblems:poisson_scaled"),
         _row("ari_kmeans", True, "clustering", "clustering", ("labels",), True,
              "adjusted Rand index of k-means clusters vs the labels"),
         _row("nmi_kmeans", True, "clustering", "clustering", ("labels",), True,

@@ -134,6 +134,7 @@ def read_counts(
     label_column: str | None = None,
     layer: str | None = None,
     round_values: bool = False,
+    test_path=None,
 ) -> ad.AnnData:
     """Read a count matrix into the dataset contract (see module docstring).
 
@@ -155,6 +156,12 @@ def read_counts(
         ``label_column`` names an ``obs`` column to copy into ``obs["cell_type"]``.
     layer : for ``.h5ad`` input, the layer holding the counts (default ``"counts"``
         when present, else ``X``; ``"raw"`` reads ``adata.raw``).
+    test_path : optional file with the test half of a molecular cross-validation split
+        whose train half is ``path`` (Open Problems' denoising task writes ``train.h5ad``
+        and ``test.h5ad``, each with ``layers["counts"]``, the same cells and genes, and
+        ``uns["train_sum"]`` in the test file); adds ``layers["mcv_test"]``, which scenario
+        ``split`` scores as MCV. A ``train_sum`` that differs from the train file's total
+        (files of two different splits) is refused.
     round_values : round non-integer values however many there are (a note says how
         many), for data published only as normalised values (Yan et al.'s RPKM, rounded as
         the scZiva authors do). Without it, mostly non-integer values are refused as not
@@ -199,12 +206,41 @@ def read_counts(
         mask.eliminate_zeros()
         adata.layers["mask"] = mask
 
+    if test_path is not None:
+        if truth_path is not None:
+            raise InputError(f"{str(path)}: give either truth_path (true counts) or test_path "
+                             "(the test half of an MCV split), not both")
+        adata.layers["mcv_test"] = _read_test_half(Path(test_path), path, adata, fmt, orientation, layer,
+                                                   round_values, notes)
+
     if labels_path is not None:
         read_labels(adata, labels_path, label_column)
 
     adata.uns["dataset_id"] = str(dataset_id) if dataset_id is not None else strip_ext(path.name)
     adata.uns["notes"] = list(notes)
     return adata
+
+
+def _read_test_half(test_path: Path, path: Path, adata, fmt, orientation, layer, round_values, notes):
+    """The test molecules of an MCV split (:func:`read_counts`' ``test_path``), aligned to
+    the train file's cells and genes; checked against the test file's ``train_sum``."""
+    traw = read_any(test_path, fmt, orientation, layer)
+    test, tnotes = _validated(traw, test_path, round_values)
+    test = _align(test, traw, adata.obs_names, adata.var_names, test_path, path)
+    notes += tnotes
+    train_sum = traw.adata.uns.get("train_sum") if traw.adata is not None else None
+    if train_sum is not None:
+        try:
+            want = float(np.asarray(train_sum).ravel()[0])
+        except (TypeError, ValueError, IndexError):
+            raise InputError(f"{str(test_path)}: uns['train_sum'] is not a number ({train_sum!r})") from None
+        have = float(adata.layers["counts"].sum(dtype=np.float64))
+        if not np.isfinite(want) or abs(want - have) > 0.5:
+            raise InputError(f"{str(test_path)}: uns['train_sum'] = {want:g}, but {path.name} holds "
+                             f"{have:g} counts: these are not the two halves of one split")
+    if test.nnz == 0:
+        raise InputError(f"{str(test_path)}: the test half has no counts")
+    return test
 
 
 # --------------------------------------------------------------------------- QC

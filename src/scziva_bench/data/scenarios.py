@@ -17,6 +17,10 @@ Kinds:
   the only perturbation (for a simulation or a downsampled dataset, whose workflow step
   draws new counts per seed; truth = ``layers["true_mean"]``, scored by the denoising,
   clustering, DE, gene-gene and trajectory families, no mask);
+- ``"split"``: a molecular cross-validation split that came with the data (Open Problems'
+  ``train.h5ad`` / ``test.h5ad`` pair: the dataset's counts are the train molecules, its
+  ``layers["mcv_test"]`` the test molecules, from dataset key ``test_path``); scored as
+  ``"mcv"`` with ``train_fraction`` = train total / (train + test total);
 - ``"none"``: counts unchanged; truth = the dataset's own ``layers["truth"]`` (and its
   mask) where it has one, else truth = counts and no mask (a truth equal to the counts
   is no truth: :mod:`scziva_bench.evaluation.metrics` scores no truth-based metric on it).
@@ -87,7 +91,7 @@ def _format_id(kind: str, rate, seed: int) -> str:
 def _from_id(scenario, rate, seed):
     """``(kind, rate, seed, id)`` of ``make``'s arguments: a scenario id carries its kind,
     rate and seed (``rate`` and ``seed`` must then be left out); a kind takes them."""
-    if isinstance(scenario, str) and scenario != "none" and scenario_ids.is_id(scenario):
+    if isinstance(scenario, str) and scenario not in scenario_ids.UNSEEDED and scenario_ids.is_id(scenario):
         if rate is not None or seed not in (None, 0):
             raise InputError(f"scenario {scenario!r}: an id carries its rate and seed; give "
                              "either an id, or a kind with rate= and seed=")
@@ -217,14 +221,23 @@ def make(adata, scenario: str, rate=None, seed: int = 0,
         p = float(train_fraction)
         if not (0.0 < p < 1.0):
             raise InputError(f"scenario mcv: train_fraction must be in (0, 1), got {train_fraction!r}")
-        train = rng.binomial(X.data.astype(np.int64), p).astype(np.float32)
-        test = X.data - train
-        counts = sp.csr_matrix((train, X.indices.copy(), X.indptr.copy()), shape=X.shape)
-        truth = sp.csr_matrix((test, X.indices.copy(), X.indptr.copy()), shape=X.shape)
-        counts.eliminate_zeros()
-        truth.eliminate_zeros()
+        counts, truth = simulate.binomial_split(X, p, rng)
         info["rate"] = float("nan")
         info["train_fraction"] = p
+    elif kind == "split":
+        if "mcv_test" not in adata.layers:
+            raise InputError("scenario split: the dataset has no test molecules (layers['mcv_test']); "
+                             "give its test file with the dataset key test_path")
+        counts = X
+        truth = sp.csr_matrix(adata.layers["mcv_test"], dtype=np.float32)
+        if truth.shape != X.shape:
+            raise InputError(f"scenario split: the test molecules have shape {truth.shape}, the counts {X.shape}")
+        n_train, n_test = float(X.sum(dtype=np.float64)), float(truth.sum(dtype=np.float64))
+        if n_train <= 0 or n_test <= 0:
+            raise InputError(f"scenario split: the train half has {n_train:g} molecules and the test half "
+                             f"{n_test:g}; both need some")
+        info["rate"] = float("nan")
+        info["train_fraction"] = n_train / (n_train + n_test)
     elif kind == "sampling":
         counts = X
         truth = X.copy()  # equal to the counts: no entry-wise truth (metrics.available)

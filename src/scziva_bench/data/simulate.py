@@ -402,6 +402,23 @@ def data_seed(base_seed: int, scenario_seed: int) -> int:
     return base_seed if scenario_seed == 0 else base_seed + 1000 * scenario_seed
 
 
+def binomial_split(X, p: float, rng):
+    """Split every molecule of the CSR count matrix ``X`` independently: kept with
+    probability ``p`` (``Binomial(x, p)`` per entry), the rest left over. Returns
+    ``(kept, rest)``, CSR float32 on ``X``'s pattern with explicit zeros removed;
+    ``kept + rest == X`` exactly. Used by binomial downsampling (:func:`downsample`) and
+    by molecular cross-validation (:func:`scziva_bench.data.scenarios.make`)."""
+    X = sp.csr_matrix(X)
+    kept = rng.binomial(X.data.astype(np.int64), p).astype(np.float32)
+    rest = X.data.astype(np.float32) - kept
+    out = []
+    for data in (kept, rest):
+        M = sp.csr_matrix((data, X.indices.copy(), X.indptr.copy()), shape=X.shape)
+        M.eliminate_zeros()
+        out.append(M)
+    return out[0], out[1]
+
+
 def downsample(adata, depth: float, seed: int = 0):
     """A generator that is not ZINB-shaped: binomial downsampling of a deep real dataset.
 
@@ -431,10 +448,7 @@ def downsample(adata, depth: float, seed: int = 0):
     if med <= 0:
         raise InputError("downsample: the median cell has no counts")
     p = min(1.0, depth / med)
-    rng = np.random.default_rng(seed)
-    kept = rng.binomial(X.data.astype(np.int64), p).astype(np.float32)
-    counts = sp.csr_matrix((kept, X.indices.copy(), X.indptr.copy()), shape=X.shape)
-    counts.eliminate_zeros()
+    counts, _ = binomial_split(X, p, np.random.default_rng(seed))
     true_mean = (X.toarray() * p).astype(np.float32)
     out = ad.AnnData(X=counts.copy(), obs=adata.obs.copy(), var=adata.var.copy(),
                      layers={"counts": counts, "true_mean": true_mean})

@@ -25,6 +25,7 @@ from scipy.special import gammaln
 from scziva.errors import InputError
 
 from scziva_bench.catalog import metrics as metric_specs
+from scziva_bench.catalog.scenarios import MCV_KINDS
 from scziva_bench.data.scenarios import MCV_TRAIN_FRACTION
 from scziva_bench.evaluation.tables import COLUMNS, aggregate, write_tsv_atomic
 
@@ -734,7 +735,7 @@ def available(scenario_adata) -> dict:
     """
     A = scenario_adata
     kind, _ = _scenario_info(A)
-    truth = "truth" in A.layers and kind != "mcv"
+    truth = "truth" in A.layers and kind not in MCV_KINDS
     if truth:
         C = A.layers["counts"] if "counts" in A.layers else A.X
         T = A.layers["truth"]
@@ -746,7 +747,7 @@ def available(scenario_adata) -> dict:
     labels = _labels(A)
     return {"truth": bool(truth), "mask": bool(mask), "labels": labels is not None,
             "de_truth": _de_truth(A, labels) is not None,
-            "mcv": kind == "mcv" and "truth" in A.layers,
+            "mcv": kind in MCV_KINDS and "truth" in A.layers,
             "true_mean": "true_mean" in A.layers, "pseudotime": true_order(A) is not None}
 
 

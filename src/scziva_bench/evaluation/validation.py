@@ -70,10 +70,16 @@ def _dense(M):
     return (M.toarray() if sp.issparse(M) else np.asarray(M)).astype(np.float64)
 
 
-def _knn_average(C, k=15, n_pcs=10, seed=0):
-    # 10 PCs, not 30: on droplet-sparse data (about 60 counts per cell at 500 genes) the
-    # components past ~10 are noise, and neighbours found in 30 of them are close to
-    # random (the average then carried no signal: trajectory Spearman -0.03)
+#: principal components the panel's kNN average finds neighbours in: 10, not 30. On
+#: droplet-sparse data (about 60 counts per cell at 500 genes) the components past ~10
+#: are noise, and neighbours found in 30 of them are close to random (the average then
+#: carried no signal: trajectory Spearman -0.03)
+KNN_PCS = 10
+#: neighbours of the panel's kNN average (the cell itself is averaged in as well: k + 1 rows)
+KNN_K = 15
+
+
+def _knn_average(C, k=KNN_K, n_pcs=KNN_PCS, seed=0):
     from sklearn.decomposition import PCA
     from sklearn.neighbors import NearestNeighbors
 

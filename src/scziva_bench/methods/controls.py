@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from scziva.errors import InputError
-from scziva_bench.catalog.scenarios import MCV_TRAIN_FRACTION
+from scziva_bench.catalog.scenarios import MCV_KINDS, MCV_TRAIN_FRACTION
 
 
 
@@ -39,7 +39,7 @@ def _perfect(counts, *, seed, device, adata):
         raise InputError(f"method 'perfect': layers['truth'] has shape {truth.shape}, "
                          f"layers['counts'] has {counts.shape}")
     info = adata.uns.get("scenario", {}) if hasattr(adata, "uns") else {}
-    if isinstance(info, dict) and info.get("kind") == "mcv":
+    if isinstance(info, dict) and info.get("kind") in MCV_KINDS:
         p = float(info.get("train_fraction", MCV_TRAIN_FRACTION))
         if not 0.0 < p < 1.0:
             raise InputError(f"method 'perfect': uns['scenario']['train_fraction'] = {p} is not in (0, 1)")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-__all__ = ["problems", "schema_problems", "method_problems"]
+__all__ = ["problems", "schema_problems", "method_problems", "dataset_problems"]
 
 _MAX_VALUE_CHARS = 60
 
@@ -201,9 +201,37 @@ def metric_problems(config: dict) -> list[str]:
             f"{', '.join(known)}"]
 
 
+def dataset_problems(config: dict) -> list[str]:
+    """Combinations the schema cannot express: scenario ``split`` (the MCV split a dataset
+    came with) needs the test half (``test_path`` / ``test_file``); that half cannot be
+    combined with true counts or with downsampling (which would thin the train half only)."""
+    out = []
+    datasets = config.get("datasets")
+    if not isinstance(datasets, dict):
+        return out
+    default = config.get("scenarios") if isinstance(config.get("scenarios"), dict) else {}
+    for name, ds in datasets.items():
+        if not isinstance(ds, dict):
+            continue
+        where = f"config: datasets.{name}"
+        scen = ds.get("scenarios") if isinstance(ds.get("scenarios"), dict) else default
+        test = ds.get("test_path") or ds.get("test_file")
+        if scen.get("split") and not test:
+            out.append(f"{where}: scenario split scores the MCV split the data came with; give its "
+                       "test half with test_path (local) or test_file (zenodo)")
+        if test and (ds.get("truth_path") or ds.get("truth_file")):
+            out.append(f"{where}: test_path (the test half of an MCV split) and truth_path (true "
+                       "counts) cannot both be given")
+        if test and ds.get("downsample"):
+            out.append(f"{where}: downsample would thin the train half of its MCV split only; "
+                       "leave one of downsample and test_path out")
+    return out
+
+
 def problems(config: dict, schema_path) -> list[str]:
     """Every problem of ``config``, one line each: whole method entries (unknown names,
     broken user entries), unknown metrics, the schema, then method parameters."""
     whole, params, skip = method_problems(config)
     return list(dict.fromkeys(whole + metric_problems(config)
-                              + schema_problems(config, schema_path, skip_methods=skip) + params))
+                              + schema_problems(config, schema_path, skip_methods=skip)
+                              + dataset_problems(config) + params))
