@@ -436,3 +436,32 @@ def test_h5_safe_and_gpu_detection(monkeypatch):
         "a": "None", "b": [64, 32], "c": "[1, 'x']", "d": 1.5}
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert provenance.nvidia_gpu_present() is False
+
+
+def test_open_problems_split_through_the_workflow(tmp_path):
+    """An Open Problems train/test pair as a local dataset with scenario `split`: loaded,
+    scored as MCV, their scaled scores at 0 for no_imputation, 1 for their perfect on the
+    MSE, and a method in between (up to metrics.tsv; no figures)."""
+    from test_openproblems import _op_pair
+
+    data = tmp_path / "op"
+    data.mkdir()
+    train_p, test_p, *_ = _op_pair(data)
+    cfg = load(REPO / "config" / "test.yaml")
+    cfg["datasets"] = {"op_toy": {"source": "local", "path": str(train_p), "test_path": str(test_p),
+                                  "scenarios": {"split": True}}}
+    cfg["methods"] = {"no_imputation": {}, "perfect": {}, "knn_smoothing": {}}
+    cfg.pop("scenarios", None)
+    cfg["figures"]["umap"] = {"dataset": "op_toy", "scenario": "split"}
+    path = write_config(cfg, tmp_path / "op.yaml")
+    res = run_snakemake("results/metrics.tsv", "--cores", "2", "--configfile", path, cwd=tmp_path)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    df = pd.read_csv(tmp_path / "results" / "metrics.tsv", sep="\t")
+    assert set(df.scenario) == {"split"}
+    v = df[df.status == "ok"].set_index(["method", "metric"])["value"]
+    assert v[("no_imputation", "op_mse_scaled")] == pytest.approx(0.0, abs=1e-9)
+    assert v[("perfect", "op_mse_scaled")] == pytest.approx(1.0)
+    assert v[("perfect", "mcv_gene_pearson")] > v[("knn_smoothing", "mcv_gene_pearson")]
+    assert np.isfinite(v[("knn_smoothing", "op_poisson_scaled")])
+    na = df[(df.method == "knn_smoothing") & (df.status == "not_applicable")].metric
+    assert {"pearson_dropped", "log_mse_all", "ari_kmeans"} <= set(na)  # no entry truth, no labels
