@@ -141,3 +141,23 @@ def test_default_config_lists_every_method():
     cfg = yaml.safe_load((ROOT / "config" / "scaling.yaml").read_text())
     assert sorted(cfg["methods"]) == sorted(m for m in methods.available() if m not in catalog.CONTROLS)
     assert cfg["cells"] == [1000, 5000, 20000, 100000] and cfg["cap_s"] == 600
+
+
+def test_readme_quotes_the_committed_scaling_rows():
+    """README's scaling table is the one benchmarks/scaling.py writes from the committed
+    docs/scaling.tsv (numbers generated, never typed)."""
+    from scziva_bench.catalog import methods as catalog
+
+    mod = _script()
+    rows = mod.read_rows(ROOT / "docs" / "scaling.tsv")
+    assert rows and {r["status"] for r in rows} <= {"ok", "over_cap", "failed", "skipped"}
+    readme = (ROOT / "README.md").read_text()
+    for r in rows:
+        label = catalog.label(r["method"])
+        line = next((ln for ln in readme.splitlines() if ln.startswith(f"| {label} |")), None)
+        assert line is not None, label
+        assert mod.cell_text(r) in line, (label, r["n_cells"], mod.cell_text(r), line)
+    # every method measured at 1,000 / 5,000 / 20,000 cells, at or over the cap
+    sizes = {r["n_cells"] for r in rows}
+    assert {1000, 5000, 20000} <= sizes
+    assert (ROOT / "docs" / "img" / "scaling.png").stat().st_size > 10_000
