@@ -47,25 +47,30 @@ def _split(inputs):
     return test, train_sum
 
 
-def _mse(test, output) -> float:
-    return float(np.mean((log_cp10k(test) - log_cp10k(output)) ** 2))
+def _rescaled(output, test, train_sum: float) -> np.ndarray:
+    """The output at the test depth: times ``sum(test) / sum(train)`` (their scaling)."""
+    return np.asarray(output, dtype=np.float64) * (test.sum() / max(train_sum, 1.0))
+
+
+def _mse(test_log, output) -> float:
+    """``test_log``: :func:`log_cp10k` of the test counts."""
+    return float(np.mean((test_log - log_cp10k(output)) ** 2))
 
 
 def _poisson(test, output, train_sum: float) -> float:
-    pred = np.asarray(output, dtype=np.float64) * (test.sum() / max(train_sum, 1.0))
+    pred = _rescaled(output, test, train_sum)
     return float(np.mean(pred - test * np.log(pred + 1e-6)))
 
 
 def mse(inputs) -> float:
     """Open Problems' MSE: log-CP10k of the test counts against that of the output."""
     test, _ = _split(inputs)
-    return _mse(test, inputs.imputed)
+    return _mse(log_cp10k(test), inputs.imputed)
 
 
 def _scaled_prediction(inputs):
     test, train_sum = _split(inputs)
-    pred = np.asarray(inputs.imputed, dtype=np.float64) * (test.sum() / max(train_sum, 1.0))
-    return test, pred
+    return test, _rescaled(inputs.imputed, test, train_sum)
 
 
 def poisson(inputs) -> float:
@@ -89,7 +94,8 @@ def _scaled(metric, inputs) -> float:
     test, train_sum = _split(inputs)
     train = _dense(inputs.scenario.layers["counts"], np.float64)
     if metric == "mse":
-        v, lo, hi = _mse(test, inputs.imputed), _mse(test, train), _mse(test, test)
+        test_log = log_cp10k(test)  # once for the output and both controls
+        v, lo, hi = _mse(test_log, inputs.imputed), _mse(test_log, train), _mse(test_log, test)
     else:
         v, lo, hi = (_poisson(test, inputs.imputed, train_sum), _poisson(test, train, train_sum),
                      _poisson(test, test, train_sum))
