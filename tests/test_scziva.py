@@ -16,7 +16,7 @@ from scipy import stats
 import scziva
 from scziva import InputError, ZIVAimpute
 from scziva.module import (GeneConv1d, ZIVAE, authors_zinb_log_prob, conv_geometry, kl_standard_normal,
-                           zinb_log_prob)
+                           zinb_log_prob, zinb_objective)
 from scziva.ordering import approximate_order, exact_order, order_genes
 from scziva.validate import RoundedInputWarning, check_counts
 
@@ -86,6 +86,47 @@ def test_zinb_probabilities_sum_to_one():
     for pi, mu, theta in [(0.3, 5.0, 2.0), (1e-4, 50.0, 0.5), (0.9, 0.2, 10.0)]:
         p = zinb_log_prob(x, *(torch.full_like(x, v) for v in (pi, mu, theta)), eps=0.0).exp().sum()
         assert abs(float(p) - 1.0) < 1e-8
+
+
+def _objective_inputs(theta_shape, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    B, G = 6, 9
+    x = torch.poisson(torch.rand(B, G, generator=g, dtype=torch.float64) * 4)
+    logit = (torch.randn(B, G, generator=g, dtype=torch.float64) * 2).requires_grad_()
+    mu = (torch.rand(B, G, generator=g, dtype=torch.float64) * 6 + 0.05).requires_grad_()
+    theta = (torch.rand(theta_shape(B, G), generator=g, dtype=torch.float64) * 4 + 0.1).requires_grad_()
+    return x, logit, mu, theta
+
+
+@pytest.mark.parametrize("theta_shape", [lambda B, G: (G,), lambda B, G: (B, G)], ids=["gene", "gene-cell"])
+def test_zinb_objective_gradients_match_finite_differences(theta_shape):
+    """The hand-derived gradients of the training objective (likelihood, auxiliary term and
+    ridge penalty, dispersion per gene or per entry) against central finite differences."""
+    x, logit, mu, theta = _objective_inputs(theta_shape)
+    c_aux = torch.tensor(0.37, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b, c, d: zinb_objective(x, a, b, c, d, 0.8)[0],
+                                    (logit, mu, theta, c_aux))
+
+
+def test_zinb_objective_equals_autograd_through_the_likelihood():
+    """Values and gradients equal those of autograd through zinb_log_prob plus the auxiliary
+    and ridge terms written out directly (an independent implementation)."""
+    x, logit, mu, theta = _objective_inputs(lambda B, G: (G,))
+    obj, nll, aux = zinb_objective(x, logit, mu, theta, 0.25, 0.5)
+    pi = torch.sigmoid(logit)
+    ref_nll = -zinb_log_prob(x, pi, mu, theta.expand_as(mu), eps=0.0, constant=False).sum(1)
+    ref_aux = (torch.log1p((1 - pi) * mu) - torch.log1p(x)).pow(2).sum(1)
+    ref = ref_nll + 0.25 * ref_aux + 0.5 * pi.pow(2).sum(1)
+    torch.testing.assert_close(nll, ref_nll, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(aux, ref_aux, rtol=1e-12, atol=1e-12)
+    w = torch.arange(1.0, 7.0, dtype=torch.float64)  # a different weight per cell
+    got = torch.autograd.grad((obj * w).sum(), (logit, mu, theta))
+    want = torch.autograd.grad((ref * w).sum(), (logit, mu, theta))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+    # float32, as in training: close to the float64 values
+    obj32 = zinb_objective(x.float(), logit.detach().float(), mu.detach().float(), theta.detach().float(), 0.25, 0.5)[0]
+    torch.testing.assert_close(obj32.double(), obj.detach(), rtol=1e-5, atol=1e-4)
 
 
 def test_kl_closed_form():
@@ -824,3 +865,18 @@ def test_output_through_the_table_equals_the_quadrature_output(monkeypatch):
     table, _ = ZIVAimpute(X, seed=4, pi_ridge=0.0, **FAST)
     np.testing.assert_array_equal(table[X > 0], X[X > 0])
     np.testing.assert_allclose(table, exact, rtol=2e-5, atol=1e-6)
+
+
+def test_decoder_starts_at_the_average_profile():
+    """With the decoder's weights at zero, the mean after start_at_average_profile is each
+    cell's library size times the gene's share of all counts (a hand-worked profile)."""
+    totals = np.array([1.0, 3.0, 0.0, 6.0])
+    net = ZIVAE(4, hidden_dim=8, latent_dim=3, dispersion="gene")
+    net.start_at_average_profile(totals)
+    with torch.no_grad():
+        net.fc4.weight.zero_()
+        net.fc4.bias[:4] = 0.0  # the pi head (the first of the decoder's outputs)
+        pi, mu, _ = net.decode(torch.randn(2, 3), torch.tensor([[10.0], [50.0]]))
+    share = np.array([0.1, 0.3, 0.0, 0.6])
+    np.testing.assert_allclose(mu.numpy(), np.maximum(np.outer([10.0, 50.0], share), 1e-4), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pi.numpy(), 0.5)

@@ -31,6 +31,7 @@ cannot fit cells of different depth.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -42,6 +43,7 @@ import torch
 
 import torch.nn.functional as F
 
+from .allocator import reuse_freed_memory
 from .data import Batches, PreparedData, prepare_data, sampling_zero_share
 
 from .module import THETA_MAX, THETA_MIN, ZIVAE, Log1pNBTable, expected_log1p_nb
@@ -314,6 +316,8 @@ def _fit_one(prepared: PreparedData, s: ZivaSettings, dev: torch.device, report:
                   library_size=not s.authors, log_input=not s.authors,
                   dispersion="gene-cell" if s.authors else s.dispersion,
                   zero_inflation=s.zero_inflation).to(dev)
+    if not s.authors and prepared.gene_totals is not None and os.environ.get("SCZIVA_INIT") is not None:
+        model.start_at_average_profile(prepared.gene_totals)
     if s.authors:
         plan = AuthorsPlan(model, s, report)
     else:
@@ -323,7 +327,8 @@ def _fit_one(prepared: PreparedData, s: ZivaSettings, dev: torch.device, report:
     if data is None:
         data = Batches(prepared.matrix, prepared.library, dev)
     t0 = time.perf_counter()
-    plan.fit(data)
+    with reuse_freed_memory(dev.type):
+        plan.fit(data)
     plan.train_seconds = time.perf_counter() - t0
     return model, plan, data
 

@@ -30,6 +30,8 @@ class PreparedData:
     order: np.ndarray
     library: np.ndarray
     shape: tuple
+    # each modelled gene's total count over the cells (model order); None when unknown
+    gene_totals: np.ndarray | None = None
 
     @property
     def columns(self) -> np.ndarray:
@@ -74,7 +76,8 @@ def prepare_data(M, settings: ZivaSettings) -> PreparedData | None:
     if sp.issparse(sub):
         sub = sp.csr_matrix(sub)
     return PreparedData(matrix=sub, keep_cells=keep_cells, keep_genes=keep_genes, order=order,
-                        library=library.astype(np.float32), shape=(n_cells, n_genes))
+                        library=library.astype(np.float32), shape=(n_cells, n_genes),
+                        gene_totals=np.asarray(gene_tot, dtype=np.float64)[keep_genes][order])
 
 
 def _gene_order(sub, library, keep_genes, n_genes, settings: ZivaSettings) -> np.ndarray:

@@ -272,7 +272,8 @@ def impute_h5ad(input, output, *, layer: str | None = None, block_cells: int = B
         s, rule = rule_pi_ridge(s, sample, lib_sample, sc.gene_totals[keep_genes], verbose=verbose)
         library = sc.cell_totals[keep_cells].astype(np.float32)
         prepared = PreparedData(matrix=None, keep_cells=keep_cells, keep_genes=keep_genes, order=order,
-                                library=library, shape=(n, g))
+                                library=library, shape=(n, g),
+                                gene_totals=np.asarray(sc.gene_totals, dtype=np.float64)[keep_genes][order])
         data = StreamedBatches(rows, keep_cells, prepared.columns, library, dev, block_cells)
         model, plan, _ = fit(prepared, s, dev, verbose=verbose, progress=progress, data=data)
         obs, var = rows.names()

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from .data import Batches
-from .module import authors_zinb_log_prob, kl_standard_normal, zinb_log_prob
+from .module import authors_zinb_log_prob, kl_standard_normal, zinb_log_prob, zinb_objective
 from .settings import ZivaSettings
 
 MIN_PATIENCE_STEPS = 250
@@ -70,20 +70,24 @@ def kl_weight(step: int, warmup_steps: int) -> float:
 
 def loss_scziva(model, aux_w, x, lib, kl_w: float, lam_reg: float, aux_scale: float,
                 pi_ridge: float = 0.0) -> Losses:
-    pi, mu, theta, m, logv = model(x, lib)
-    nll = -zinb_log_prob(x, pi, mu, theta, constant=False).sum(-1)  # per cell, up to a constant
-    kl = kl_standard_normal(m, logv)
-    # Auxiliary reconstruction: squared error between (1 - pi) * mu and the counts, on the
-    # log1p scale so that it neither vanishes nor explodes with sequencing depth.
-    aux = (torch.log1p((1 - pi) * mu) - torch.log1p(x)).pow(2).sum(-1)
+    """The mini-batch objective of ``mode="scziva"``: per cell, the ZINB negative
+    log-likelihood (summed over genes, up to a constant), the KL term at weight ``kl_w``,
+    the auxiliary reconstruction term, and the ridge penalty on ``pi``; averaged over cells.
+
+    Auxiliary reconstruction: the squared error between ``(1 - pi) * mu`` and the counts on
+    the log1p scale, so that it neither vanishes nor explodes with sequencing depth, at weight
+    ``aux_scale * w`` (``w`` learnable, pulled towards 1 by ``lam_reg``). The ridge penalty
+    ``pi_ridge * sum(pi^2)`` (as in DCA's ZINB loss): on shallow counts "low mean" and "high
+    mean with high pi" explain a zero almost equally well, and it prefers the first; its
+    strength is chosen in :mod:`scziva.core`. The likelihood, auxiliary and ridge terms and
+    their gradients are computed together (:func:`scziva.module.zinb_objective`).
+    """
+    z, m, logv = model.sample_latent(x)
+    logit, mu, theta = model.decode_parts(z, lib)
     w = aux_w()
-    per_cell = nll + kl_w * kl + aux_scale * w * aux
-    if pi_ridge:
-        # A ridge penalty on the dropout probabilities (as in DCA's ZINB loss): on shallow
-        # counts "low mean" and "high mean with high pi" explain a zero almost equally well,
-        # and this prefers the first. Its strength is chosen by held-out likelihood (core).
-        per_cell = per_cell + pi_ridge * pi.pow(2).sum(-1)
-    total = per_cell.mean() + lam_reg * (w - 1.0).pow(2)
+    objective, nll, aux = zinb_objective(x, logit, mu, theta, aux_scale * w, pi_ridge)
+    kl = kl_standard_normal(m, logv)
+    total = (objective + kl_w * kl).mean() + lam_reg * (w - 1.0).pow(2)
     return Losses(total, nll.mean(), kl.mean(), aux.mean(), w)
 
 
