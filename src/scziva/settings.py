@@ -101,7 +101,7 @@ class ZivaSettings:
     gene_order: Any = "auto"
     validation_fraction: float = 0.1
     patience: int = 15
-    min_delta: float = 1e-3
+    min_delta: float = 5e-3  # 1e-3 until 2026-12-03 (docs/scziva.md, "Speed and stopping")
     kl_warmup_epochs: int = 10
     w_min: float = 0.5
     w_max: float = 1.5

@@ -190,19 +190,31 @@ class Schedule:
 
 
 class EarlyStopping:
-    """Keeps the best weights seen; says when ``patience`` epochs brought no relative
-    improvement of ``min_delta``."""
+    """Keeps the weights of the best epoch seen; says when ``patience`` epochs brought no
+    relative improvement of ``min_delta`` over the best loss when the wait began.
+
+    Two things are separate: any improvement, however small, updates the kept weights; only
+    an improvement of at least ``min_delta`` (relative) restarts the wait. (Until 2026-12-03
+    both needed ``min_delta``, so the kept weights could be up to ``patience`` epochs older
+    than a slightly better epoch.)
+    """
 
     def __init__(self, patience: int, min_delta: float):
         self.patience, self.min_delta = patience, min_delta
         self.best, self.best_state, self.bad = math.inf, None, 0
+        self.reference = math.inf  # the loss an epoch must beat by min_delta to restart the wait
 
     def update(self, monitor: float, model: nn.Module) -> bool:
         """Record one epoch's monitored loss; True when training should stop."""
-        # The first judged epoch is always an improvement (inf - min_delta * inf is NaN).
-        if not math.isfinite(self.best) or monitor < self.best - self.min_delta * abs(self.best):
-            self.best, self.bad = monitor, 0
+        if not math.isfinite(monitor):
+            self.bad += 1
+            return bool(self.patience and self.bad >= self.patience)
+        if monitor < self.best:
+            self.best = monitor
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        # The first judged epoch always restarts the wait (inf - min_delta * inf is NaN).
+        if not math.isfinite(self.reference) or monitor < self.reference - self.min_delta * abs(self.reference):
+            self.reference, self.bad = monitor, 0
             return False
         self.bad += 1
         return bool(self.patience and self.bad >= self.patience)
