@@ -19,7 +19,7 @@ from .data import Batches
 from .module import authors_zinb_log_prob, kl_standard_normal, zinb_log_prob, zinb_objective
 from .settings import ZivaSettings
 
-MIN_PATIENCE_STEPS = 250
+MIN_PATIENCE_STEPS = 100  # 250 until 2026-12-03 (docs/scziva.md, "Speed and stopping")
 MAX_PATIENCE_STEPS = 3000
 MAX_WARMUP_STEPS = 1000
 EVAL_BATCH = 4096
