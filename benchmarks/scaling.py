@@ -488,7 +488,10 @@ def cell_text(r) -> str:
     if r is None:
         return ""
     if r["status"] == "ok":
-        return f"{seconds_text(r['seconds'])} s / {r['peak_mb']:,.0f} MB"
+        # first to the tsv's precision, so that a table written from a run's rows and one
+        # read back from its tsv agree (197.46 MB is 197.5 in the tsv, then "198")
+        seconds, mb = float(_fmt(r["seconds"], 3)), float(_fmt(r["peak_mb"], 1))
+        return f"{seconds_text(seconds)} s / {mb:,.0f} MB"
     if r["status"] == "over_cap":
         return f"over cap ({r['cap_s']:g} s)"
     if r["status"] == "failed":

@@ -161,3 +161,14 @@ def test_readme_quotes_the_committed_scaling_rows():
     sizes = {r["n_cells"] for r in rows}
     assert {1000, 5000, 20000} <= sizes
     assert (ROOT / "docs" / "img" / "scaling.png").stat().st_size > 10_000
+
+
+def test_cell_text_agrees_with_the_tsv_round_trip(tmp_path):
+    """A peak of 197.46 MB is 197.5 in the tsv: the table written from the run's rows and
+    the one read back from the tsv both say 198 (they disagreed, 197 against 198)."""
+    mod = _script()
+    row = {"method": "alra", "n_cells": 100, "n_genes": 50, "status": "ok", "seconds": 0.01704,
+           "peak_mb": 197.46, "note": "", "params": "", "setup": "", "cap_s": 600.0}
+    mod.write_tsv([row], tmp_path / "s.tsv")
+    back = mod.read_rows(tmp_path / "s.tsv")[0]
+    assert mod.cell_text(row) == mod.cell_text(back) == "0.017 s / 198 MB"
