@@ -267,13 +267,14 @@ class _ZINBObjective(torch.autograd.Function):
         ll = torch.where(zero, F.softplus(d0), torch.addcmul(d0, x, torch.log(mu) - log_tm))
         ll -= F.softplus(-logit)
         xv = x[rows, cols]
-        th_v = theta[cols] if gene_theta else theta[rows, cols]
-        if gene_theta:
-            lg = torch.lgamma(xv + th_v) - torch.lgamma(theta)[cols]
-            dlg = torch.digamma(xv + th_v) - torch.digamma(theta)[cols]
+        if gene_theta:  # the gamma functions of theta once per gene
+            th_v = theta[cols]
+            lg_th, dg_th = torch.lgamma(theta)[cols], torch.digamma(theta)[cols]
         else:
-            lg = torch.lgamma(xv + th_v) - torch.lgamma(th_v)
-            dlg = torch.digamma(xv + th_v) - torch.digamma(th_v)
+            th_v = theta[rows, cols]
+            lg_th, dg_th = torch.lgamma(th_v), torch.digamma(th_v)
+        lg = torch.lgamma(xv + th_v) - lg_th
+        dlg = torch.digamma(xv + th_v) - dg_th
         nll = -(ll.sum(1) + torch.zeros_like(ll[:, 0]).index_add_(0, rows, lg))
         # Derivatives of -log ZINB. Q: the posterior weight of the NB at a zero
         # (sigmoid(d0) = (1 - pi) NB(0) / P(0)), 1 at a non-zero.
@@ -368,8 +369,16 @@ def expected_log1p_nb(mu: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     return out.reshape(shape)
 
 
-def _catmull_rom(p0, p1, p2, p3, t):
-    """The cubic through p1 (t = 0) and p2 (t = 1) with Catmull-Rom tangents."""
+def _cubic(get, pos: torch.Tensor, n: int) -> torch.Tensor:
+    """Catmull-Rom interpolation of a sequence of ``n`` points at fractional positions
+    ``pos`` in [0, n - 1); ``get(k)`` reads the points at integer positions ``k`` (a tensor
+    shaped as ``pos``). Beyond either end the missing neighbour is extrapolated linearly."""
+    i = pos.floor()
+    t = pos - i
+    k = i.long()
+    p1, p2 = get(k), get(k + 1)
+    p0 = torch.where(i > 0, get((k - 1).clamp_min(0)), 2 * p1 - p2)
+    p3 = torch.where(i < n - 2, get((k + 2).clamp_max(n - 1)), 2 * p2 - p1)
     return p1 + 0.5 * t * (p2 - p0 + t * (2 * p0 - 5 * p1 + 4 * p2 - p3 + t * (3 * (p1 - p2) + p3 - p0)))
 
 
@@ -407,13 +416,8 @@ class Log1pNBTable:
             grid_t = torch.exp(torch.linspace(t_lo, t_lo + t_step * (theta_points - 1), theta_points,
                                               dtype=torch.float64, device=theta_g.device))
             rows = self._log_expectation(u, grid_t).to(torch.float64)  # theta_points x points
-            pos = ((lt - t_lo) / t_step).clamp(0.0, theta_points - 1.001)
-            i = pos.floor().long()
-            t = (pos - i).unsqueeze(1)
-            p1, p2 = rows[i], rows[i + 1]
-            p0 = torch.where((i > 0).unsqueeze(1), rows[(i - 1).clamp_min(0)], 2 * p1 - p2)
-            p3 = torch.where((i < theta_points - 2).unsqueeze(1), rows[(i + 2).clamp_max(theta_points - 1)], 2 * p2 - p1)
-            self.table = _catmull_rom(p0, p1, p2, p3, t).to(torch.float32)
+            pos = ((lt - t_lo) / t_step).clamp(0.0, theta_points - 1.001).unsqueeze(1)  # G x 1
+            self.table = _cubic(lambda k: rows[k[:, 0]], pos, theta_points).to(torch.float32)
         self.table = self.table.reshape(-1)  # G x points, flat
         self.n_genes = G
 
@@ -429,14 +433,9 @@ class Log1pNBTable:
         for a vector of means whose genes are ``genes``."""
         K = self.points
         pos = ((torch.log(mu.float()) - self.lo) / self.step).clamp(0.0, K - 1.001)
-        i = pos.floor()
-        t = pos - i
         rows = torch.arange(self.n_genes, device=mu.device).unsqueeze(0) if genes is None else genes
-        idx = i.long() + rows * K
-        p1, p2 = self.table[idx], self.table[idx + 1]
-        p0 = torch.where(i > 0, self.table[(idx - 1).clamp_min(0)], 2 * p1 - p2)
-        p3 = torch.where(i < K - 2, self.table[(idx + 2).clamp_max(self.table.numel() - 1)], 2 * p2 - p1)
-        return torch.exp(_catmull_rom(p0, p1, p2, p3, t)).to(mu.dtype)
+        offset = rows * K  # each gene's row of the flat table
+        return torch.exp(_cubic(lambda k: self.table[k + offset], pos, K)).to(mu.dtype)
 
 
 def authors_zinb_log_prob(x: torch.Tensor, pi: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor,

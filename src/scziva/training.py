@@ -206,16 +206,14 @@ class EarlyStopping:
 
     def update(self, monitor: float, model: nn.Module) -> bool:
         """Record one epoch's monitored loss; True when training should stop."""
-        if not math.isfinite(monitor):
-            self.bad += 1
-            return bool(self.patience and self.bad >= self.patience)
-        if monitor < self.best:
-            self.best = monitor
-            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        # The first judged epoch always restarts the wait (inf - min_delta * inf is NaN).
-        if not math.isfinite(self.reference) or monitor < self.reference - self.min_delta * abs(self.reference):
-            self.reference, self.bad = monitor, 0
-            return False
+        if math.isfinite(monitor):  # a NaN or infinite loss only counts as a bad epoch
+            if monitor < self.best:
+                self.best = monitor
+                self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            # The first judged epoch always restarts the wait (inf - min_delta * inf is NaN).
+            if not math.isfinite(self.reference) or monitor < self.reference - self.min_delta * abs(self.reference):
+                self.reference, self.bad = monitor, 0
+                return False
         self.bad += 1
         return bool(self.patience and self.bad >= self.patience)
 
