@@ -397,6 +397,10 @@ def impute_rule(x, pi, mu, theta, s: ZivaSettings, table=None) -> torch.Tensor:
     if s.impute_value == "zinb_mean":  # every entry: the model's mean, ignoring the observation
         return (1 - pi) * mu
     fill = (x == 0) & (pi > s.tau)
+    if table is not None and 2 * int(fill.sum()) > fill.numel():
+        # Most entries filled (sparse counts): one pass over the whole batch is cheaper than
+        # gathering the filled entries' pi, mu, theta and their genes and scattering back.
+        return torch.where(fill, fill_value(s.impute_value, pi, mu, theta, table=table), x)
     out = x.clone()  # the fill value is computed only where it is used (log_mean: a quadrature)
     genes = fill.nonzero()[:, 1] if table is not None else None
     out[fill] = fill_value(s.impute_value, pi[fill], mu[fill], theta[fill], table=table, genes=genes)
