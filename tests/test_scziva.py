@@ -880,6 +880,64 @@ def test_log1p_table_for_many_genes_interpolates_in_theta_too():
     assert rel < 1.5e-5, float(rel)
 
 
+def test_log1p_table_lookup_is_the_catmull_rom_cubic_through_its_points():
+    """The lookup reads per-interval coefficients; it must give the table's own points at
+    the grid nodes and, between them, the Catmull-Rom cubic written out by hand from the
+    four neighbouring points (the missing neighbour at either end extrapolated linearly)."""
+    from scziva.module import Log1pNBTable
+
+    theta = torch.tensor([0.05, 1.0, 40.0])
+    table = Log1pNBTable(theta, mu_max=1e4, points=64)
+    pts = table.table.reshape(3, 64).double()
+    K = 64
+    for gene in range(3):
+        for pos in (0.0, 0.25, 1.5, 17.0, 30.7, 61.9, 62.5):
+            i = int(math.floor(pos))
+            t = pos - i
+            p1, p2 = pts[gene, i], pts[gene, i + 1]
+            p0 = pts[gene, i - 1] if i > 0 else 2 * p1 - p2
+            p3 = pts[gene, i + 2] if i < K - 2 else 2 * p2 - p1
+            by_hand = p1 + 0.5 * t * ((p2 - p0) + t * ((2 * p0 - 5 * p1 + 4 * p2 - p3) + t * (3 * (p1 - p2) + p3 - p0)))
+            mu = torch.tensor([math.exp(table.lo + pos * table.step)])
+            got = table(mu, torch.tensor([gene]))
+            assert abs(math.log(float(got)) - float(by_hand)) < 2e-5, (gene, pos)
+
+
+def test_fill_over_the_whole_batch_equals_the_gathered_fill():
+    """When most entries are filled the fill is computed for the whole batch and the
+    observed entries put back: bit for bit what filling the gathered entries gives."""
+    from scziva.core import fill_value, impute_rule
+    from scziva.module import Log1pNBTable
+    from scziva.settings import ZivaSettings
+
+    g = torch.Generator().manual_seed(3)
+    theta = torch.exp(torch.empty(50).uniform_(-2, 3, generator=g))
+    mu = torch.exp(torch.empty(30, 50).uniform_(-4, 6, generator=g))
+    pi = torch.rand(30, 50, generator=g)
+    x = torch.where(torch.rand(30, 50, generator=g) < 0.3, torch.randint(1, 9, (30, 50), generator=g).float(),
+                    torch.zeros(30, 50))
+    table = Log1pNBTable(theta, mu_max=1e4, points=256)
+    s = ZivaSettings(tau=0.2)
+    fill = (x == 0) & (pi > s.tau)
+    assert 2 * int(fill.sum()) > fill.numel()  # the whole-batch path
+    th = theta.expand_as(mu)
+    expected = x.clone()
+    expected[fill] = fill_value("log_mean", pi[fill], mu[fill], th[fill], table=table, genes=fill.nonzero()[:, 1])
+    got = impute_rule(x, pi, mu, th, s, table)
+    assert torch.equal(got, expected)
+    assert torch.equal(got[x > 0], x[x > 0]) and torch.equal(got[(x == 0) & ~fill], x[(x == 0) & ~fill])
+
+
+def test_training_uses_the_fused_adam_on_cpu():
+    from scziva.module import ZIVAE
+    from scziva.settings import ZivaSettings
+    from scziva.training import MiniBatchPlan, Reporter
+
+    plan = MiniBatchPlan(ZIVAE(20, 8, 4, dispersion="gene"), ZivaSettings(), Reporter(1, False, False),
+                         np.random.default_rng(0))
+    assert plan.opt.defaults["fused"] is True
+
+
 def test_float16_input_is_checked_without_overflow_warnings():
     X, _ = small_counts(n_cells=40, n_genes=12)
     with warnings.catch_warnings():
