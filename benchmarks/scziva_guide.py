@@ -1,6 +1,7 @@
 """Issue 25's probability guide, measured: with the default fit (``pi_ridge="auto"``), which
 observed zeros to fill. Rules: ``pi > tau`` (the default, tau = 0.001) and
-``P(dropout | 0) > t`` for t = 0.1, 0.3, 0.5, each with the default fill value
+``P(dropout | 0) > t`` for t = 0.1, 0.3, 0.5, and the NB part's detection probability
+``1 - NB(0; mu, theta) > t`` for t = 0.3, 0.5, 0.7, each with the default fill value
 (``expm1(E[log1p X])``). One JSON line per scenario (``scziva_tuning.py sim``'s scenarios,
 400 x 1,000, model seed 0): the scores of ``scziva_tuning.sim_scores``, the share of observed
 zeros filled, of dropped entries filled and of true zeros filled.
@@ -34,6 +35,11 @@ for rate in [20, 50, 80]:
         outs = {"default": Y}
         for t in (0.1, 0.3, 0.5):
             outs[f"pdrop>{t}"] = np.where(zero & (pd0 > t), fillv, Xd).astype(np.float32)
+        # the detection probability: P(X > 0) under the NB part alone, 1 - NB(0; mu, theta),
+        # i.e. how likely the gene was to be seen in this cell had there been no dropout
+        detect = -np.expm1(th * (np.log(th) - np.log(th + mu)))
+        for t in (0.3, 0.5, 0.7):
+            outs[f"detect>{t}"] = np.where(zero & (detect > t), fillv, Xd).astype(np.float32)
         for k, O in outs.items():
             filled = zero & (O > 0)
             rec[k] = {**T.sim_scores(scen, O), "fill_rate": float(filled.sum() / zero.sum()),
