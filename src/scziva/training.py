@@ -234,9 +234,10 @@ class _Plan:
         if fast:
             groups.append({"params": fast, "lr": settings.lr * THETA_LR_FACTOR})
         # torch's fused Adam: one kernel per step over all the weights instead of half a dozen
-        # passes per tensor (at 20,000 genes, 7.7 million weights: 30 ms -> 3.5 ms a step on
-        # 2 CPU threads, about a sixth of a step; benchmarks/bench_scziva.py epoch). The same
-        # update rule (arithmetic in another order, so not the same bits as the unfused one).
+        # passes per tensor (at 20,000 genes, 7.7 million weights: 30 ms -> 3.5 ms an optimiser
+        # step on 2 CPU threads; a whole epoch at 1,000 x 20,000 about 5 % faster, docs/scziva.md
+        # "Speed and scale"). The same update rule, its arithmetic in another order: not the
+        # same bits as the unfused one, still the same bits run to run.
         fused = next(model.parameters()).device.type in FUSED_ADAM_DEVICES
         self.opt = torch.optim.Adam(groups, lr=settings.lr, fused=fused or None)
         self.report = report
