@@ -382,13 +382,15 @@ def _cubic_coefficients(get, i: torch.Tensor, n: int):
     return p1, 0.5 * (p2 - p0), 0.5 * (2 * p0 - 5 * p1 + 4 * p2 - p3), 0.5 * (3 * (p1 - p2) + p3 - p0)
 
 
+def _horner(c0, c1, c2, c3, t):
+    return c0 + t * (c1 + t * (c2 + t * c3))
+
+
 def _cubic(get, pos: torch.Tensor, n: int) -> torch.Tensor:
     """Catmull-Rom interpolation of a sequence of ``n`` points at fractional positions
     ``pos`` in [0, n - 1) (:func:`_cubic_coefficients`)."""
     i = pos.floor()
-    t = pos - i
-    c0, c1, c2, c3 = _cubic_coefficients(get, i, n)
-    return c0 + t * (c1 + t * (c2 + t * c3))
+    return _horner(*_cubic_coefficients(get, i, n), pos - i)
 
 
 class Log1pNBTable:
@@ -434,8 +436,7 @@ class Log1pNBTable:
         pts = self.table.to(torch.float64)
         cut = _cubic_coefficients(lambda i: pts.gather(1, i), k.unsqueeze(0).expand(G, -1), self.points)
         self.coef = torch.stack(cut, dim=-1).to(torch.float32).reshape(-1, 4)  # G * (points - 1) x 4
-        self.table = self.table.reshape(-1)  # G x points, flat
-        self.n_genes = G
+        self.n_genes = G  # self.table (G x points) stays as the tabulated values; lookups read coef
 
     def _log_expectation(self, u: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         """log E[log1p X] on the grid ``exp(u)`` of means, one row per ``theta``, float32."""
@@ -450,11 +451,9 @@ class Log1pNBTable:
         K = self.points
         pos = ((torch.log(mu.float()) - self.lo) / self.step).clamp(0.0, K - 1.001)
         i = pos.floor()
-        t = (pos - i).unsqueeze(-1)
         rows = torch.arange(self.n_genes, device=mu.device).unsqueeze(0) if genes is None else genes
         c = self.coef[i.long() + rows * (K - 1)]  # each gene's K - 1 intervals, one row each
-        value = c[..., 0:1] + t * (c[..., 1:2] + t * (c[..., 2:3] + t * c[..., 3:4]))
-        return torch.exp(value.squeeze(-1)).to(mu.dtype)
+        return torch.exp(_horner(*c.unbind(-1), pos - i)).to(mu.dtype)
 
 
 def authors_zinb_log_prob(x: torch.Tensor, pi: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor,
