@@ -52,6 +52,14 @@ from .training import AuthorsPlan, MiniBatchPlan, Reporter
 from .validate import check_counts
 
 IMPUTE_BATCH = 4096
+# At most this many entries (cells x genes) per batch of the output: at 20,000 genes 4,096
+# cells would be 82 million entries, and each of the imputation's intermediates 330 MB.
+IMPUTE_ENTRIES = 1 << 22
+
+
+def impute_batch_cells(n_genes: int) -> int:
+    """Cells per batch of the output: IMPUTE_BATCH, fewer when genes are many."""
+    return int(max(1, min(IMPUTE_BATCH, IMPUTE_ENTRIES // max(int(n_genes), 1))))
 
 
 def resolve_device(device=None) -> torch.device:
@@ -347,9 +355,9 @@ def impute_batches(model: ZIVAE, data: Batches, prepared: PreparedData, s: ZivaS
     if return_params:
         params = {k: np.full((n_cells, n_genes), np.nan, np.float32) for k in ("pi", "mu", "theta")}
         params["latent"] = np.full((n_cells, s.latent_dim), np.nan, np.float32)
-    step = data.n if s.authors else IMPUTE_BATCH
-    table = log1p_table(model, s, float(prepared.library.max()), data.n)
-    with torch.no_grad():
+    step = data.n if s.authors else impute_batch_cells(n_genes)
+    with torch.no_grad(), reuse_freed_memory(next(model.parameters()).device.type):
+        table = log1p_table(model, s, float(prepared.library.max()), data.n)
         for start in range(0, data.n, step):
             idx = np.arange(start, min(start + step, data.n))
             x, lib = data.get(idx)

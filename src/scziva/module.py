@@ -266,10 +266,11 @@ class _ZINBObjective(torch.autograd.Function):
         # (+ the gamma terms below); x log(...) is 0 at the zeros.
         ll = torch.where(zero, F.softplus(d0), torch.addcmul(d0, x, torch.log(mu) - log_tm))
         ll -= F.softplus(-logit)
-        xv = x[rows, cols]
+        # (take and index_select: the same gathers as [rows, cols] and [cols], in a third of the time)
+        xv = x.reshape(-1).take(rows * x.shape[1] + cols)
         if gene_theta:  # the gamma functions of theta once per gene
-            th_v = theta[cols]
-            lg_th, dg_th = torch.lgamma(theta)[cols], torch.digamma(theta)[cols]
+            th_v = theta.index_select(0, cols)
+            lg_th, dg_th = torch.lgamma(theta).index_select(0, cols), torch.digamma(theta).index_select(0, cols)
         else:
             th_v = theta[rows, cols]
             lg_th, dg_th = torch.lgamma(th_v), torch.digamma(th_v)
@@ -279,7 +280,10 @@ class _ZINBObjective(torch.autograd.Function):
         # Derivatives of -log ZINB. Q: the posterior weight of the NB at a zero
         # (sigmoid(d0) = (1 - pi) NB(0) / P(0)), 1 at a non-zero.
         p = torch.sigmoid(logit)
-        Q = torch.sigmoid(d0).masked_fill_(~zero, 1.0)
+        # (the masks as 0/1 numbers: multiplying and adding them gives the same values as
+        # masked_fill_(~zero, 1.0), in half the time)
+        zero_f = zero.to(x.dtype)
+        Q = torch.sigmoid(d0).mul_(zero_f).add_(1.0 - zero_f)
         g_logit = Q + p
         g_logit -= 1.0  # Q - (1 - pi)
         r = mu / tm
@@ -310,7 +314,7 @@ class _ZINBObjective(torch.autograd.Function):
         g = g_obj.unsqueeze(1)
         grad_theta = None
         if ctx.needs_input_grad[3]:
-            sparse = g_obj[rows] * dlg
+            sparse = g_obj.index_select(0, rows) * dlg
             if ctx.gene_theta:
                 grad_theta = (g_obj @ g_theta).index_add_(0, cols, sparse, alpha=-1.0)
             else:
@@ -452,7 +456,9 @@ class Log1pNBTable:
         pos = ((torch.log(mu.float()) - self.lo) / self.step).clamp(0.0, K - 1.001)
         i = pos.floor()
         rows = torch.arange(self.n_genes, device=mu.device).unsqueeze(0) if genes is None else genes
-        c = self.coef[i.long() + rows * (K - 1)]  # each gene's K - 1 intervals, one row each
+        # each gene's K - 1 intervals, one row each; embedding() is a row gather (a quarter of
+        # the time of indexing with [] at 20 million lookups on 2 cores)
+        c = F.embedding(i.long() + rows * (K - 1), self.coef)
         return torch.exp(_horner(*c.unbind(-1), pos - i)).to(mu.dtype)
 
 

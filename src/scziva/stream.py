@@ -300,15 +300,16 @@ def impute_h5ad(input, output, *, layer: str | None = None, block_cells: int = B
 
 def _write_output(model, data: StreamedBatches, prepared, s, X, block_cells: int) -> None:
     """The output of every file row, a block of rows at a time (cells left out are zero)."""
-    from .core import impute_rule, log1p_table
+    from .allocator import reuse_freed_memory
+    from .core import impute_batch_cells, impute_rule, log1p_table
 
     model.eval()
-    table = log1p_table(model, s, float(prepared.library.max()), data.n)
     n, g = prepared.shape
     cols = prepared.columns
     keep = prepared.keep_cells
-    step = min(block_cells, 4096)
-    with torch.no_grad():
+    step = min(block_cells, impute_batch_cells(g))
+    with torch.no_grad(), reuse_freed_memory(next(model.parameters()).device.type):
+        table = log1p_table(model, s, float(prepared.library.max()), data.n)
         for start in range(0, n, block_cells):
             stop = min(start + block_cells, n)
             dense = np.zeros((stop - start, g), dtype=np.float32)
