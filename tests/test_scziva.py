@@ -971,3 +971,20 @@ def test_decoder_starts_at_the_average_profile():
     share = np.array([0.1, 0.3, 0.0, 0.6])
     np.testing.assert_allclose(mu.numpy(), np.maximum(np.outer([10.0, 50.0], share), 1e-4), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(pi.numpy(), 0.5)
+
+
+def test_output_does_not_depend_on_the_output_batch_size(monkeypatch):
+    """The output is computed in batches of at most IMPUTE_ENTRIES entries (fewer cells per
+    batch when genes are many); one cell per batch gives the output of one batch, to float32
+    rounding."""
+    import scziva.core as core
+
+    assert core.impute_batch_cells(20_000) == core.IMPUTE_ENTRIES // 20_000
+    assert core.impute_batch_cells(100) == core.IMPUTE_BATCH
+    assert core.impute_batch_cells(10 ** 8) == 1
+    X, _ = small_counts(n_cells=60, n_genes=20)
+    whole, _ = ZIVAimpute(X, seed=4, pi_ridge=0.0, **FAST)
+    monkeypatch.setattr(core, "IMPUTE_ENTRIES", 20)  # one cell per batch
+    assert core.impute_batch_cells(20) == 1
+    single, _ = ZIVAimpute(X, seed=4, pi_ridge=0.0, **FAST)
+    np.testing.assert_allclose(single, whole, rtol=1e-5, atol=1e-6)  # float32 products of other shapes

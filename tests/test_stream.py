@@ -138,3 +138,44 @@ def test_cli_stream(tmp_path, capsys):
     rc = cli.main(["impute", str(src), str(tmp_path / "o.csv"), "--stream", "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2 and "--stream" in err and ".h5ad" in err
+
+
+def test_pools_are_made_of_pieces_from_across_the_file():
+    """A pool of `block` cells is `block // read` pieces of `read` consecutive cells drawn
+    from anywhere in the file, so that a file sorted by sample does not give mini-batches
+    from one sample at a time; every training cell is visited once an epoch."""
+    class _Rows:
+        shape = (1000, 3)
+
+    sb = StreamedBatches(_Rows(), np.arange(1000), np.arange(3), np.ones(1000), None, block=200, read=20)
+    assert (sb.read, sb.pool) == (20, 10)
+    train = np.arange(1000)  # (all of them, so that every pool holds exactly 200 cells)
+    order = sb.epoch_order(train, np.random.default_rng(0))
+    assert sorted(order.tolist()) == train.tolist()
+    pools = [order[k:k + 200] for k in range(0, order.size, 200)]
+    pieces = [set((p // 20).tolist()) for p in pools]
+    assert all(len(p) <= 10 for p in pieces)  # a pool holds at most 10 pieces
+    assert set().union(*pieces) == set(range(50)) and sum(len(p) for p in pieces) == 50  # each piece in one pool
+    # the first pool's pieces are spread over the file, not the first ten
+    assert max(pieces[0]) - min(pieces[0]) > 10
+    # and the cells of a pool are shuffled across its pieces
+    assert len(set((pools[0][:20] // 20).tolist())) > 3
+
+
+def test_a_sorted_file_trains_on_mixed_batches(tmp_path, monkeypatch):
+    """Mini-batches drawn while training mix pieces from several parts of the file."""
+    X = _counts(n=400, g=20, seed=5)
+    src = _write(tmp_path / "in.h5ad", X)
+    seen = []
+    real = StreamedBatches.get
+
+    def spy(self, idx):
+        seen.append(np.asarray(idx).copy())
+        return real(self, idx)
+
+    monkeypatch.setattr(StreamedBatches, "get", spy)
+    monkeypatch.setattr("scziva.stream.READ_CELLS", 25)
+    impute_h5ad(src, tmp_path / "out.h5ad", block_cells=200, seed=1, **FAST)
+    train_batches = [b for b in seen if b.size == 32]
+    spans = [np.ptp(b) for b in train_batches]
+    assert np.median(spans) > 200  # a batch's cells come from far apart in the file

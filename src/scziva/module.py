@@ -227,8 +227,8 @@ def zinb_log_prob(x: torch.Tensor, pi: torch.Tensor, mu: torch.Tensor, theta: to
     nz = x > 0.5
     if x.dim() == 2 and theta.dim() == 2 and theta.stride(0) == 0 and theta.shape == x.shape:
         rows, cols = nz.nonzero(as_tuple=True)
-        x_nz, theta_g = x[rows, cols], theta[0]
-        lg = torch.lgamma(x_nz + theta_g[cols]) - torch.lgamma(theta_g)[cols]
+        x_nz, theta_g = x.reshape(-1).take(rows * x.shape[1] + cols), theta[0]
+        lg = torch.lgamma(x_nz + theta_g.index_select(0, cols)) - torch.lgamma(theta_g).index_select(0, cols)
     else:
         x_nz, theta_nz = x[nz], theta.expand_as(x)[nz]
         lg = torch.lgamma(x_nz + theta_nz) - torch.lgamma(theta_nz)

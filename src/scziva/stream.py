@@ -5,10 +5,15 @@
 * one pass over the file (blocks of :data:`BLOCK_CELLS` rows) checks the values (the same
   rules as :func:`scziva.validate.check_counts`), sums each cell's and gene's counts, and
   keeps a seeded sample of at most ``ORDER_MAX_CELLS`` cells for the gene order;
-* training reads one block at a time: every epoch visits the blocks in a new random order
-  and the cells of a block in a new random order (a block-wise shuffle, as out-of-core
-  trainers such as scvi-tools' do); the held-out cells for early stopping are kept in
-  memory (sparse);
+* training holds one pool of ``block_cells`` cells at a time, made of pieces of
+  :data:`READ_CELLS` consecutive rows read from random places in the file: every epoch
+  draws the pieces in a new random order, a pool from each run of them, and visits a
+  pool's cells in a new random order (a block-wise shuffle, as out-of-core trainers such
+  as scvi-tools' do). Pieces rather than whole blocks because files are often sorted (by
+  sample, donor, tissue): with one contiguous block per pool, the mini-batches of a pool
+  all came from one part of the file, and the last pools trained on pulled the shared
+  weights towards their part (measured: ``benchmarks/bench_scziva.py disk``, docs/scziva.md);
+  the held-out cells for early stopping are kept in memory (sparse);
 * the output is computed block by block and written into the output file's ``X`` as it
   goes (an HDF5 dataset created at full size, filled in row chunks), then the file is
   renamed into place (atomic, as every output here).
@@ -32,11 +37,14 @@ from .errors import InputError
 from .validate import (RAW_COUNTS_HINT, RoundedInputWarning, check_non_integers, check_not_log_transformed,
                        check_values, rounding_note)
 
-#: Cells per block read from disk (and per chunk written). A block of 16,384 cells x 2,000
-#: genes at 10 % non-zeros is about 26 MB in memory.
+#: Cells per pool held in memory for training (and per chunk written). A pool of 16,384
+#: cells x 2,000 genes at 10 % non-zeros is about 26 MB in memory.
 BLOCK_CELLS = 16384
+#: Consecutive rows per read while training: a pool is BLOCK_CELLS // READ_CELLS pieces
+#: from random places in the file.
+READ_CELLS = 1024
 
-__all__ = ["impute_h5ad", "H5adRows", "BLOCK_CELLS"]
+__all__ = ["impute_h5ad", "H5adRows", "BLOCK_CELLS", "READ_CELLS"]
 
 
 def _attr(node, key, default=None):
@@ -149,14 +157,17 @@ def scan(rows: H5adRows, seed: int, max_sample: int, block: int = BLOCK_CELLS) -
 
 
 class StreamedBatches:
-    """Mini-batches of the kept cells and genes (genes in model order), read from disk one
-    block at a time; the same interface as :class:`scziva.data.Batches`."""
+    """Mini-batches of the kept cells and genes (genes in model order), read from disk in
+    pieces of ``read`` kept cells (default ``min(READ_CELLS, block)``), ``block // read``
+    pieces a pool; the same interface as :class:`scziva.data.Batches`."""
 
     def __init__(self, rows: H5adRows, keep_cells: np.ndarray, columns: np.ndarray, library: np.ndarray,
-                 device: torch.device, block: int = BLOCK_CELLS):
+                 device: torch.device, block: int = BLOCK_CELLS, read: int | None = None):
         self.rows, self.keep_cells, self.columns = rows, keep_cells, columns
         self.n = keep_cells.size
         self.block = block
+        self.read = max(1, min(int(read or READ_CELLS), int(block)))
+        self.pool = max(1, int(block) // self.read)  # pieces per pool
         self.device = device
         self.library = torch.as_tensor(library, dtype=torch.float32)
         self._cache: dict[int, sp.csr_matrix] = {}
@@ -164,11 +175,11 @@ class StreamedBatches:
         self._held_rows = None
 
     def _load(self, b: int) -> sp.csr_matrix:
-        """Logical block ``b`` (kept cells b*block ... ), model columns, rounded counts."""
+        """Piece ``b`` (kept cells b*read ... ), model columns, rounded counts."""
         if b not in self._cache:
-            if len(self._cache) >= 2:  # a batch spans at most two blocks
+            if len(self._cache) >= 2 * self.pool:  # a batch spans at most two pools
                 self._cache.pop(next(iter(self._cache)))
-            cells = self.keep_cells[b * self.block:(b + 1) * self.block]
+            cells = self.keep_cells[b * self.read:(b + 1) * self.read]
             first, last = int(cells[0]), int(cells[-1]) + 1
             B = self.rows.read(first, last)[cells - first][:, self.columns]
             B.data = np.rint(B.data)
@@ -178,28 +189,38 @@ class StreamedBatches:
     def preload(self, idx: np.ndarray) -> None:
         """Keep the rows ``idx`` (the held-out cells) in memory."""
         idx = np.sort(idx)
-        parts = [self._load(b)[idx[(idx // self.block) == b] - b * self.block]
-                 for b in np.unique(idx // self.block)]
+        parts = [self._load(b)[idx[(idx // self.read) == b] - b * self.read]
+                 for b in np.unique(idx // self.read)]
         self._held_rows = sp.vstack(parts).tocsr() if parts else None
         self._held = {int(i): k for k, i in enumerate(idx)}
         self._cache.clear()
 
     def epoch_order(self, train_idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """The blocks in random order, the cells of each block in random order."""
-        blocks = train_idx // self.block
-        out = [rng.permutation(train_idx[blocks == b]) for b in rng.permutation(np.unique(blocks))]
-        return np.concatenate(out) if out else train_idx
+        """The pieces in random order, ``pool`` of them to a pool, the cells of each pool in
+        random order. (With one piece a pool: the pieces in random order, each one's cells
+        in random order.)"""
+        if train_idx.size == 0:
+            return train_idx
+        pieces = train_idx // self.read
+        uniq = np.unique(pieces)
+        drawn = rng.permutation(uniq)
+        pool_of = np.empty(int(uniq[-1]) + 1, np.int64)
+        pool_of[drawn] = np.arange(drawn.size) // self.pool
+        pools = pool_of[pieces]
+        grouped = train_idx[np.argsort(pools, kind="stable")]  # by pool, file order within
+        ends = np.cumsum(np.bincount(pools))
+        return np.concatenate([rng.permutation(grouped[a:b]) for a, b in zip(np.r_[0, ends[:-1]], ends)])
 
     def get(self, idx: np.ndarray):
         idx = np.asarray(idx)
         if self._held_rows is not None and all(int(i) in self._held for i in idx):  # held-out cells
             X = self._held_rows[[self._held[int(i)] for i in idx]]
         else:
-            blocks = idx // self.block
+            blocks = idx // self.read
             uniq = list(dict.fromkeys(blocks.tolist()))
-            parts = [self._load(b)[idx[blocks == b] - b * self.block] for b in uniq]
+            parts = [self._load(b)[idx[blocks == b] - b * self.read] for b in uniq]
             X = sp.vstack(parts).tocsr() if len(parts) > 1 else parts[0]
-            if len(uniq) > 1:  # vstack grouped the rows by block: back to the order asked for
+            if len(uniq) > 1:  # vstack grouped the rows by piece: back to the order asked for
                 pos = np.concatenate([np.flatnonzero(blocks == b) for b in uniq])
                 X = X[np.argsort(pos)]
         x = torch.from_numpy(np.asarray(X.toarray(), dtype=np.float32))
