@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--layer", default=None, help="h5ad layer holding the raw counts (default: X)")
     g.add_argument("--stream", action="store_true",
                    help="for data larger than memory (IN and OUT .h5ad, counts stored as CSR or dense): "
-                        "train from the file one block of cells at a time and write OUT in chunks; "
+                        "train from the file one pool of cells at a time and write OUT in chunks; "
                         "OUT then holds the output in X, with obs and var")
     g = imp.add_argument_group("model and training")
     g.add_argument("--epochs", type=_number, default=d.num_epochs,
