@@ -4,6 +4,7 @@ variants against the benchmark's own adapters. Prints one table per call.
     PYTHONPATH=src .venv/bin/python benchmarks/scziva_tuning.py mcv --data DIR --set tune --variants default,denoise
     PYTHONPATH=src .venv/bin/python benchmarks/scziva_tuning.py mcv --set report --baselines
     PYTHONPATH=src .venv/bin/python benchmarks/scziva_tuning.py sim --seeds 100 --rates 20,50,80 --variants default
+    PYTHONPATH=src .venv/bin/python benchmarks/scziva_tuning.py ranked --regime umi --seeds 100,101 --variants scziva --with-baselines no_imputation,magic
 
 Data split (the defaults are tuned on TUNE only; README verdicts come from REPORT):
 
@@ -339,9 +340,76 @@ def cmd_sim(args):
         print(f"{rate:>3}%  {m}".ljust(28) + "".join(cells) + f"  {len(rs)}")
 
 
+def ranked_scores(scen, Y, method):
+    """The yardstick's ranked metrics of output ``Y`` on a dropout scenario ({metric: value};
+    the same ``evaluate`` as the workflow's, so the same metrics that pass its oracle panel)."""
+    from scziva_bench.catalog import metrics as specs
+    from scziva_bench.evaluation.metrics import evaluate
+    kind = scen.uns["scenario"].get("kind", "dropout") if "scenario" in scen.uns else "dropout"
+    rows = evaluate(scen, Y, "tuning", kind, method)
+    return {r.metric: float(r.value) for r in rows.itertuples()
+            if specs.SPECS[r.metric].ranked and r.status == "ok"}
+
+
+def cmd_ranked(args):
+    """Simulations scored by the yardstick's ranked metrics: mean over seeds per method,
+    and each method's mean rank per family (1 = best among the methods listed)."""
+    from scziva_bench.catalog import metrics as specs
+    variants = [v for v in args.variants.split(",") if v]
+    bases = [b for b in args.with_baselines.split(",") if b]
+    res = {}
+    if args.datasets:  # real data sets, each one MCV split (a "rate" of its own in the table)
+        jobs = [(ds, f"ranked_mcv_{ds}_{args.cells}", lambda ds=ds: mcv_scenario(ds, args.cells))
+                for ds in args.datasets.split(",")]
+        what = f"MCV on real data sets, <= {args.cells} cells"
+    else:
+        jobs = [(f"{rate} % dropout", f"ranked_{args.regime}_{args.cells}x{args.genes}_d{rate}_s{seed}",
+                 lambda rate=rate, seed=seed: sim_scenario(seed, rate / 100, n_cells=args.cells,
+                                                           n_genes=args.genes, regime=args.regime))
+                for rate in [int(r) for r in args.rates.split(",")] for seed in [int(x) for x in args.seeds.split(",")]]
+        what = f"simulations ({args.regime}) {args.cells} x {args.genes}, seeds {args.seeds}"
+    for rate, tag, make in jobs:
+        scen = None
+        for m in bases + [f"z:{v}" for v in variants]:
+            key = f"{tag}_{m}" if not m.startswith("z:") else f"{tag}_scziva{args.tag}_{m[2:]}_s{args.model_seed}"
+            if not _cache_path("sim", key).exists():
+                if scen is None:
+                    scen = make()
+                if m.startswith("z:"):
+                    outs, _ = scziva_outputs(scen, [m[2:]], seed=args.model_seed)
+                    Y = outs[m[2:]]
+                else:
+                    Y, _ = baseline_output(m, scen)
+                _cached("sim", key, lambda Y=Y, m=m: ranked_scores(scen, Y, m))
+            res.setdefault(rate, {}).setdefault(m, []).append(json.loads(_cache_path("sim", key).read_text()))
+        print(f"# {tag} done", file=sys.stderr, flush=True)
+    methods = bases + [f"z:{v}" for v in variants]
+    print(f"\nRanked metrics, {what}, model seed {args.model_seed}: mean over seeds; last, each "
+          "family's mean rank (per seed and metric, 1 = best of these methods, ties averaged)")
+    for rate, by_m in res.items():
+        names = sorted(set().union(*[set(r) for rs in by_m.values() for r in rs]))
+        print(f"\n{rate}".ljust(30) + "".join(m.rjust(16) for m in methods))
+        for k in names:
+            arrow = "+" if specs.SPECS[k].maximize else "-"
+            vals = [np.nanmean([r.get(k, np.nan) for r in by_m[m]]) for m in methods]
+            print(f"  {k} ({arrow})".ljust(30) + "".join(f"{v:16.4f}" for v in vals))
+        fam_ranks = {}
+        for k in names:
+            sign = -1.0 if specs.SPECS[k].maximize else 1.0
+            for i in range(len(by_m[methods[0]])):
+                v = np.array([sign * by_m[m][i].get(k, np.inf) for m in methods], dtype=float)
+                v = np.where(np.isfinite(v), v, np.inf)
+                order = np.argsort(np.argsort(v, kind="stable"), kind="stable").astype(float) + 1
+                for val in np.unique(v):  # ties share their mean rank
+                    order[v == val] = order[v == val].mean()
+                fam_ranks.setdefault(specs.SPECS[k].family, []).append(order)
+        for fam, ranks in fam_ranks.items():
+            print(f"  rank: {fam}".ljust(30) + "".join(f"{x:16.2f}" for x in np.mean(ranks, axis=0)))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["mcv", "sim"])
+    p.add_argument("what", choices=["mcv", "sim", "ranked"])
     p.add_argument("--data", default=None, help="folder with <dataset>.h5ad (default: $SCZIVA_DATA or ./data)")
     p.add_argument("--set", choices=["tune", "report"], default="tune")
     p.add_argument("--datasets", default="", help="comma-separated, overrides --set")
@@ -365,7 +433,7 @@ def main():
         DATA = Path(args.data)
     import torch
     torch.set_num_threads(args.threads)
-    (cmd_mcv if args.what == "mcv" else cmd_sim)(args)
+    {"mcv": cmd_mcv, "sim": cmd_sim, "ranked": cmd_ranked}[args.what](args)
 
 
 if __name__ == "__main__":
