@@ -42,13 +42,28 @@ def _simulate(n_cells, n_genes, share, seed=1):
     return splat(n_cells=n_cells, n_genes=n_genes, n_groups=5, dropout_share=share, seed=seed)
 
 
-def case_accuracy(args):
+def _truth_scores(Y, truth, drop, labels) -> dict:
+    """An output ``Y`` against the simulation's truth (dense, same shape): log1p MSE over all
+    entries, Pearson of log1p and of raw counts on the dropped entries (``drop``, boolean),
+    and the ARI of k-means (k = the number of groups) on the PCA of the log-normalised output."""
     import numpy as np
     from sklearn.cluster import KMeans
     from sklearn.metrics import adjusted_rand_score
 
-    from scziva_bench import methods
     from scziva_bench.evaluation.metrics import _pca, lognorm
+
+    P = _pca(lognorm(Y), seed=0)
+    ari = adjusted_rand_score(labels, KMeans(len(np.unique(labels)), n_init=10, random_state=0).fit_predict(P))
+    lt, ly = np.log1p(truth), np.log1p(Y)
+    with np.errstate(invalid="ignore", divide="ignore"):  # NaN for a constant output (no imputation)
+        r_log = np.corrcoef(ly[drop], lt[drop])[0, 1]
+        r_cnt = np.corrcoef(Y[drop], truth[drop])[0, 1]
+    return dict(log_mse_all=float(np.mean((ly - lt) ** 2)), log_pearson_dropped=float(r_log),
+                pearson_dropped=float(r_cnt), ari_kmeans=float(ari))
+
+
+def case_accuracy(args):
+    from scziva_bench import methods
 
     adata = _simulate(600, 2000, 0.5)
     truth = adata.layers["truth"].toarray()
@@ -59,15 +74,7 @@ def case_accuracy(args):
         t0 = time.perf_counter()
         Y = methods.run(name, adata, seed=1, device=args.device)
         secs = time.perf_counter() - t0
-        P = _pca(lognorm(Y), seed=0)
-        ari = adjusted_rand_score(labels, KMeans(5, n_init=10, random_state=0).fit_predict(P))
-        lt, ly = np.log1p(truth), np.log1p(Y)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            r_log = np.corrcoef(ly[drop], lt[drop])[0, 1]
-            r_cnt = np.corrcoef(Y[drop], truth[drop])[0, 1]
-        rows.append(dict(method=name, log_mse_all=float(np.mean((ly - lt) ** 2)),
-                         log_pearson_dropped=float(r_log), pearson_dropped=float(r_cnt),
-                         ari_kmeans=float(ari), seconds=secs))
+        rows.append(dict(method=name, **_truth_scores(Y, truth, drop, labels), seconds=secs))
     return rows
 
 
@@ -195,30 +202,23 @@ def _sim_to_disk(path, n, n_genes=2000, chunk=20000):
     return first
 
 
-def _first_rows_scores(path, key, truth, mask, groups):
-    """log1p MSE (all entries), log1p Pearson on the dropped entries and k-means ARI of the
-    first ``truth.shape[0]`` rows of ``path``'s matrix ``key`` (dense or CSR) against the truth."""
+def _first_rows_scores(path, truth, mask, groups):
+    """:func:`_truth_scores` of the first ``truth.shape[0]`` rows of ``path``'s ``X`` (dense
+    or CSR)."""
     import h5py
     import numpy as np
     import scipy.sparse as sp
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import adjusted_rand_score
 
-    from scziva_bench.evaluation.metrics import _pca, lognorm
     m = truth.shape[0]
     with h5py.File(path, "r") as f:
-        node = f[key]
+        node = f["X"]
         if isinstance(node, h5py.Dataset):
             Y = np.asarray(node[:m], dtype=np.float32)
         else:  # CSR group
             ptr = node["indptr"][:m + 1]
             Y = sp.csr_matrix((node["data"][:ptr[-1]], node["indices"][:ptr[-1]], ptr),
                               shape=(m, truth.shape[1])).toarray().astype(np.float32)
-    T, drop = truth.toarray(), mask.toarray().astype(bool)
-    lt, ly = np.log1p(T), np.log1p(Y)
-    labels = KMeans(len(np.unique(groups)), n_init=10, random_state=0).fit_predict(_pca(lognorm(Y), seed=0))
-    return dict(log_mse_all=float(np.mean((ly - lt) ** 2)), log_pearson_dropped=float(np.corrcoef(ly[drop], lt[drop])[0, 1]),
-                ari_kmeans=float(adjusted_rand_score(groups, labels)))
+    return _truth_scores(Y, truth.toarray(), mask.toarray().astype(bool), groups)
 
 
 def case_disk(args):
@@ -246,7 +246,7 @@ def case_disk(args):
     rows = [row]
     for label, path in (("scziva", out), ("no_imputation", src)):
         rows.append(dict(case=f"first {truth.shape[0]:,} cells: {label}",
-                         **_first_rows_scores(path, "X", truth, mask, groups)))
+                         **_first_rows_scores(path, truth, mask, groups)))
     for f in (src, out):
         os.remove(f)
     os.rmdir(folder)

@@ -354,6 +354,8 @@ def ranked_scores(scen, Y, method):
 def cmd_ranked(args):
     """Simulations scored by the yardstick's ranked metrics: mean over seeds per method,
     and each method's mean rank per family (1 = best among the methods listed)."""
+    from scipy.stats import rankdata
+
     from scziva_bench.catalog import metrics as specs
     variants = [v for v in args.variants.split(",") if v]
     bases = [b for b in args.with_baselines.split(",") if b]
@@ -398,11 +400,8 @@ def cmd_ranked(args):
             sign = -1.0 if specs.SPECS[k].maximize else 1.0
             for i in range(len(by_m[methods[0]])):
                 v = np.array([sign * by_m[m][i].get(k, np.inf) for m in methods], dtype=float)
-                v = np.where(np.isfinite(v), v, np.inf)
-                order = np.argsort(np.argsort(v, kind="stable"), kind="stable").astype(float) + 1
-                for val in np.unique(v):  # ties share their mean rank
-                    order[v == val] = order[v == val].mean()
-                fam_ranks.setdefault(specs.SPECS[k].family, []).append(order)
+                v = np.where(np.isfinite(v), v, np.inf)  # a missing value ranks last
+                fam_ranks.setdefault(specs.SPECS[k].family, []).append(rankdata(v))  # ties: mean rank
         for fam, ranks in fam_ranks.items():
             print(f"  rank: {fam}".ljust(30) + "".join(f"{x:16.2f}" for x in np.mean(ranks, axis=0)))
 
