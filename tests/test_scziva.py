@@ -931,11 +931,49 @@ def test_fill_over_the_whole_batch_equals_the_gathered_fill():
 def test_training_uses_the_fused_adam_on_cpu():
     from scziva.module import ZIVAE
     from scziva.settings import ZivaSettings
-    from scziva.training import MiniBatchPlan, Reporter
+    from scziva.training import FusedAdam, MiniBatchPlan, Reporter
 
     plan = MiniBatchPlan(ZIVAE(20, 8, 4, dispersion="gene"), ZivaSettings(), Reporter(1, False, False),
                          np.random.default_rng(0))
-    assert plan.opt.defaults["fused"] is True
+    assert isinstance(plan.opt, FusedAdam)
+    assert [g["lr"] for g in plan.opt.param_groups] == [1e-3, 1e-3 * 10.0]  # the dispersion group: THETA_LR_FACTOR
+
+
+def test_fused_adam_takes_torch_adams_steps_bit_for_bit():
+    # Reference: torch.optim.Adam(fused=True) on a copy of the same model, two parameter
+    # groups at different learning rates, a parameter that gets no gradient in some steps.
+    from scziva.training import FusedAdam
+
+    torch.manual_seed(0)
+    ours = torch.nn.Sequential(torch.nn.Linear(7, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
+    ref = torch.nn.Sequential(torch.nn.Linear(7, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
+    ref.load_state_dict(ours.state_dict())
+
+    def groups(m):
+        return [{"params": list(m[0].parameters())}, {"params": list(m[2].parameters()), "lr": 0.05}]
+
+    opt_ours, opt_ref = FusedAdam(groups(ours), 0.01), torch.optim.Adam(groups(ref), lr=0.01, fused=True)
+    for step in range(12):
+        x = torch.randn(16, 7)
+        for model, opt in ((ours, opt_ours), (ref, opt_ref)):
+            opt.zero_grad(set_to_none=True)
+            loss = model(x).pow(2).sum() if step % 4 else model[0](x).pow(2).sum()  # layer 2 idle
+            loss.backward()
+            opt.step()
+    for a, b in zip(ours.parameters(), ref.parameters()):
+        assert torch.equal(a, b)
+    assert not torch.equal(ours[2].weight, torch.zeros_like(ours[2].weight))
+
+
+def test_a_fit_does_not_import_the_compiler():
+    # torch.optim imports torch._dynamo (about 2 s) the first time an optimiser is built;
+    # FusedAdam exists so that a fit does not pay for it.
+    code = ("import sys, numpy as np; from scziva import ZIVAimpute; "
+            "ZIVAimpute(np.random.default_rng(0).poisson(1.0, (30, 12)), num_epochs=2); "
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"
 
 
 def test_float16_input_is_checked_without_overflow_warnings():

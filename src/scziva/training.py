@@ -223,6 +223,56 @@ class EarlyStopping:
             model.load_state_dict(self.best_state)
 
 
+class FusedAdam:
+    """Adam as ``torch.optim.Adam(groups, lr, fused=True)`` computes it, bit for bit (tested),
+    calling the same fused kernel (``torch._fused_adam_``) without ``torch.optim``.
+
+    Why: ``torch.optim.Optimizer`` imports ``torch._dynamo`` (the compiler's front end) the
+    first time an optimiser is built, which costs about 2 s on 2 CPU cores: a fifth of a
+    whole 600 x 2,000 fit, paid again by every command-line call. scZiva needs only
+    Adam's update with default betas, no weight decay and no AMSGrad, and its state
+    (``step`` as a float32 tensor, the two moments) is kept the way torch's fused Adam keeps
+    it. Only ``zero_grad`` and ``step`` are provided.
+    """
+
+    def __init__(self, groups: list[dict], lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.param_groups = [{"lr": float(g.get("lr", lr)), "params": list(g["params"])} for g in groups]
+        self.betas, self.eps = betas, float(eps)
+        self.state: dict[torch.Tensor, dict] = {}
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for g in self.param_groups:
+            for p in g["params"]:
+                p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for g in self.param_groups:
+            params = [p for p in g["params"] if p.grad is not None]
+            if not params:
+                continue
+            for p in params:
+                if p not in self.state:
+                    self.state[p] = {"step": torch.zeros((), dtype=torch.float32, device=p.device),
+                                     "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                                     "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
+            st = [self.state[p] for p in params]
+            steps = [s["step"] for s in st]
+            torch._foreach_add_(steps, 1)
+            torch._fused_adam_(params, [p.grad for p in params], [s["exp_avg"] for s in st],
+                               [s["exp_avg_sq"] for s in st], [], steps, amsgrad=False, lr=g["lr"],
+                               beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
+                               maximize=False, grad_scale=None, found_inf=None)
+
+
+def make_adam(groups: list[dict], lr: float, device: torch.device):
+    """:class:`FusedAdam` on the CPU and CUDA when this torch has the fused kernel for the
+    device (CPU since torch 2.4); elsewhere (Apple GPUs, older torch) ``torch.optim.Adam``."""
+    if device.type in FUSED_ADAM_DEVICES and hasattr(torch, "_fused_adam_") and torch.__version__ >= "2.4":
+        return FusedAdam(groups, lr)
+    return torch.optim.Adam(groups, lr=lr)
+
+
 class _Plan:
     def __init__(self, model, settings: ZivaSettings, report: Reporter):
         self.model = model
@@ -233,13 +283,13 @@ class _Plan:
         groups = [{"params": rest}]
         if fast:
             groups.append({"params": fast, "lr": settings.lr * THETA_LR_FACTOR})
-        # torch's fused Adam: one kernel per step over all the weights instead of half a dozen
-        # passes per tensor (at 20,000 genes, 7.7 million weights: 30 ms -> 3.5 ms an optimiser
-        # step on 2 CPU threads; a whole epoch at 1,000 x 20,000 about 5 % faster, docs/scziva.md
-        # "Speed and scale"). The same update rule, its arithmetic in another order: not the
-        # same bits as the unfused one, still the same bits run to run.
-        fused = next(model.parameters()).device.type in FUSED_ADAM_DEVICES
-        self.opt = torch.optim.Adam(groups, lr=settings.lr, fused=fused or None)
+        # torch's fused Adam kernel: one kernel per step over all the weights instead of half a
+        # dozen passes per tensor (at 20,000 genes, 7.7 million weights: 30 ms -> 3.5 ms an
+        # optimiser step on 2 CPU threads; a whole epoch at 1,000 x 20,000 about 5 % faster,
+        # docs/scziva.md "Speed and scale"). The same update rule, its arithmetic in another
+        # order: not the same bits as the unfused one, still the same bits run to run. Called
+        # through FusedAdam, which skips torch.optim's 2 s import of the compiler.
+        self.opt = make_adam(groups, settings.lr, next(model.parameters()).device)
         self.report = report
         self.history: list[dict] = []
         self.stopped_epoch = settings.num_epochs
