@@ -167,9 +167,12 @@ def case_timing(args):
     return rows
 
 
-def _sim_to_disk(path, n, n_genes=2000, chunk=20000):
+def _sim_to_disk(path, n, n_genes=2000, chunk=20000, one_population=False):
     """An n x n_genes CSR .h5ad simulated and written in chunks (never all in memory): the
     datasets data / indices / indptr grow chunk by chunk, obs and var written by anndata.
+    Each chunk is a simulation of its own (seed 100 + chunk number: its own gene means and
+    groups), so a large file is a mixture of unrelated data sets; with ``one_population``
+    every chunk is the first one again (a control: one population, the file only longer).
     Returns the first chunk's truth layer, dropout mask (CSR) and groups, to score the
     output's first rows against."""
     import anndata as ad
@@ -186,12 +189,15 @@ def _sim_to_disk(path, n, n_genes=2000, chunk=20000):
         idx = g.create_dataset("indices", shape=(0,), maxshape=(None,), dtype="int32", chunks=(1 << 20,))
         indptr = [np.zeros(1, np.int64)]
         for i in range(0, n, chunk):
-            a = splat(n_cells=min(chunk, n - i), n_genes=n_genes, n_groups=5, dropout_share=0.5,
-                      seed=100 + i // chunk)
-            X = a.layers["counts"].tocsr()
-            if i == 0:
-                first = (a.layers["truth"].tocsr(), a.layers["mask"].tocsr(), a.obs["group"].to_numpy())
-            del a
+            if i == 0 or not one_population:
+                a = splat(n_cells=min(chunk, n - i), n_genes=n_genes, n_groups=5, dropout_share=0.5,
+                          seed=100 + i // chunk)
+                X = a.layers["counts"].tocsr()
+                if i == 0:
+                    first = (a.layers["truth"].tocsr(), a.layers["mask"].tocsr(), a.obs["group"].to_numpy())
+                del a
+            elif n - i < X.shape[0]:
+                X = X[:n - i]
             k = data.shape[0]
             data.resize((k + X.nnz,))
             idx.resize((k + X.nnz,))
@@ -231,13 +237,14 @@ def case_disk(args):
     folder = tempfile.mkdtemp(prefix="scziva_disk_", dir=os.environ.get("SCZIVA_BENCH_TMP"))
     src, out = os.path.join(folder, "in.h5ad"), os.path.join(folder, "out.h5ad")
     t0 = time.perf_counter()
-    truth, mask, groups = _sim_to_disk(src, n)
+    truth, mask, groups = _sim_to_disk(src, n, one_population=args.one_population)
     sim_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     model = impute_h5ad(src, out, seed=1, device=args.device, progress=False)
     secs = time.perf_counter() - t0
     peak = _peak_gb()  # before the scoring below reads 20,000 dense rows
-    row = dict(case=f"{n:,} x 2,000 from disk", seconds=secs, epochs=model.stopped_epoch,
+    what = " (one population)" if args.one_population else ""
+    row = dict(case=f"{n:,} x 2,000 from disk{what}", seconds=secs, epochs=model.stopped_epoch,
                train_seconds=model.train_seconds, write_seconds=model.config["write_seconds"],
                simulate_seconds=sim_s, input_gb=os.path.getsize(src) / 1e9, output_gb=os.path.getsize(out) / 1e9,
                peak_fit_gb=peak)
@@ -396,6 +403,9 @@ def main():
     p.add_argument("--device", default=None, help="cpu / cuda (default: CUDA when present)")
     p.add_argument("--cells", type=int, default=100_000, help="cells for the 'cells' case")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument("--one-population", action="store_true",
+                   help="'disk': every 20,000-cell chunk the same simulation (a control for the "
+                        "default, where each chunk is a data set of its own)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--peer-method", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -403,6 +413,8 @@ def main():
         return _child(args)
     for case in (CASES if args.case == "all" else [args.case]):
         cmd = [sys.executable, __file__, case, "--child", "--cells", str(args.cells), "--threads", str(args.threads)]
+        if args.one_population:
+            cmd.append("--one-population")
         if args.device:
             cmd += ["--device", args.device]
         t0 = time.perf_counter()

@@ -129,6 +129,41 @@ def test_zinb_objective_equals_autograd_through_the_likelihood():
     torch.testing.assert_close(obj32.double(), obj.detach(), rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("theta_shape", [lambda B, G: (G,), lambda B, G: (B, G)], ids=["gene", "gene-cell"])
+def test_zinb_objective_with_given_nonzeros_and_log1p_is_the_same_bits(theta_shape):
+    # The caller's non-zero entries (a CSR batch's, csr_nonzero) and log1p(x) only save work.
+    from scziva.data import csr_nonzero
+
+    x, logit, mu, theta = _objective_inputs(theta_shape)
+    x = x.float()
+    logit, mu, theta = (t.detach().float().requires_grad_() for t in (logit, mu, theta))
+    rows = sp.csr_matrix(x.numpy())
+    given = dict(nonzero=csr_nonzero(rows, torch.device("cpu")), log1p_x=torch.log1p(x))
+    outs = []
+    for kw in ({}, given):
+        obj, nll, aux = zinb_objective(x, logit, mu, theta, 0.3, 0.2, **kw)
+        grads = torch.autograd.grad((obj * torch.arange(1.0, 7.0)).sum(), (logit, mu, theta))
+        outs.append((obj, nll, aux, *grads))
+    for a, b in zip(*outs):
+        assert torch.equal(a, b)
+
+
+def test_csr_nonzero_is_the_dense_batchs_nonzero_entries():
+    # A non-canonical CSR (unsorted columns, a duplicate, explicit zeros, a value below 0.5)
+    # gives the entries >= 0.5 of its dense form, in torch's row-major order.
+    from scziva.data import csr_nonzero
+
+    data = np.array([3.0, 1.0, 0.0, 2.0, 0.25, 1.0, 1.0, 5.0], dtype=np.float32)
+    indices = np.array([4, 1, 2, 0, 3, 4, 4, 1])
+    indptr = np.array([0, 3, 3, 5, 8])  # row 1 empty; row 3 has column 4 twice
+    M = sp.csr_matrix((data, indices, indptr), shape=(4, 6))
+    want = (torch.from_numpy(M.toarray()) >= 0.5).nonzero(as_tuple=True)
+    got = csr_nonzero(M.copy(), torch.device("cpu"))
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+    assert [t.dtype for t in got] == [torch.int64, torch.int64]
+    assert got[0].tolist() == [0, 0, 2, 3, 3]  # (the duplicate summed, 0 and 0.25 dropped)
+
+
 def test_kl_closed_form():
     m = torch.tensor([[0.0, 1.0], [2.0, -1.0]])
     logv = torch.tensor([[0.0, np.log(4.0)], [np.log(0.25), 0.0]])

@@ -169,9 +169,9 @@ def test_a_sorted_file_trains_on_mixed_batches(tmp_path, monkeypatch):
     seen = []
     real = StreamedBatches.get
 
-    def spy(self, idx):
+    def spy(self, idx, **kw):
         seen.append(np.asarray(idx).copy())
-        return real(self, idx)
+        return real(self, idx, **kw)
 
     monkeypatch.setattr(StreamedBatches, "get", spy)
     monkeypatch.setattr("scziva.stream.READ_CELLS", 25)

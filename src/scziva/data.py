@@ -177,11 +177,32 @@ class Batches:
     def preload(self, idx: np.ndarray) -> None:
         """Nothing to do: every row is in memory (streamed data keeps its held-out cells)."""
 
-    def get(self, idx: np.ndarray):
-        """Counts (cells x genes) and library sizes (cells x 1) of rows ``idx``, on the device."""
+    def get(self, idx: np.ndarray, nonzero: bool = False):
+        """Counts (cells x genes) and library sizes (cells x 1) of rows ``idx``, on the device;
+        with ``nonzero=True`` also the batch's non-zero entries (:func:`csr_nonzero`), or None
+        where the rows are dense (the objective then finds them itself)."""
         if self.sparse:
-            x = torch.from_numpy(self.X[idx].toarray())
-            lib = self.library[torch.as_tensor(idx)]
-            return x.to(self.device, non_blocking=True), lib.to(self.device).unsqueeze(1)
+            rows = self.X[idx]
+            x = torch.from_numpy(rows.toarray()).to(self.device, non_blocking=True)
+            lib = self.library[torch.as_tensor(idx)].to(self.device).unsqueeze(1)
+            return (x, lib, csr_nonzero(rows, self.device)) if nonzero else (x, lib)
         t = torch.as_tensor(idx, device=self._dense.device)
-        return self._dense.index_select(0, t), self.library.index_select(0, t).unsqueeze(1)
+        x, lib = self._dense.index_select(0, t), self.library.index_select(0, t).unsqueeze(1)
+        return (x, lib, None) if nonzero else (x, lib)
+
+
+def csr_nonzero(rows, device: torch.device):
+    """Row and column indices of the entries >= 0.5 of a CSR matrix, in row-major order:
+    ``(torch.as_tensor(rows.toarray()) >= 0.5).nonzero(as_tuple=True)`` without scanning the
+    dense batch (which at 20,000 genes took 4-7 ms a batch of 128 cells on 2 cores, more
+    than any other single step of the objective). ``rows`` is a fresh copy (a row
+    selection) and is put in canonical form in place: explicit zeros, values below 0.5
+    and duplicates dropped or summed, columns sorted."""
+    if not rows.has_canonical_format:
+        rows.sum_duplicates()
+    if rows.nnz and rows.data.min() < 0.5:
+        rows.data[rows.data < 0.5] = 0
+        rows.eliminate_zeros()
+    r = np.repeat(np.arange(rows.shape[0], dtype=np.int64), np.diff(rows.indptr))
+    c = rows.indices.astype(np.int64)
+    return torch.from_numpy(r).to(device), torch.from_numpy(c).to(device)

@@ -161,8 +161,9 @@ class ZIVAE(nn.Module):
         with torch.no_grad():
             self.fc4.bias[i:i + self.n_genes] = log_share.to(self.fc4.bias)
 
-    def encode(self, x: torch.Tensor):
-        h = torch.log1p(x) if self.log_input else x
+    def encode(self, x: torch.Tensor, log1p_x: torch.Tensor | None = None):
+        """Latent mean and log-variance; ``log1p_x``: ``log1p(x)`` when the caller has it."""
+        h = (torch.log1p(x) if log1p_x is None else log1p_x) if self.log_input else x
         h = F.relu(self.fc1(self.conv(h)))
         return self.mu_z(h), self.logv_z(h).clamp(LOGVAR_MIN, LOGVAR_MAX)
 
@@ -196,8 +197,8 @@ class ZIVAE(nn.Module):
         pi = torch.sigmoid(logit).clamp(PI_MIN, PI_MAX)
         return pi, mu, theta
 
-    def sample_latent(self, x: torch.Tensor, sample: bool = True):
-        m, logv = self.encode(x)
+    def sample_latent(self, x: torch.Tensor, sample: bool = True, log1p_x: torch.Tensor | None = None):
+        m, logv = self.encode(x, log1p_x)
         z = m + torch.randn_like(m) * torch.exp(0.5 * logv) if sample else m
         return z, m, logv
 
@@ -253,10 +254,10 @@ class _ZINBObjective(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, logit, mu, theta, c_aux, c_ridge):
+    def forward(ctx, x, logit, mu, theta, c_aux, c_ridge, nonzero=None, log1p_x=None):
         gene_theta = theta.dim() == 1
         zero = x < 0.5
-        rows, cols = (~zero).nonzero(as_tuple=True)
+        rows, cols = (~zero).nonzero(as_tuple=True) if nonzero is None else nonzero
         tm = theta + mu
         log_tm = torch.log(tm)
         log1mr = torch.log(theta) - log_tm  # log(theta / (theta + mu)) = log NB(0) / theta
@@ -293,7 +294,7 @@ class _ZINBObjective(torch.autograd.Function):
         # auxiliary term (log1p((1 - pi) mu) - log1p(x))^2 and the ridge c_ridge * pi^2
         one_m_p = 1.0 - p
         u = one_m_p * mu
-        a = torch.log1p(u).sub_(torch.log1p(x))
+        a = torch.log1p(u).sub_(torch.log1p(x) if log1p_x is None else log1p_x)
         aux = (a * a).sum(1)
         daux_mu = (2.0 * a).mul_(one_m_p).div_(u.add_(1.0))
         g_mu.add_(daux_mu * c_aux)
@@ -320,11 +321,11 @@ class _ZINBObjective(torch.autograd.Function):
             else:
                 grad_theta = (g_theta * g).index_put_((rows, cols), -sparse, accumulate=True)
         grad_c = (g_obj * aux).sum() if ctx.needs_input_grad[4] else None
-        return None, g_logit * g, g_mu * g, grad_theta, grad_c, None
+        return None, g_logit * g, g_mu * g, grad_theta, grad_c, None, None, None
 
 
 def zinb_objective(x: torch.Tensor, logit: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor,
-                   c_aux: torch.Tensor | float = 0.0, c_ridge: float = 0.0):
+                   c_aux: torch.Tensor | float = 0.0, c_ridge: float = 0.0, nonzero=None, log1p_x=None):
     """scZiva's training objective per cell, and its parts: ``(objective, nll, aux)``.
 
     ``nll`` = ``-sum_g log ZINB(x | pi, mu, theta)`` without ``-lgamma(x + 1)`` (a constant),
@@ -335,10 +336,16 @@ def zinb_objective(x: torch.Tensor, logit: torch.Tensor, mu: torch.Tensor, theta
     out by hand (:class:`_ZINBObjective`) and checked against finite differences and
     against autograd through :func:`zinb_log_prob` in the tests. Unlike the decoder's
     ``pi`` the logit is not clamped: ``log pi`` and ``log(1 - pi)`` are softplus terms.
+
+    Two inputs only save work when the caller already has them (the values are the same
+    bits either way): ``nonzero``, the row and column indices of the entries of ``x`` that
+    are at least 0.5, in row-major order (as ``(x >= 0.5).nonzero(as_tuple=True)``: a CSR
+    batch has them for free, and finding them in a dense batch costs more than any other
+    single step of the objective), and ``log1p_x``, ``log1p(x)`` (the encoder's input).
     """
     if not torch.is_tensor(c_aux):
         c_aux = torch.tensor(float(c_aux), dtype=mu.dtype, device=mu.device)
-    return _ZINBObjective.apply(x, logit, mu, theta, c_aux, float(c_ridge))
+    return _ZINBObjective.apply(x, logit, mu, theta, c_aux, float(c_ridge), nonzero, log1p_x)
 
 
 # Points of the trapezoid rule in expected_log1p_nb (step in u = log t). The integrand decays

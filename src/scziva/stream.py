@@ -33,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .data import csr_nonzero
 from .errors import InputError
 from .validate import (RAW_COUNTS_HINT, RoundedInputWarning, check_non_integers, check_not_log_transformed,
                        check_values, rounding_note)
@@ -211,7 +212,7 @@ class StreamedBatches:
         ends = np.cumsum(np.bincount(pools))
         return np.concatenate([rng.permutation(grouped[a:b]) for a, b in zip(np.r_[0, ends[:-1]], ends)])
 
-    def get(self, idx: np.ndarray):
+    def get(self, idx: np.ndarray, nonzero: bool = False):
         idx = np.asarray(idx)
         if self._held_rows is not None and all(int(i) in self._held for i in idx):  # held-out cells
             X = self._held_rows[[self._held[int(i)] for i in idx]]
@@ -223,9 +224,11 @@ class StreamedBatches:
             if len(uniq) > 1:  # vstack grouped the rows by piece: back to the order asked for
                 pos = np.concatenate([np.flatnonzero(blocks == b) for b in uniq])
                 X = X[np.argsort(pos)]
-        x = torch.from_numpy(np.asarray(X.toarray(), dtype=np.float32))
-        lib = self.library[torch.as_tensor(idx)]
-        return x.to(self.device), lib.to(self.device).unsqueeze(1)
+        x = torch.from_numpy(np.asarray(X.toarray(), dtype=np.float32)).to(self.device)
+        lib = self.library[torch.as_tensor(idx)].to(self.device).unsqueeze(1)
+        if not nonzero:
+            return x, lib
+        return x, lib, (csr_nonzero(X.copy(), self.device) if sp.issparse(X) else None)
 
 
 def _output_file(out: Path, obs, var, n: int, g: int, uns: dict):

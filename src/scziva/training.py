@@ -70,7 +70,7 @@ def kl_weight(step: int, warmup_steps: int) -> float:
 
 
 def loss_scziva(model, aux_w, x, lib, kl_w: float, lam_reg: float, aux_scale: float,
-                pi_ridge: float = 0.0) -> Losses:
+                pi_ridge: float = 0.0, nonzero=None) -> Losses:
     """The mini-batch objective of ``mode="scziva"``: per cell, the ZINB negative
     log-likelihood (summed over genes, up to a constant), the KL term at weight ``kl_w``,
     the auxiliary reconstruction term, and the ridge penalty on ``pi``; averaged over cells.
@@ -81,12 +81,16 @@ def loss_scziva(model, aux_w, x, lib, kl_w: float, lam_reg: float, aux_scale: fl
     ``pi_ridge * sum(pi^2)`` (as in DCA's ZINB loss): on shallow counts "low mean" and "high
     mean with high pi" explain a zero almost equally well, and it prefers the first; its
     strength is chosen in :mod:`scziva.core`. The likelihood, auxiliary and ridge terms and
-    their gradients are computed together (:func:`scziva.module.zinb_objective`).
+    their gradients are computed together (:func:`scziva.module.zinb_objective`), which
+    reuses ``log1p(x)`` from the encoder and ``nonzero`` (the batch's non-zero entries,
+    :meth:`scziva.data.Batches.get`) when given.
     """
-    z, m, logv = model.sample_latent(x)
+    lx = torch.log1p(x)  # the encoder's input (log_input) and the auxiliary term's target
+    z, m, logv = model.sample_latent(x, log1p_x=lx)
     logit, mu, theta = model.decode_parts(z, lib)
     w = aux_w()
-    objective, nll, aux = zinb_objective(x, logit, mu, theta, aux_scale * w, pi_ridge)
+    objective, nll, aux = zinb_objective(x, logit, mu, theta, aux_scale * w, pi_ridge, nonzero=nonzero,
+                                         log1p_x=lx)
     kl = kl_standard_normal(m, logv)
     total = (objective + kl_w * kl).mean() + lam_reg * (w - 1.0).pow(2)
     return Losses(total, nll.mean(), kl.mean(), aux.mean(), w)
@@ -343,9 +347,9 @@ class MiniBatchPlan(_Plan):
             if idx.size < 2:  # a batch of one cell gives a degenerate gradient
                 continue
             kl_w = kl_weight(epoch * sched.steps_per_epoch + b, sched.warmup_steps)
-            x, lib = data.get(idx)
+            x, lib, nonzero = data.get(idx, nonzero=True)
             losses = loss_scziva(self.model, self.aux_w, x, lib, kl_w, self.s.lam_reg, self.s.aux_scale,
-                                 self.s.pi_ridge)
+                                 self.s.pi_ridge, nonzero=nonzero)
             self._step(losses)
             sums += losses.stacked().numpy()
             done += 1
