@@ -75,6 +75,7 @@ def prepare_data(M, settings: ZivaSettings) -> PreparedData | None:
     sub = sub[:, order]
     if sp.issparse(sub):
         sub = sp.csr_matrix(sub)
+        sub.sum_duplicates()  # (a new matrix: the permutation unsorted its columns; Batches wants them sorted)
     return PreparedData(matrix=sub, keep_cells=keep_cells, keep_genes=keep_genes, order=order,
                         library=library.astype(np.float32), shape=(n_cells, n_genes),
                         gene_totals=np.asarray(gene_tot, dtype=np.float64)[keep_genes][order])
@@ -158,9 +159,11 @@ class Batches:
     """Rows of a dense array or a CSR matrix, densified one mini-batch at a time."""
 
     def __init__(self, X, library: np.ndarray, device: torch.device):
+        self.sparse = sp.issparse(X)
+        if self.sparse:
+            X = canonical_csr(X)
         self.X = X
         self.n = X.shape[0]
-        self.sparse = sp.issparse(X)
         self.device = device
         self.library = torch.as_tensor(library, dtype=torch.float32)
         self._dense = None
@@ -189,6 +192,22 @@ class Batches:
         t = torch.as_tensor(idx, device=self._dense.device)
         x, lib = self._dense.index_select(0, t), self.library.index_select(0, t).unsqueeze(1)
         return (x, lib, None) if nonzero else (x, lib)
+
+
+def canonical_csr(X) -> sp.csr_matrix:
+    """``X`` as CSR with sorted columns, no duplicates and no stored values below 0.5, so
+    that a row selection needs no sorting in :func:`csr_nonzero` (a column-permuted matrix,
+    as the gene order makes it, has its columns unsorted: sorting each mini-batch cost
+    3 ms of a 15 ms step at 2,000 genes). ``X`` itself when it already is; otherwise a new
+    matrix (the caller's is never changed)."""
+    X = X if sp.isspmatrix_csr(X) else sp.csr_matrix(X)
+    if X.has_canonical_format and not (X.nnz and X.data.min() < 0.5):
+        return X
+    X = X.copy()
+    X.sum_duplicates()
+    X.data[X.data < 0.5] = 0
+    X.eliminate_zeros()
+    return X
 
 
 def csr_nonzero(rows, device: torch.device):

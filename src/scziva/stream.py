@@ -33,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .data import csr_nonzero
+from .data import canonical_csr, csr_nonzero
 from .errors import InputError
 from .validate import (RAW_COUNTS_HINT, RoundedInputWarning, check_non_integers, check_not_log_transformed,
                        check_values, rounding_note)
@@ -184,7 +184,7 @@ class StreamedBatches:
             first, last = int(cells[0]), int(cells[-1]) + 1
             B = self.rows.read(first, last)[cells - first][:, self.columns]
             B.data = np.rint(B.data)
-            self._cache[b] = sp.csr_matrix(B)
+            self._cache[b] = canonical_csr(B)  # (the column selection unsorts each row's columns)
         return self._cache[b]
 
     def preload(self, idx: np.ndarray) -> None:
