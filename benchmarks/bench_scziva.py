@@ -95,7 +95,7 @@ def case_cells(args):
     t0 = time.perf_counter()
     Y, model = ZIVAimpute(X, seed=1, device=args.device)
     return [dict(case=f"{n:,} x 2,000 sparse", seconds=time.perf_counter() - t0, epochs=model.stopped_epoch,
-                 train_seconds=model.train_seconds, output_gb=Y.nbytes / 1e9)]
+                 train_seconds=model.train_seconds, output_gb=Y.nbytes / 1e9, **_rule_facts(model))]
 
 
 def _big_sim(n, with_truth=True):
@@ -208,6 +208,13 @@ def _sim_to_disk(path, n, n_genes=2000, chunk=20000, one_population=False):
     return first
 
 
+def _rule_facts(model) -> dict:
+    """The penalty ``pi_ridge="auto"`` chose and the share of sampling zeros it chose it
+    from (the fit's accuracy depends on it: docs/scziva.md, "Less fixed cost")."""
+    sel = model.pi_ridge_selection or {}
+    return dict(pi_ridge=model.config.get("pi_ridge"), sampling_zero_share=sel.get("sampling_zero_share"))
+
+
 def _first_rows_scores(path, truth, mask, groups):
     """:func:`_truth_scores` of the first ``truth.shape[0]`` rows of ``path``'s ``X`` (dense
     or CSR)."""
@@ -247,7 +254,7 @@ def case_disk(args):
     row = dict(case=f"{n:,} x 2,000 from disk{what}", seconds=secs, epochs=model.stopped_epoch,
                train_seconds=model.train_seconds, write_seconds=model.config["write_seconds"],
                simulate_seconds=sim_s, input_gb=os.path.getsize(src) / 1e9, output_gb=os.path.getsize(out) / 1e9,
-               peak_fit_gb=peak)
+               peak_fit_gb=peak, **_rule_facts(model))
     # Accuracy on the first chunk of cells (20,000 of one simulation), against the same rows
     # left as they are (no imputation).
     rows = [row]
