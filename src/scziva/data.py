@@ -74,8 +74,9 @@ def prepare_data(M, settings: ZivaSettings) -> PreparedData | None:
     order = _gene_order(sub, library, keep_genes, n_genes, settings)
     sub = sub[:, order]
     if sp.issparse(sub):
-        sub = sp.csr_matrix(sub)
-        sub.sum_duplicates()  # (a new matrix: the permutation unsorted its columns; Batches wants them sorted)
+        # (a new matrix: made canonical in place, as Batches wants it, instead of copied there;
+        # the permutation unsorted its columns)
+        sub = canonical_csr(sub, copy=False)
     return PreparedData(matrix=sub, keep_cells=keep_cells, keep_genes=keep_genes, order=order,
                         library=library.astype(np.float32), shape=(n_cells, n_genes),
                         gene_totals=np.asarray(gene_tot, dtype=np.float64)[keep_genes][order])
@@ -194,16 +195,18 @@ class Batches:
         return (x, lib, None) if nonzero else (x, lib)
 
 
-def canonical_csr(X) -> sp.csr_matrix:
+def canonical_csr(X, copy: bool = True) -> sp.csr_matrix:
     """``X`` as CSR with sorted columns, no duplicates and no stored values below 0.5, so
     that a row selection needs no sorting in :func:`csr_nonzero` (a column-permuted matrix,
     as the gene order makes it, has its columns unsorted: sorting each mini-batch cost
     3 ms of a 15 ms step at 2,000 genes). ``X`` itself when it already is; otherwise a new
-    matrix (the caller's is never changed)."""
+    matrix (the caller's is never changed), or ``X`` changed in place with ``copy=False``
+    (for a matrix the caller has just made)."""
     X = X if sp.isspmatrix_csr(X) else sp.csr_matrix(X)
     if X.has_canonical_format and not (X.nnz and X.data.min() < 0.5):
         return X
-    X = X.copy()
+    if copy:
+        X = X.copy()
     X.sum_duplicates()
     X.data[X.data < 0.5] = 0
     X.eliminate_zeros()
@@ -215,13 +218,8 @@ def csr_nonzero(rows, device: torch.device):
     ``(torch.as_tensor(rows.toarray()) >= 0.5).nonzero(as_tuple=True)`` without scanning the
     dense batch (which at 20,000 genes took 4-7 ms a batch of 128 cells on 2 cores, more
     than any other single step of the objective). ``rows`` is a fresh copy (a row
-    selection) and is put in canonical form in place: explicit zeros, values below 0.5
-    and duplicates dropped or summed, columns sorted."""
-    if not rows.has_canonical_format:
-        rows.sum_duplicates()
-    if rows.nnz and rows.data.min() < 0.5:
-        rows.data[rows.data < 0.5] = 0
-        rows.eliminate_zeros()
+    selection); if it is not canonical (:func:`canonical_csr`) it is made so in place."""
+    rows = canonical_csr(rows, copy=False)
     r = np.repeat(np.arange(rows.shape[0], dtype=np.int64), np.diff(rows.indptr))
     c = rows.indices.astype(np.int64)
     return torch.from_numpy(r).to(device), torch.from_numpy(c).to(device)

@@ -184,7 +184,7 @@ class StreamedBatches:
             first, last = int(cells[0]), int(cells[-1]) + 1
             B = self.rows.read(first, last)[cells - first][:, self.columns]
             B.data = np.rint(B.data)
-            self._cache[b] = canonical_csr(B)  # (the column selection unsorts each row's columns)
+            self._cache[b] = canonical_csr(B, copy=False)  # (the column selection unsorts each row's columns)
         return self._cache[b]
 
     def preload(self, idx: np.ndarray) -> None:
@@ -228,7 +228,7 @@ class StreamedBatches:
         lib = self.library[torch.as_tensor(idx)].to(self.device).unsqueeze(1)
         if not nonzero:
             return x, lib
-        return x, lib, (csr_nonzero(X.copy(), self.device) if sp.issparse(X) else None)
+        return x, lib, csr_nonzero(X, self.device)  # (X: a row selection, a new matrix)
 
 
 def _output_file(out: Path, obs, var, n: int, g: int, uns: dict):
